@@ -1,0 +1,185 @@
+"""The event-stream parser in plain Python, written for clarity from the WHATWG spec.
+
+It is the executable reference the Rust parser is tested against (same vectors, and
+differential tests on random streams at random chunkings), and the pure-Python baseline of the
+benchmarks. Behaviour, including the ``max_event_size`` bound, is identical to ``fastsse.Parser``.
+
+Spec: https://html.spec.whatwg.org/multipage/server-sent-events.html#parsing-an-event-stream
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from fastsse._errors import EventTooLargeError
+from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event
+
+_BOM = b"\xef\xbb\xbf"
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+class PureParser:
+    """Same API and results as ``fastsse.Parser``."""
+
+    def __init__(
+        self,
+        *,
+        last_event_id: str = "",
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        on_oversize: Literal["error", "skip"] = "error",
+    ) -> None:
+        if max_event_size <= 0:
+            raise ValueError(
+                f"max_event_size must be a positive number of bytes, not {max_event_size}"
+            )
+        if on_oversize not in ("error", "skip"):
+            raise ValueError(f"on_oversize must be 'error' or 'skip', not {on_oversize!r}")
+        self._max_event_size = max_event_size
+        self._skip_oversized = on_oversize == "skip"
+        self._last_event_id = last_event_id
+        self._retry: int | None = None
+        self._oversized = 0
+        self._start_stream()
+
+    @property
+    def last_event_id(self) -> str:
+        return self._last_event_id
+
+    @property
+    def retry(self) -> int | None:
+        return self._retry
+
+    @property
+    def oversized(self) -> int:
+        return self._oversized
+
+    @property
+    def max_event_size(self) -> int:
+        return self._max_event_size
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
+            )
+        buffer = self._pending + bytes(data)
+        if not buffer:
+            return []
+        if self._at_stream_start:
+            # "One leading U+FEFF BYTE ORDER MARK character must be ignored if any are present."
+            if len(buffer) < len(_BOM) and _BOM.startswith(buffer):
+                self._pending = buffer
+                return []
+            if buffer.startswith(_BOM):
+                buffer = buffer[len(_BOM) :]
+            self._at_stream_start = False
+        oversized_before = self._oversized
+        events: list[Event] = []
+        position = 0
+        if self._after_cr and buffer.startswith(b"\n"):
+            position = 1  # The LF of a CRLF whose CR ended the previous chunk.
+        self._after_cr = False
+        for line_end in _LINE_END.finditer(buffer, position):
+            line = buffer[position : line_end.start()]
+            if self._dropping_line:
+                self._dropping_line = False
+            else:
+                self._process_line(line, events)
+            position = line_end.end()
+            self._after_cr = line_end.group() == b"\r" and position == len(buffer)
+        self._pending = buffer[position:]
+        self._bound_unfinished_line()
+        discarded = self._oversized - oversized_before
+        if discarded and not self._skip_oversized:
+            raise EventTooLargeError(
+                f"an event exceeded max_event_size ({self._max_event_size} bytes)",
+                events=events,
+                max_event_size=self._max_event_size,
+                discarded=discarded,
+            )
+        return events
+
+    def finish(self) -> list[Event]:
+        """End of stream: "If the file ends in the middle of an event, before the final empty
+        line, the incomplete event is not dispatched." The parser is then ready for a new
+        connection, keeping the last event ID and retry."""
+        self._start_stream()
+        return []
+
+    def _start_stream(self) -> None:
+        self._pending = b""
+        self._at_stream_start = True
+        self._after_cr = False
+        self._dropping_line = False
+        self._discarding_event = False
+        self._id_buffer = self._last_event_id
+        self._clear_event_fields()
+
+    def _clear_event_fields(self) -> None:
+        self._data: list[bytes] = []
+        self._event_type = b""
+        self._event_retry: int | None = None
+        self._event_size = 0
+
+    def _bound_unfinished_line(self) -> None:
+        """A line too long for the limit is dropped as it arrives, not when it ends."""
+        pending = self._pending
+        if (
+            pending
+            and not self._discarding_event
+            and not pending.startswith(b":")
+            and self._event_size + len(pending) > self._max_event_size
+        ):
+            self._start_discarding()
+            self._dropping_line = True
+        if self._dropping_line or (self._discarding_event and pending):
+            self._dropping_line = True
+            self._pending = b""
+
+    def _start_discarding(self) -> None:
+        self._oversized += 1
+        self._discarding_event = True
+        self._id_buffer = self._last_event_id
+        self._clear_event_fields()
+
+    def _process_line(self, line: bytes, events: list[Event]) -> None:
+        if not line:
+            if self._discarding_event:
+                self._discarding_event = False
+            else:
+                self._dispatch(events)
+            return
+        if self._discarding_event or line.startswith(b":"):
+            return
+        if self._event_size + len(line) > self._max_event_size:
+            self._start_discarding()
+            return
+        self._event_size += len(line)
+        name, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event_type = value
+        elif name == b"id":
+            if b"\0" not in value:
+                self._id_buffer = value.decode("utf-8", "replace")
+        elif name == b"retry":
+            # bytes.isdigit() is true for ASCII digits only, as the spec asks.
+            if value.isdigit():
+                self._retry = self._event_retry = int(value)
+
+    def _dispatch(self, events: list[Event]) -> None:
+        self._last_event_id = self._id_buffer
+        if self._data:
+            events.append(
+                Event(
+                    event=self._event_type.decode("utf-8", "replace") or "message",
+                    data=b"\n".join(self._data).decode("utf-8", "replace"),
+                    id=self._last_event_id,
+                    retry=self._event_retry,
+                )
+            )
+        self._clear_event_fields()

@@ -1,0 +1,241 @@
+use super::*;
+
+fn event(event: &str, data: &str, id: &str) -> Event {
+    Event {
+        event: event.into(),
+        data: data.into(),
+        id: id.into(),
+        retry: None,
+    }
+}
+
+fn message(data: &str) -> Event {
+    event("message", data, "")
+}
+
+/// Parses `stream` whole, then split at every position and byte by byte, and checks that every
+/// chunking gives the same events and the same final state.
+fn parse(stream: &[u8]) -> Vec<Event> {
+    let mut whole = Parser::new();
+    let expected = whole.feed_to_vec(stream);
+    let chunkings: Vec<Vec<&[u8]>> = (0..=stream.len())
+        .map(|at| vec![&stream[..at], &stream[at..]])
+        .chain(std::iter::once(stream.chunks(1).collect()))
+        .collect();
+    for chunks in chunkings {
+        let mut parser = Parser::new();
+        let mut events = Vec::new();
+        for chunk in &chunks {
+            parser.feed(chunk, &mut events);
+        }
+        assert_eq!(events, expected, "chunking {chunks:?}");
+        assert_eq!(parser.last_event_id(), whole.last_event_id());
+        assert_eq!(parser.retry(), whole.retry());
+    }
+    expected
+}
+
+#[test]
+fn data_lines_are_joined_and_the_trailing_newline_removed() {
+    assert_eq!(parse(b"data: a\ndata:b\ndata\n\n"), [message("a\nb\n")]);
+}
+
+#[test]
+fn cr_lf_and_crlf_all_end_lines() {
+    assert_eq!(
+        parse(b"data: 1\r\rdata: 2\n\ndata: 3\r\n\r\ndata: 4\r\n\n"),
+        ["1", "2", "3", "4"].map(message)
+    );
+}
+
+#[test]
+fn a_crlf_split_between_chunks_is_one_line_end() {
+    let mut parser = Parser::new();
+    let mut events = parser.feed_to_vec(b"data: a\r");
+    events.extend(parser.feed_to_vec(b"\ndata: b\r"));
+    events.extend(parser.feed_to_vec(b"\n\r"));
+    events.extend(parser.feed_to_vec(b"\n"));
+    assert_eq!(events, [message("a\nb")]);
+}
+
+#[test]
+fn one_leading_bom_is_stripped_only_at_stream_start() {
+    assert_eq!(parse(b"\xEF\xBB\xBFdata: a\n\n"), [message("a")]);
+    // A second BOM is part of the line, so the field name is not "data".
+    assert_eq!(parse(b"\xEF\xBB\xBF\xEF\xBB\xBFdata: a\n\n"), []);
+    assert_eq!(parse(b"data: a\n\n\xEF\xBB\xBFdata: b\n\n"), [message("a")]);
+}
+
+#[test]
+fn a_broken_bom_prefix_is_kept_as_data() {
+    assert_eq!(parse(b"\xEF\xBBdata: a\n\n"), []);
+    assert_eq!(parse(b"\xEF\xBB\n\ndata: a\n\n"), [message("a")]);
+    let mut parser = Parser::new();
+    assert_eq!(parser.feed_to_vec(b"\xEF"), []);
+    assert_eq!(
+        parser.feed_to_vec(b":x\ndata: \xEF\n\n"),
+        [message("\u{FFFD}")]
+    );
+}
+
+#[test]
+fn finish_restarts_bom_stripping_and_keeps_the_last_event_id() {
+    let mut parser = Parser::new();
+    assert_eq!(
+        parser.feed_to_vec(b"\xEF\xBB\xBFid: 7\ndata: a\n\ndata: cut"),
+        [event("message", "a", "7")]
+    );
+    assert!(parser.finish());
+    assert_eq!(
+        parser.feed_to_vec(b"\xEF\xBB\xBFdata: b\n\n"),
+        [event("message", "b", "7")]
+    );
+    assert!(!parser.finish());
+}
+
+#[test]
+fn an_unterminated_event_is_discarded_with_its_id() {
+    let mut parser = Parser::new();
+    assert_eq!(parser.feed_to_vec(b"id: 1\ndata: x\n"), []);
+    assert!(parser.finish());
+    assert_eq!(parser.last_event_id(), "");
+    assert_eq!(parser.feed_to_vec(b"data: y\n\n"), [message("y")]);
+}
+
+#[test]
+fn fields_and_values() {
+    assert_eq!(
+        parse(b"event: add\ndata:  two spaces\nfoo: bar\n: comment\ndata\n\n"),
+        [event("add", " two spaces\n", "")]
+    );
+    assert_eq!(parse(b"event\ndata: x\n\n"), [message("x")]);
+    assert_eq!(parse(b"DATA: x\n\n"), []);
+    assert_eq!(parse(b"data:\n\n"), [message("")]);
+    assert_eq!(parse(b"data: a:b: c\n\n"), [message("a:b: c")]);
+}
+
+#[test]
+fn ids_persist_reset_and_ignore_nul() {
+    assert_eq!(
+        parse(b"id: 1\ndata: a\n\ndata: b\n\nid: 2\x003\ndata: c\n\nid\ndata: d\n\n"),
+        [
+            event("message", "a", "1"),
+            event("message", "b", "1"),
+            event("message", "c", "1"),
+            event("message", "d", ""),
+        ]
+    );
+}
+
+#[test]
+fn blocks_without_data_are_not_dispatched_but_set_the_last_event_id() {
+    let mut parser = Parser::new();
+    assert_eq!(parser.feed_to_vec(b"id: 5\n\nevent: x\n\n"), []);
+    assert_eq!(parser.last_event_id(), "5");
+    assert_eq!(
+        parser.feed_to_vec(b"data: a\n\n"),
+        [event("message", "a", "5")]
+    );
+}
+
+#[test]
+fn retry_accepts_only_ascii_digits_and_keeps_any_size() {
+    let mut parser = Parser::new();
+    let events = parser.feed_to_vec(b"retry: 0042\ndata: a\n\n");
+    assert_eq!(events[0].retry.as_ref().map(RetryMs::digits), Some("42"));
+    assert_eq!(parser.retry().and_then(RetryMs::as_u64), Some(42));
+    for bad in [
+        &b"retry: -1"[..],
+        b"retry: +1",
+        b"retry:  1",
+        b"retry: 1 ",
+        b"retry: 1_000",
+        b"retry: \xEF\xBC\x91",
+        b"retry: 1.5",
+        b"retry:",
+    ] {
+        let mut stream = bad.to_vec();
+        stream.extend_from_slice(b"\ndata: b\n\n");
+        let events = parser.feed_to_vec(&stream);
+        assert_eq!(events[0].retry, None, "{bad:?}");
+        assert_eq!(parser.retry().and_then(RetryMs::as_u64), Some(42));
+    }
+    parser.feed_to_vec(b"retry: 123456789012345678901234567890\n\n");
+    let retry = parser.retry().unwrap();
+    assert_eq!(retry.digits(), "123456789012345678901234567890");
+    assert_eq!(retry.as_u64(), None);
+    parser.feed_to_vec(b"retry: 000\n\n");
+    assert_eq!(parser.retry().unwrap().digits(), "0");
+}
+
+#[test]
+fn line_separators_other_than_cr_and_lf_are_data() {
+    let stream = "data: a\u{2028}b\u{2029}c\u{85}d\u{B}e\u{C}f\n\n";
+    assert_eq!(
+        parse(stream.as_bytes()),
+        [message("a\u{2028}b\u{2029}c\u{85}d\u{B}e\u{C}f")]
+    );
+}
+
+#[test]
+fn utf8_split_anywhere_and_invalid_bytes_replaced() {
+    assert_eq!(parse("data: é€😀\n\n".as_bytes()), [message("é€😀")]);
+    assert_eq!(
+        parse(b"data: a\xFFb\xE2\x82\n\n"),
+        [message("a\u{FFFD}b\u{FFFD}")]
+    );
+    assert_eq!(
+        parse(b"event: \xC3\ndata: x\n\n"),
+        [event("\u{FFFD}", "x", "")]
+    );
+}
+
+#[test]
+fn an_oversized_event_is_discarded_and_parsing_resumes() {
+    let mut parser = Parser::new().with_max_event_size(16);
+    let events =
+        parser.feed_to_vec(b"data: ok\n\ndata: 0123456789abcdef\ndata: more\n\ndata: next\n\n");
+    assert_eq!(events, [message("ok"), message("next")]);
+    assert_eq!(parser.oversized(), 1);
+    // Several lines that together exceed the limit.
+    let events = parser.feed_to_vec(b"data: 12345\ndata: 12345\ndata: x\n\ndata: y\n\n");
+    assert_eq!(events, [message("y")]);
+    assert_eq!(parser.oversized(), 2);
+}
+
+#[test]
+fn an_oversized_line_split_over_chunks_is_never_buffered_whole() {
+    let mut parser = Parser::new().with_max_event_size(1024);
+    parser.feed_to_vec(b"id: 1\ndata: a\n\nid: 2\ndata: ");
+    for _ in 0..1000 {
+        assert_eq!(parser.feed_to_vec(&[b'x'; 4096]), []);
+        assert!(parser.line.capacity() <= 2048);
+    }
+    assert_eq!(parser.oversized(), 1);
+    let events = parser.feed_to_vec(b"xxx\ndata: still discarded\n\ndata: b\n\n");
+    assert_eq!(events, [event("message", "b", "1")]);
+}
+
+#[test]
+fn comments_of_any_length_do_not_count_against_the_limit() {
+    let mut parser = Parser::new().with_max_event_size(8);
+    parser.feed_to_vec(b": ");
+    for _ in 0..100 {
+        parser.feed_to_vec(&[b'x'; 1000]);
+    }
+    assert_eq!(parser.feed_to_vec(b"\ndata: a\n\n"), [message("a")]);
+    assert_eq!(parser.oversized(), 0);
+}
+
+#[test]
+fn starting_last_event_id_is_used_until_replaced() {
+    let mut parser = Parser::new().with_last_event_id("41");
+    assert_eq!(
+        parser.feed_to_vec(b"data: a\n\n"),
+        [event("message", "a", "41")]
+    );
+    assert_eq!(
+        parser.feed_to_vec(b"id: 42\ndata: b\n\n"),
+        [event("message", "b", "42")]
+    );
+}

@@ -1,0 +1,338 @@
+//! The Python binding: `fastsse._fastsse`. Thin on purpose: it turns the core's borrowed
+//! events into Python objects, one list per chunk, and does nothing the core could do.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{
+    PyByteArray, PyBytes, PyDict, PyInt, PyList, PyMemoryView, PyString, PyTuple, PyType,
+};
+
+use crate::{EventRef, EventSink, Parser as CoreParser, RetryMs, DEFAULT_MAX_EVENT_SIZE};
+
+/// One Server-Sent Event. Immutable; attribute names match httpx-sse's `ServerSentEvent`.
+#[pyclass(frozen, module = "fastsse._fastsse", name = "Event")]
+pub struct Event {
+    #[pyo3(get)]
+    event: Py<PyString>,
+    #[pyo3(get)]
+    data: Py<PyString>,
+    #[pyo3(get)]
+    id: Py<PyString>,
+    #[pyo3(get)]
+    retry: Option<Py<PyInt>>,
+}
+
+#[pymethods]
+impl Event {
+    /// Like httpx-sse's `ServerSentEvent`: an empty or missing `event` means "message".
+    #[new]
+    #[pyo3(signature = (event = None, data = None, id = None, retry = None))]
+    fn new(
+        py: Python<'_>,
+        event: Option<Bound<'_, PyString>>,
+        data: Option<Bound<'_, PyString>>,
+        id: Option<Bound<'_, PyString>>,
+        retry: Option<Bound<'_, PyInt>>,
+    ) -> PyResult<Self> {
+        let empty = || PyString::new(py, "").unbind();
+        let event = match event {
+            Some(event) if event.is_truthy()? => event.unbind(),
+            _ => intern!(py, "message").clone().unbind(),
+        };
+        Ok(Self {
+            event,
+            data: data.map_or_else(empty, Bound::unbind),
+            id: id.map_or_else(empty, Bound::unbind),
+            retry: retry.map(Bound::unbind),
+        })
+    }
+
+    /// The data decoded as JSON, with orjson when it is installed.
+    fn json(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(json_loads(py)?.call1((self.data.bind(py),))?.unbind())
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Self) -> PyResult<bool> {
+        self.fields(py).eq(other.fields(py))
+    }
+
+    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
+        self.fields(py).hash()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let mut repr = format!(
+            "Event(event={}, data={}, id={}",
+            self.event.bind(py).repr()?,
+            self.data.bind(py).repr()?,
+            self.id.bind(py).repr()?
+        );
+        if let Some(retry) = &self.retry {
+            repr.push_str(&format!(", retry={retry}"));
+        }
+        repr.push(')');
+        Ok(repr)
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        (slf.get_type(), slf.get().fields(py)).into_pyobject(py)
+    }
+}
+
+impl Event {
+    fn fields<'py>(&self, py: Python<'py>) -> Bound<'py, PyTuple> {
+        let retry = self.retry.as_ref().map(|retry| retry.bind(py).clone());
+        PyTuple::new(
+            py,
+            [
+                self.event.bind(py).clone().into_any(),
+                self.data.bind(py).clone().into_any(),
+                self.id.bind(py).clone().into_any(),
+                retry.map_or_else(|| py.None().into_bound(py), Bound::into_any),
+            ],
+        )
+        .expect("a tuple of four objects")
+    }
+}
+
+fn json_loads(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    LOADS
+        .get_or_try_init(py, || {
+            let module = py.import("orjson").or_else(|_| py.import("json"))?;
+            module.getattr("loads").map(Bound::unbind)
+        })
+        .map(|loads| loads.bind(py))
+}
+
+/// The last Python string made for a value that tends to repeat (an event type, an id), reused
+/// while the value stays the same so that consecutive events share one object.
+#[derive(Default)]
+struct RepeatCache {
+    text: String,
+    object: Option<Py<PyString>>,
+}
+
+impl RepeatCache {
+    fn get<'py>(&mut self, py: Python<'py>, text: &str) -> Bound<'py, PyString> {
+        match &self.object {
+            Some(object) if self.text == text => object.bind(py).clone(),
+            _ => {
+                let object = PyString::new(py, text);
+                self.text.clear();
+                self.text.push_str(text);
+                self.object = Some(object.clone().unbind());
+                object
+            }
+        }
+    }
+}
+
+/// Builds the Python events of one chunk.
+struct PySink<'py, 'c> {
+    py: Python<'py>,
+    event_types: &'c mut RepeatCache,
+    ids: &'c mut RepeatCache,
+    events: Vec<Bound<'py, Event>>,
+    error: Option<PyErr>,
+}
+
+impl PySink<'_, '_> {
+    fn make(&mut self, event: EventRef<'_>) -> PyResult<()> {
+        let py = self.py;
+        let event_type = if event.event == "message" {
+            intern!(py, "message").clone()
+        } else {
+            self.event_types.get(py, event.event)
+        };
+        let retry = event
+            .retry
+            .map(|retry| retry_to_py(py, retry))
+            .transpose()?;
+        let object = Bound::new(
+            py,
+            Event {
+                event: event_type.unbind(),
+                data: PyString::new(py, event.data).unbind(),
+                id: self.ids.get(py, event.id).unbind(),
+                retry: retry.map(Bound::unbind),
+            },
+        )?;
+        self.events.push(object);
+        Ok(())
+    }
+}
+
+impl EventSink for PySink<'_, '_> {
+    fn on_event(&mut self, event: EventRef<'_>) {
+        if self.error.is_none() {
+            if let Err(error) = self.make(event) {
+                self.error = Some(error);
+            }
+        }
+    }
+}
+
+fn retry_to_py<'py>(py: Python<'py>, retry: &RetryMs) -> PyResult<Bound<'py, PyInt>> {
+    match retry.as_u64() {
+        Some(value) => Ok(value.into_pyobject(py)?),
+        // Past u64: let Python's int hold it exactly, as the spec asks.
+        None => Ok(py
+            .get_type::<PyInt>()
+            .call1((retry.digits(),))?
+            .cast_into()?),
+    }
+}
+
+/// An incremental, spec-exact `text/event-stream` parser.
+#[pyclass(module = "fastsse._fastsse", name = "Parser")]
+pub struct Parser {
+    core: CoreParser,
+    skip_oversized: bool,
+    event_types: RepeatCache,
+    ids: RepeatCache,
+}
+
+#[pymethods]
+impl Parser {
+    #[new]
+    #[pyo3(signature = (*, last_event_id = "", max_event_size = DEFAULT_MAX_EVENT_SIZE as i64, on_oversize = "error"))]
+    fn new(last_event_id: &str, max_event_size: i64, on_oversize: &str) -> PyResult<Self> {
+        let max_event_size = usize::try_from(max_event_size)
+            .ok()
+            .filter(|&size| size > 0)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "max_event_size must be a positive number of bytes, not {max_event_size}"
+                ))
+            })?;
+        let skip_oversized = match on_oversize {
+            "error" => false,
+            "skip" => true,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "on_oversize must be 'error' or 'skip', not {other:?}"
+                )))
+            }
+        };
+        Ok(Self {
+            core: CoreParser::new()
+                .with_max_event_size(max_event_size)
+                .with_last_event_id(last_event_id),
+            skip_oversized,
+            event_types: RepeatCache::default(),
+            ids: RepeatCache::default(),
+        })
+    }
+
+    /// Parses a chunk of the stream and returns the events it completes.
+    fn feed<'py>(&mut self, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let py = data.py();
+        if let Ok(bytes) = data.cast::<PyBytes>() {
+            return self.feed_bytes(py, bytes.as_bytes());
+        }
+        // A bytearray or memoryview could change while events are built, so parse a snapshot.
+        let snapshot = if let Ok(array) = data.cast::<PyByteArray>() {
+            array.to_vec()
+        } else if data.is_instance_of::<PyMemoryView>() {
+            data.call_method0(intern!(py, "tobytes"))?
+                .cast_into::<PyBytes>()?
+                .as_bytes()
+                .to_vec()
+        } else {
+            let kind = data.get_type().name()?;
+            let hint = if data.is_instance_of::<PyString>() {
+                "; encode text first, e.g. text.encode()"
+            } else {
+                ""
+            };
+            return Err(PyTypeError::new_err(format!(
+                "feed() takes bytes, bytearray or memoryview, not {kind}{hint}"
+            )));
+        };
+        self.feed_bytes(py, &snapshot)
+    }
+
+    /// Ends the stream: an unterminated event is discarded (as the spec says) and the parser
+    /// is ready for a new connection, keeping `last_event_id` and `retry`.
+    fn finish<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyList> {
+        self.core.finish();
+        PyList::empty(py)
+    }
+
+    #[getter]
+    fn last_event_id(&self) -> &str {
+        self.core.last_event_id()
+    }
+
+    #[getter]
+    fn retry<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyInt>>> {
+        self.core
+            .retry()
+            .map(|retry| retry_to_py(py, retry))
+            .transpose()
+    }
+
+    #[getter]
+    fn oversized(&self) -> u64 {
+        self.core.oversized()
+    }
+
+    #[getter]
+    fn max_event_size(&self) -> usize {
+        self.core.max_event_size()
+    }
+}
+
+impl Parser {
+    fn feed_bytes<'py>(&mut self, py: Python<'py>, chunk: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        let oversized_before = self.core.oversized();
+        let mut sink = PySink {
+            py,
+            event_types: &mut self.event_types,
+            ids: &mut self.ids,
+            events: Vec::new(),
+            error: None,
+        };
+        self.core.feed(chunk, &mut sink);
+        if let Some(error) = sink.error {
+            return Err(error);
+        }
+        let events = PyList::new(py, sink.events)?;
+        let discarded = self.core.oversized() - oversized_before;
+        if discarded == 0 || self.skip_oversized {
+            return Ok(events);
+        }
+        Err(self.too_large_error(py, events, discarded))
+    }
+
+    fn too_large_error(&self, py: Python<'_>, events: Bound<'_, PyList>, discarded: u64) -> PyErr {
+        static ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+        let build = || -> PyResult<PyErr> {
+            let class = ERROR.import(py, "fastsse._errors", "EventTooLargeError")?;
+            let message = format!(
+                "an event exceeded max_event_size ({} bytes); its bytes were discarded up to the \
+                 blank line that ends it; the {} events this chunk completed are in .events",
+                self.core.max_event_size(),
+                events.len()
+            );
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("events", events)?;
+            kwargs.set_item("max_event_size", self.core.max_event_size())?;
+            kwargs.set_item("discarded", discarded)?;
+            Ok(PyErr::from_value(class.call((message,), Some(&kwargs))?))
+        };
+        build().unwrap_or_else(|error| error)
+    }
+}
+
+#[pymodule]
+fn _fastsse(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<Event>()?;
+    module.add_class::<Parser>()?;
+    module.add("DEFAULT_MAX_EVENT_SIZE", DEFAULT_MAX_EVENT_SIZE)?;
+    Ok(())
+}
