@@ -105,6 +105,12 @@ impl Parser {
         self.oversized
     }
 
+    /// Whether an event has begun and not ended: its fields or a line of it have arrived, but
+    /// not the blank line that dispatches it. Comments alone do not count.
+    pub fn pending(&self) -> bool {
+        self.event_size > 0 || !self.line.is_empty() || self.discarding_event
+    }
+
     /// Parses `chunk` and passes every event it completes to `sink`, in order.
     pub fn feed<S: EventSink + ?Sized>(&mut self, chunk: &[u8], sink: &mut S) {
         let chunk = match self.bom_matched {
@@ -128,7 +134,7 @@ impl Parser {
     /// says, and the parser is ready for a new connection: a BOM is stripped again, while the
     /// last event ID and `retry` are kept. Returns whether an unfinished event was dropped.
     pub fn finish(&mut self) -> bool {
-        let dropped = self.event_size > 0 || !self.line.is_empty() || self.discarding_event;
+        let dropped = self.pending();
         self.bom_matched = Some(0);
         self.after_cr = false;
         self.dropping_line = false;

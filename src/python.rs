@@ -98,14 +98,12 @@ impl Event {
     }
 }
 
-fn json_loads(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    LOADS
-        .get_or_try_init(py, || {
-            let module = py.import("orjson").or_else(|_| py.import("json"))?;
-            module.getattr("loads").map(Bound::unbind)
-        })
-        .map(|loads| loads.bind(py))
+/// `fastsse._json.loads`: orjson when installed, else `json`. Looked up on each call, which
+/// costs a dict lookup, so that the choice stays in one Python module.
+fn json_loads(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    static MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+    let module = MODULE.get_or_try_init(py, || py.import("fastsse._json").map(Bound::unbind))?;
+    module.bind(py).getattr(intern!(py, "loads"))
 }
 
 /// The last Python string made for a value that tends to repeat (an event type, an id), reused
@@ -274,6 +272,12 @@ impl Parser {
             .retry()
             .map(|retry| retry_to_py(py, retry))
             .transpose()
+    }
+
+    /// Whether an event has begun (a field or part of a line arrived) and not yet ended.
+    #[getter]
+    fn pending(&self) -> bool {
+        self.core.pending()
     }
 
     #[getter]

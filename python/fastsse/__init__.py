@@ -1,7 +1,17 @@
 """fastsse: the fast, spec-exact Server-Sent Events client for Python, with a Rust parser."""
 
-from fastsse._errors import EventTooLargeError, FastSSEError, SSEError
+from fastsse._errors import (
+    ContentTypeError,
+    EventTooLargeError,
+    FastSSEError,
+    RetriesExhausted,
+    SSEError,
+    StreamInterruptedError,
+    UnexpectedStatusError,
+)
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event, Parser
+from fastsse._policy import Backoff, Retry
+from fastsse._stream import DEFAULT_READ_TIMEOUT, AsyncEventStream, EventStream, StreamStats
 
 #: httpx-sse's name for an event; the same class, so code written for httpx-sse keeps working.
 ServerSentEvent = Event
@@ -10,11 +20,21 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
+    "DEFAULT_READ_TIMEOUT",
+    "AsyncEventStream",
+    "Backoff",
+    "ContentTypeError",
     "Event",
+    "EventStream",
     "EventTooLargeError",
     "FastSSEError",
     "Parser",
+    "RetriesExhausted",
+    "Retry",
     "SSEError",
     "ServerSentEvent",
+    "StreamInterruptedError",
+    "StreamStats",
+    "UnexpectedStatusError",
     "__version__",
 ]

@@ -48,6 +48,9 @@ class Parser:
     @property
     def retry(self) -> int | None: ...
     @property
+    def pending(self) -> bool:
+        """An event has begun (a field or part of a line arrived) and not yet ended."""
+    @property
     def oversized(self) -> int: ...
     @property
     def max_event_size(self) -> int: ...

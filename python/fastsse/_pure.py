@@ -40,7 +40,16 @@ class PureParser:
         self._last_event_id = last_event_id
         self._retry: int | None = None
         self._oversized = 0
-        self._start_stream()
+        self._pending = b""
+        self._at_stream_start = True
+        self._after_cr = False
+        self._dropping_line = False
+        self._discarding_event = False
+        self._id_buffer = last_event_id
+        self._data: list[bytes] = []
+        self._event_type = b""
+        self._event_retry: int | None = None
+        self._event_size = 0
 
     @property
     def last_event_id(self) -> str:
@@ -49,6 +58,14 @@ class PureParser:
     @property
     def retry(self) -> int | None:
         return self._retry
+
+    @property
+    def pending(self) -> bool:
+        return bool(
+            self._event_size
+            or self._discarding_event
+            or (self._pending and not self._at_stream_start and not self._pending.startswith(b":"))
+        )
 
     @property
     def oversized(self) -> int:
@@ -117,9 +134,9 @@ class PureParser:
         self._clear_event_fields()
 
     def _clear_event_fields(self) -> None:
-        self._data: list[bytes] = []
+        self._data = []
         self._event_type = b""
-        self._event_retry: int | None = None
+        self._event_retry = None
         self._event_size = 0
 
     def _bound_unfinished_line(self) -> None:
@@ -163,13 +180,10 @@ class PureParser:
             self._data.append(value)
         elif name == b"event":
             self._event_type = value
-        elif name == b"id":
-            if b"\0" not in value:
-                self._id_buffer = value.decode("utf-8", "replace")
-        elif name == b"retry":
-            # bytes.isdigit() is true for ASCII digits only, as the spec asks.
-            if value.isdigit():
-                self._retry = self._event_retry = int(value)
+        elif name == b"id" and b"\0" not in value:
+            self._id_buffer = value.decode("utf-8", "replace")
+        elif name == b"retry" and value.isdigit():  # bytes.isdigit(): ASCII digits only.
+            self._retry = self._event_retry = int(value)
 
     def _dispatch(self, events: list[Event]) -> None:
         self._last_event_id = self._id_buffer
