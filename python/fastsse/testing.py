@@ -1,0 +1,620 @@
+"""A scriptable Server-Sent Events server on loopback, for testing SSE consumers.
+
+:class:`SSEServer` listens on ``127.0.0.1`` on an ephemeral port and runs its asyncio loop in a
+background thread, so the same server works from synchronous tests and from async tests on any
+event loop. Each incoming request consumes the next scripted :class:`Response` (the last one
+repeats); a response's body is a lazy iterable of actions: ``bytes`` (one flushed write, which
+is one HTTP chunk), :func:`event`, :func:`comment`, :func:`split`, :func:`delay`, :func:`stall`,
+:func:`close` and :func:`abort`. Every request is recorded::
+
+    from fastsse.testing import Response, SSEServer, abort, delay, event
+
+    with SSEServer() as server:
+        server.route(
+            "/feed",
+            Response(body=[event("hello", id="1"), delay(0.1), abort()]),
+            lambda req: Response(body=[event(f"resumed after {req.last_event_id}")]),
+        )
+        ...  # point the client under test at server.url_for("/feed")
+        first, second = server.wait_for_requests(2)
+        assert second.last_event_id == "1"
+
+Every response carries ``Connection: close``, so each request has its own connection, which keeps
+reconnect tests deterministic. Nothing here depends on the rest of fastsse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import json
+import logging
+import re
+import socket
+import struct
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+__all__ = [
+    "Abort",
+    "Action",
+    "Close",
+    "Delay",
+    "Handler",
+    "RecordedRequest",
+    "Response",
+    "SSEServer",
+    "Stall",
+    "abort",
+    "close",
+    "comment",
+    "delay",
+    "event",
+    "split",
+]
+
+_log = logging.getLogger(__name__)
+_MAX_HEAD = 64 * 1024
+_MAX_BODY = 16 * 1024 * 1024
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Send nothing for ``seconds`` (cut short if the client disconnects)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Keep the connection open and silent until the client leaves or the server stops."""
+
+
+@dataclass(frozen=True)
+class Close:
+    """End the response cleanly now; later actions are not played."""
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Reset the TCP connection (RST): the client sees ECONNRESET, even mid-event."""
+
+
+Action = Union[bytes, bytearray, memoryview, Delay, Stall, Close, Abort]
+
+
+def event(
+    data: str = "",
+    *,
+    event: str | None = None,
+    id: str | None = None,
+    retry: int | None = None,
+) -> bytes:
+    """Serialise one event; every line of ``data`` (CR, LF or CRLF ends) gets its own ``data:``."""
+    lines = [] if event is None else [f"event: {event}"]
+    if id is not None:
+        lines.append(f"id: {id}")
+    if retry is not None:
+        lines.append(f"retry: {retry}")
+    lines.extend(f"data: {line}" for line in _NEWLINE.split(data))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def comment(text: str = "ping") -> bytes:
+    """A comment line, the usual heartbeat: ``: ping``."""
+    return "".join(f": {line}\n" for line in _NEWLINE.split(text)).encode()
+
+
+def split(data: bytes, at: Iterable[int], *, pause: float = 0.0) -> list[Action]:
+    """``data`` cut at the given offsets into separate writes, with ``pause`` seconds between.
+
+    Splice it into a body with ``*``: ``body=[*split(event("é"), at=[7])]`` splits inside the é.
+    """
+    cuts = [0, *sorted(set(at)), len(data)]
+    parts: list[Action] = []
+    for start, end in zip(cuts, cuts[1:]):
+        if parts and pause:
+            parts.append(Delay(pause))
+        parts.append(data[start:end])
+    return parts
+
+
+def delay(seconds: float) -> Delay:
+    return Delay(seconds)
+
+
+def stall() -> Stall:
+    return Stall()
+
+
+def close() -> Close:
+    return Close()
+
+
+def abort() -> Abort:
+    return Abort()
+
+
+# -- responses and requests -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Response:
+    """One scripted response.
+
+    A ``bytes`` body is sent with ``Content-Length``. Any other iterable is streamed lazily as
+    actions, with ``Transfer-Encoding: chunked`` (each write is one chunk) or, when ``chunked``
+    is false, with no framing and the end marked by closing the connection. If ``headers`` set
+    ``Content-Length`` or ``Transfer-Encoding`` themselves, the body is written verbatim.
+    Generators can only be played once: wrap them in a handler, ``lambda req: Response(...)``.
+    Each write costs a system call; to stream fast, write larger bytes or use stream_bytes.
+    """
+
+    status: int = 200
+    body: bytes | Iterable[Action] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content_type: str | None = "text/event-stream"
+    chunked: bool = True
+
+    @classmethod
+    def json(
+        cls, obj: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        body = json.dumps(obj).encode()
+        return cls(status, body, headers or {}, content_type="application/json")
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 302) -> Response:
+        return cls(status, b"", {"Location": location}, content_type=None)
+
+    @classmethod
+    def stream_bytes(
+        cls, corpus: bytes, chunk_size: int = 16384, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """Stream a pre-built corpus in fixed-size HTTP chunks, without copying it up front."""
+        view = memoryview(corpus)
+        chunks = [view[i : i + chunk_size] for i in range(0, len(view), chunk_size)]
+        return cls(200, chunks, headers or {})
+
+
+Handler = Union[Response, Callable[["RecordedRequest"], Response]]
+_NOT_FOUND = Response(404, b"no response scripted", content_type="text/plain")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A request as received. Header names are lower-cased; values are the raw bytes sent."""
+
+    method: str
+    target: str
+    headers: tuple[tuple[str, bytes], ...]
+    body: bytes = b""
+
+    @property
+    def path(self) -> str:
+        return self.target.partition("?")[0]
+
+    @property
+    def query(self) -> str:
+        return self.target.partition("?")[2]
+
+    def header_bytes(self, name: str) -> bytes | None:
+        """The first value of header ``name`` (any case), as sent."""
+        name = name.lower()
+        return next((value for key, value in self.headers if key == name), None)
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header ``name``, decoded as UTF-8 (invalid bytes replaced)."""
+        value = self.header_bytes(name)
+        return default if value is None else value.decode("utf-8", "replace")
+
+    @property
+    def last_event_id(self) -> str | None:
+        return self.header("last-event-id")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class _Script:
+    """Responses queued for one path: consumed in order, the last one repeating."""
+
+    def __init__(self) -> None:
+        self.pending: deque[Handler] = deque()
+        self.last: Handler | None = None
+
+    def next(self) -> Handler | None:
+        if self.pending:
+            self.last = self.pending.popleft()
+        return self.last
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+class SSEServer:
+    """A scriptable HTTP/1.1 server on loopback; see the module docstring.
+
+    ``responses`` are queued for every path (like :meth:`respond`). A request for a path with
+    nothing scripted gets ``fallback``, a 404 unless told otherwise.
+    """
+
+    def __init__(
+        self,
+        *responses: Handler,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        fallback: Handler = _NOT_FOUND,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self._fallback = fallback
+        self._default = _Script()
+        self._routes: dict[str, _Script] = {}
+        self._cond = threading.Condition()
+        self._requests: list[RecordedRequest] = []
+        self._open = 0
+        self._port: int | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.respond(*responses)
+
+    # scripting
+
+    def respond(self, *responses: Handler) -> None:
+        """Queue responses for any path that has no route of its own."""
+        with self._cond:
+            self._default.pending.extend(responses)
+
+    def route(self, path: str, *responses: Handler) -> None:
+        """Queue responses for requests to ``path`` (the query string is ignored)."""
+        with self._cond:
+            self._routes.setdefault(path, _Script()).pending.extend(responses)
+
+    def _next_response(self, request: RecordedRequest) -> Response:
+        with self._cond:
+            script = self._routes.get(request.path)
+            handler = script.next() if script is not None else None
+            if handler is None:
+                handler = self._default.next()
+        if handler is None:
+            handler = self._fallback
+        return handler if isinstance(handler, Response) else handler(request)
+
+    # observation
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("SSEServer is not running")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def url_for(self, path: str) -> str:
+        return self.url + path.lstrip("/")
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request received so far, in arrival order."""
+        with self._cond:
+            return list(self._requests)
+
+    @property
+    def connections(self) -> int:
+        """Connections open right now."""
+        with self._cond:
+            return self._open
+
+    def wait_for_requests(self, n: int, timeout: float = 5.0) -> list[RecordedRequest]:
+        """Block until ``n`` requests have arrived and return them, or raise TimeoutError."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._requests) >= n, timeout):
+                raise TimeoutError(f"{len(self._requests)} requests arrived, waited for {n}")
+            return self._requests[:n]
+
+    def wait_for_idle(self, timeout: float = 5.0) -> None:
+        """Block until no connection is open; TimeoutError after ``timeout``."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._open == 0, timeout):
+                raise TimeoutError(f"{self._open} connections still open")
+
+    async def wait_for_requests_async(self, n: int, timeout: float = 5.0) -> list[RecordedRequest]:
+        return await asyncio.to_thread(self.wait_for_requests, n, timeout)
+
+    async def wait_for_idle_async(self, timeout: float = 5.0) -> None:
+        await asyncio.to_thread(self.wait_for_idle, timeout)
+
+    # lifecycle
+
+    def start(self, timeout: float = 5.0) -> SSEServer:
+        if self._thread is not None:
+            raise RuntimeError("SSEServer already started")
+        started: Future[int] = Future()
+        self._thread = threading.Thread(target=self._run, args=(started,), daemon=True)
+        self._thread.name = "fastsse-SSEServer"
+        self._thread.start()
+        self._port = started.result(timeout)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the listener and every open connection, then join the server thread."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                loop.call_soon_threadsafe(stopping.set)
+        thread.join(timeout)
+        self._port = None
+        if thread.is_alive():
+            raise TimeoutError(f"SSEServer thread did not stop within {timeout} s")
+
+    def __enter__(self) -> SSEServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> SSEServer:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await asyncio.to_thread(self.stop)
+
+    # the loop thread
+
+    def _run(self, started: Future[int]) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._serve(started))
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+        finally:
+            loop.close()
+
+    async def _serve(self, started: Future[int]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        server = await asyncio.start_server(
+            self._connection, self.host, self._requested_port, limit=_MAX_HEAD
+        )
+        started.set_result(server.sockets[0].getsockname()[1])
+        try:
+            await self._stopping.wait()
+        finally:
+            server.close()
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=2.0)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        with self._cond:
+            self._open += 1
+        conn = _Connection(reader, writer)
+        graceful = False
+        try:
+            graceful = await self._exchange(conn)
+        except (asyncio.CancelledError, ConnectionError, OSError, asyncio.IncompleteReadError):
+            pass  # the server is stopping or the client left: neither deserves a traceback
+        except Exception:
+            _log.exception("SSEServer: error while serving a request")
+        finally:
+            # A connection task must not end cancelled: Python 3.11's streams log that as an error.
+            with contextlib.suppress(asyncio.CancelledError):
+                await conn.close(graceful)
+            self._tasks.discard(task)
+            with self._cond:
+                self._open -= 1
+                self._cond.notify_all()
+
+    async def _exchange(self, conn: _Connection) -> bool:
+        """Serve one request; True when the response ended cleanly."""
+        try:
+            request = await _read_request(conn.reader)
+        except (_BadRequest, asyncio.LimitOverrunError) as exc:
+            status = exc.status if isinstance(exc, _BadRequest) else 431
+            conn.watch()
+            return await conn.respond(
+                "GET", Response(status, str(exc).encode(), content_type="text/plain")
+            )
+        if request is None:
+            return False
+        with self._cond:
+            self._requests.append(request)
+            self._cond.notify_all()
+        response = self._next_response(request)
+        conn.watch()
+        return await conn.respond(request.method, response)
+
+
+class _Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.chunked = False
+        self.gone = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+        # With no buffering in asyncio, each write reaches the kernel before the next action:
+        # chunk boundaries stay where the script put them and an abort loses nothing written.
+        writer.transport.set_write_buffer_limits(0)
+
+    def watch(self) -> None:
+        """Drain the socket in the background to learn promptly when the client leaves.
+
+        Reading also matters for the close: a socket closed with unread input sends RST, not FIN.
+        """
+        self._watcher = asyncio.create_task(self._drain_input())
+
+    async def _drain_input(self) -> None:
+        try:
+            while await self.reader.read(65536):
+                pass
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.gone.set()
+
+    async def respond(self, method: str, response: Response) -> bool:
+        status, body = response.status, response.body
+        bodiless = method == "HEAD" or status < 200 or status in (204, 304)
+        fixed = body if isinstance(body, (bytes, bytearray, memoryview)) else None
+        names = {name.lower() for name in response.headers}
+        headers = list(response.headers.items())
+        if response.content_type and "content-type" not in names:
+            headers.insert(0, ("Content-Type", response.content_type))
+        if not names & {"content-length", "transfer-encoding"} and status not in (204, 304):
+            if fixed is not None:
+                headers.append(("Content-Length", str(len(fixed))))
+            elif response.chunked and not bodiless:
+                headers.append(("Transfer-Encoding", "chunked"))
+                self.chunked = True
+        headers.append(("Connection", "close"))
+        try:
+            reason = http.HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Unknown"
+        lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers), "", ""]
+        self.writer.write("\r\n".join(lines).encode())
+        if bodiless:
+            await self.writer.drain()
+            return True
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            self.writer.write(body)
+            await self.writer.drain()
+            return True
+        return await self._play(body)
+
+    async def _play(self, actions: Iterable[Action]) -> bool:
+        for action in actions:
+            if isinstance(action, (bytes, bytearray, memoryview)):
+                await self.write(action)
+            elif isinstance(action, Delay):
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.gone.wait(), action.seconds)
+            elif isinstance(action, Stall):
+                await self.gone.wait()
+                return False
+            elif isinstance(action, Abort):
+                sock = self.writer.get_extra_info("socket")
+                if sock is not None:  # linger 0 makes close() send RST instead of FIN
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return False
+            elif isinstance(action, Close):
+                break
+            else:
+                raise TypeError(f"not an SSEServer action: {action!r}")
+        if self.chunked:
+            self.chunked = False
+            await self.write(b"0\r\n\r\n")
+        return True
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return  # an empty HTTP chunk would end the body
+        if self.gone.is_set() or self.writer.transport.is_closing():
+            # Writing to a dead transport makes asyncio log warnings; stop quietly instead.
+            raise ConnectionResetError("client disconnected")
+        if self.chunked:
+            data = b"".join((b"%x\r\n" % len(data), data, b"\r\n"))
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def close(self, graceful: bool) -> None:
+        try:
+            if graceful and self._watcher is not None:
+                # Half-close, then keep reading until the client hangs up: closing a socket that
+                # has unread input sends RST, which can destroy the response still in flight.
+                self.writer.write_eof()
+                await asyncio.wait_for(self.gone.wait(), 2.0)
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            pass
+        finally:  # also when the server stops during the wait
+            if self._watcher is not None:
+                self._watcher.cancel()
+            self.writer.transport.abort()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> RecordedRequest | None:
+    """Read one request, or None if the client closed first. Raises _BadRequest."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    request_line, *header_lines = head[:-4].split(b"\r\n")
+    parts = request_line.split(b" ")
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[2].startswith(b"HTTP/1."):
+        raise _BadRequest(400, "malformed request line")
+    try:
+        target = parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        raise _BadRequest(400, "non-ASCII request target") from None
+    headers = []
+    for line in header_lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name):
+            raise _BadRequest(400, "malformed header line")
+        headers.append((name.decode("ascii").lower(), value.strip(b" \t")))
+    request = RecordedRequest(parts[0].decode("ascii"), target, tuple(headers))
+    encoding = request.header_bytes("transfer-encoding")
+    length = request.header_bytes("content-length")
+    if encoding is not None:
+        if encoding.lower() != b"chunked":
+            raise _BadRequest(501, "unsupported transfer-encoding")
+        body = await _read_chunked(reader)
+    elif length is not None:
+        if not length.isdigit():
+            raise _BadRequest(400, "malformed content-length")
+        if int(length) > _MAX_BODY:
+            raise _BadRequest(413, "request body too large")
+        body = await reader.readexactly(int(length))
+    else:
+        return request
+    return RecordedRequest(request.method, target, request.headers, body)
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    body = bytearray()
+    while True:
+        size_field = (await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip()
+        if not _HEX.fullmatch(size_field):
+            raise _BadRequest(400, "malformed chunk size")
+        size = int(size_field, 16)
+        if size == 0:
+            break
+        if len(body) + size > _MAX_BODY:
+            raise _BadRequest(413, "request body too large")
+        body += await reader.readexactly(size)
+        if await reader.readexactly(2) != b"\r\n":
+            raise _BadRequest(400, "malformed chunk")
+    while await reader.readuntil(b"\r\n") != b"\r\n":
+        pass  # trailers are not recorded
+    return bytes(body)
