@@ -1,5 +1,6 @@
 """fastsse: the fast, spec-exact Server-Sent Events client for Python, with a Rust parser."""
 
+from fastsse._consumer import Consumer, ConsumerStats, QueueOverflowError
 from fastsse._errors import (
     ContentTypeError,
     EventTooLargeError,
@@ -23,12 +24,15 @@ __all__ = [
     "DEFAULT_READ_TIMEOUT",
     "AsyncEventStream",
     "Backoff",
+    "Consumer",
+    "ConsumerStats",
     "ContentTypeError",
     "Event",
     "EventStream",
     "EventTooLargeError",
     "FastSSEError",
     "Parser",
+    "QueueOverflowError",
     "RetriesExhausted",
     "Retry",
     "SSEError",
