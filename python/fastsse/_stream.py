@@ -56,7 +56,7 @@ class StreamStats:
     bytes: int = 0
     connections: int = 0
     reconnects: int = 0
-    #: Failed connections and responses that led to a reconnect or an error.
+    #: Failed connections, and responses that led to a reconnect or ended the stream.
     errors: int = 0
     #: Unterminated events discarded because their connection ended (never delivered).
     dropped: int = 0
@@ -172,6 +172,11 @@ class _Session:
             body=body,
         )
 
+    def failed(self, error: SSEError) -> SSEError:
+        """Counts a response that ends the stream with ``error``, and returns it to raise."""
+        self.stats.errors += 1
+        return error
+
     def feed(self, chunk: bytes) -> list[Event]:
         stats = self.stats
         stats.bytes += len(chunk)
@@ -215,7 +220,8 @@ class _Session:
                 f"the {self.method} stream from {self.url} {ending}; it does not reconnect "
                 "(pass reconnect=True to resume it with Last-Event-ID)"
             ) from cause
-        if self._events_on_connection:
+        healthy, self._events_on_connection = self._events_on_connection, 0
+        if healthy:
             # A connection that delivered events was healthy: start the backoff over.
             self.backoff.reset()
         retry_after, self._retry_after = self._retry_after, None
@@ -249,13 +255,14 @@ def _media_type(response: httpx.Response) -> str:
     return content_type.partition(";")[0].strip().lower()
 
 
-def _shutdown_socket(response: httpx.Response | None) -> None:
-    """Wake a read blocked on ``response``'s socket, from any thread, by shutting it down."""
-    if response is None:
-        return
-    network_stream = response.extensions.get("network_stream")
+def _socket_of(network_stream: Any) -> socket.socket | None:
     sock = network_stream.get_extra_info("socket") if network_stream is not None else None
-    if isinstance(sock, socket.socket):
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _shutdown(sock: socket.socket | None) -> None:
+    """Wakes a read blocked on ``sock`` in another thread (closing the fd would not)."""
+    if sock is not None:
         with contextlib.suppress(OSError):  # Already closed: nothing to wake.
             sock.shutdown(socket.SHUT_RDWR)
 
@@ -343,15 +350,28 @@ class AsyncEventStream(_StreamBase):
     async def _events(self) -> AsyncIterator[Event]:
         async for batch in self.batches():
             for event in batch:
+                if self._closed:
+                    return
                 yield event
 
     async def json(self, *, on_error: JSONErrorHandler | None = None) -> AsyncIterator[Any]:
         """Each event's data decoded as JSON. An event that is not JSON is counted in
         ``stats.json_errors`` and passed to ``on_error`` (default: logged), and the stream
         goes on."""
-        async for batch in self.batches():
-            for value in self._session.decode_json(batch, on_error):
+        async for batch in self.json_batches(on_error=on_error):
+            for value in batch:
+                if self._closed:
+                    return
                 yield value
+
+    async def json_batches(
+        self, *, on_error: JSONErrorHandler | None = None
+    ) -> AsyncIterator[list[Any]]:
+        """The events' data decoded as JSON, as lists, one per chunk received; see ``json``."""
+        async for batch in self.batches():
+            decoded = self._session.decode_json(batch, on_error)
+            if decoded:
+                yield decoded
 
     def batches(self) -> AsyncIterator[list[Event]]:
         """The events as lists, one per chunk received: the fastest way to consume."""
@@ -423,7 +443,7 @@ class AsyncEventStream(_StreamBase):
                             body = await self._cancellable(_aread_prefix(response))
                             error = session.response_error(response, body)
                             if verdict is _Verdict.FAIL:
-                                raise error
+                                raise session.failed(error)
                             cause = error
                     finally:
                         with anyio.CancelScope(shield=True):
@@ -466,7 +486,7 @@ class EventStream(_StreamBase):
         super().__init__(url, **options)
         self._client = client
         self._owns_client = client is None
-        self._response: httpx.Response | None = None
+        self._socket: socket.socket | None = None
         self._wake = threading.Event()
         self._batches: Iterator[list[Event]] | None = None
         self._reader: int | None = None
@@ -479,12 +499,25 @@ class EventStream(_StreamBase):
 
     def __iter__(self) -> Iterator[Event]:
         for batch in self.batches():
-            yield from batch
+            for event in batch:
+                if self._closed:
+                    return
+                yield event
 
     def json(self, *, on_error: JSONErrorHandler | None = None) -> Iterator[Any]:
         """Each event's data decoded as JSON; see ``AsyncEventStream.json``."""
+        for batch in self.json_batches(on_error=on_error):
+            for value in batch:
+                if self._closed:
+                    return
+                yield value
+
+    def json_batches(self, *, on_error: JSONErrorHandler | None = None) -> Iterator[list[Any]]:
+        """The events' data decoded as JSON, as lists, one per chunk received."""
         for batch in self.batches():
-            yield from self._session.decode_json(batch, on_error)
+            decoded = self._session.decode_json(batch, on_error)
+            if decoded:
+                yield decoded
 
     def batches(self) -> Iterator[list[Event]]:
         """The events as lists, one per chunk received: the fastest way to consume."""
@@ -497,7 +530,7 @@ class EventStream(_StreamBase):
         """Close the stream and its connection now; safe from any thread, and idempotent."""
         self._closed = True
         self._wake.set()
-        _shutdown_socket(self._response)
+        _shutdown(self._socket)
         batches = self._batches
         if batches is None:
             self._release()
@@ -507,6 +540,14 @@ class EventStream(_StreamBase):
             and not batches.gi_running
         ):
             batches.close()
+
+    def _trace(self, name: str, info: dict[str, Any]) -> None:
+        """httpcore's trace hook: keeps a new connection's socket as soon as it exists, so that
+        ``close()`` from another thread can wake a wait for the response headers too."""
+        if name == "connection.connect_tcp.complete":
+            self._socket = _socket_of(info.get("return_value"))
+            if self._closed:
+                _shutdown(self._socket)
 
     def _release(self) -> None:
         if self._owns_client and self._client is not None:
@@ -523,10 +564,11 @@ class EventStream(_StreamBase):
             while not self._closed:
                 cause: BaseException | None = None
                 try:
-                    response = client.send(
-                        session.build_request(client), stream=True, follow_redirects=True
-                    )
-                    self._response = response
+                    request = session.build_request(client)
+                    request.extensions["trace"] = self._trace
+                    response = client.send(request, stream=True, follow_redirects=True)
+                    # A reused keep-alive connection made no connect event.
+                    self._socket = _socket_of(response.extensions.get("network_stream"))
                     try:
                         if self._closed:  # close() came while connecting.
                             return
@@ -542,10 +584,10 @@ class EventStream(_StreamBase):
                         else:
                             error = session.response_error(response, _read_prefix(response))
                             if verdict is _Verdict.FAIL:
-                                raise error
+                                raise session.failed(error)
                             cause = error
                     finally:
-                        self._response = None
+                        self._socket = None
                         response.close()
                 except FastSSEError:
                     raise
@@ -562,19 +604,19 @@ class EventStream(_StreamBase):
                 self._release()
 
 
+# An error response's body only decorates the error message: the first chunk is enough, and a
+# body that stalls or breaks must not turn a 4xx into a reconnect.
+
+
 async def _aread_prefix(response: httpx.Response) -> bytes:
-    prefix = b""
-    async for chunk in response.aiter_bytes():
-        prefix += chunk
-        if len(prefix) >= _BODY_PREVIEW:
-            break
-    return prefix[:_BODY_PREVIEW]
+    with contextlib.suppress(httpx.TransportError):
+        async for chunk in response.aiter_bytes():
+            return chunk[:_BODY_PREVIEW]
+    return b""
 
 
 def _read_prefix(response: httpx.Response) -> bytes:
-    prefix = b""
-    for chunk in response.iter_bytes():
-        prefix += chunk
-        if len(prefix) >= _BODY_PREVIEW:
-            break
-    return prefix[:_BODY_PREVIEW]
+    with contextlib.suppress(httpx.TransportError):
+        for chunk in response.iter_bytes():
+            return chunk[:_BODY_PREVIEW]
+    return b""

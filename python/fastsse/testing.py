@@ -56,6 +56,7 @@ __all__ = [
     "delay",
     "event",
     "split",
+    "stall",
 ]
 
 _log = logging.getLogger(__name__)
