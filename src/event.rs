@@ -1,5 +1,7 @@
 //! What the parser hands out: events, borrowed or owned, and the sink that receives them.
 
+use std::borrow::Cow;
+
 /// A `retry:` value in milliseconds.
 ///
 /// The spec sets the reconnection time to "that integer", whatever its size, so the value is
@@ -68,9 +70,61 @@ impl From<EventRef<'_>> for Event {
     }
 }
 
+/// An event as it is dispatched, before its type and data are decoded from UTF-8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawEventRef<'a> {
+    /// The event type's bytes; empty when the stream named none (the type is then `"message"`).
+    pub event: &'a [u8],
+    /// The data lines' bytes, joined with `\n`; they may hold invalid UTF-8.
+    pub data: &'a [u8],
+    /// The last event ID at the time of dispatch.
+    pub id: &'a str,
+    /// Changes whenever `id` does (within one parser), so that a sink can reuse what it built
+    /// for the previous event's id without comparing the strings.
+    pub id_version: u64,
+    /// The `retry:` value given inside this event's block, if any.
+    pub retry: Option<&'a RetryMs>,
+}
+
+impl RawEventRef<'_> {
+    /// Decodes the event as the spec says (invalid UTF-8 becomes U+FFFD) and hands it to `f`.
+    pub fn decoded<R>(&self, f: impl FnOnce(EventRef<'_>) -> R) -> R {
+        let event_type = decode(self.event);
+        let data = decode(self.data);
+        f(EventRef {
+            event: if event_type.is_empty() {
+                "message"
+            } else {
+                &event_type
+            },
+            data: &data,
+            id: self.id,
+            retry: self.retry,
+        })
+    }
+}
+
 /// Receives each event the parser dispatches, in stream order.
 pub trait EventSink {
     fn on_event(&mut self, event: EventRef<'_>);
+
+    /// What the parser calls. The default decodes the event and passes it to
+    /// [`EventSink::on_event`]; a sink that turns the bytes into strings of its own (the Python
+    /// binding lets CPython decode them) overrides it to skip a second pass over the data.
+    fn on_raw_event(&mut self, event: RawEventRef<'_>) {
+        event.decoded(|event| self.on_event(event));
+    }
+}
+
+/// Decodes UTF-8, with U+FFFD for invalid sequences.
+///
+/// Valid input, the usual case, is checked by `str::from_utf8`, which skips ASCII a word at a
+/// time; `String::from_utf8_lossy` walks every byte and is several times slower on long values.
+pub(crate) fn decode(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 impl EventSink for Vec<Event> {

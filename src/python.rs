@@ -1,18 +1,22 @@
 //! The Python binding: `fastsse._fastsse`. Thin on purpose: it turns the core's borrowed
 //! events into Python objects, one list per chunk, and does nothing the core could do.
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyUnicodeDecodeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    PyByteArray, PyBytes, PyDict, PyInt, PyList, PyMemoryView, PyString, PyTuple, PyType,
+    PyBool, PyByteArray, PyBytes, PyDict, PyInt, PyList, PyMemoryView, PyString, PyTuple, PyType,
 };
 
+use crate::event::{decode, RawEventRef};
+use crate::parser::bytes_eq;
 use crate::{EventRef, EventSink, Parser as CoreParser, RetryMs, DEFAULT_MAX_EVENT_SIZE};
 
 /// One Server-Sent Event. Immutable; attribute names match httpx-sse's `ServerSentEvent`.
-#[pyclass(frozen, module = "fastsse._fastsse", name = "Event")]
+// A chunk's events are usually freed together, just before the next chunk's are made: a free
+// list lets those reuse the memory. 2048 covers a 16 KiB chunk of the smallest events.
+#[pyclass(frozen, freelist = 2048, module = "fastsse._fastsse", name = "Event")]
 pub struct Event {
     #[pyo3(get)]
     event: Py<PyString>,
@@ -106,22 +110,43 @@ fn json_loads(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     module.bind(py).getattr(intern!(py, "loads"))
 }
 
-/// The last Python string made for a value that tends to repeat (an event type, an id), reused
-/// while the value stays the same so that consecutive events share one object.
+/// The last Python string made for an event type, reused while the type stays the same so that
+/// consecutive events share one object.
 #[derive(Default)]
 struct RepeatCache {
-    text: String,
+    bytes: Vec<u8>,
     object: Option<Py<PyString>>,
 }
 
 impl RepeatCache {
-    fn get<'py>(&mut self, py: Python<'py>, text: &str) -> Bound<'py, PyString> {
+    fn get<'py>(&mut self, py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
         match &self.object {
-            Some(object) if self.text == text => object.bind(py).clone(),
+            Some(object) if bytes_eq(&self.bytes, bytes) => Ok(object.bind(py).clone()),
             _ => {
-                let object = PyString::new(py, text);
-                self.text.clear();
-                self.text.push_str(text);
+                let object = decode_to_py(py, bytes)?;
+                self.bytes.clear();
+                self.bytes.extend_from_slice(bytes);
+                self.object = Some(object.clone().unbind());
+                Ok(object)
+            }
+        }
+    }
+}
+
+/// The Python string of the last event's id, reused while the parser's id stays the same.
+#[derive(Default)]
+struct IdCache {
+    version: u64,
+    object: Option<Py<PyString>>,
+}
+
+impl IdCache {
+    fn get<'py>(&mut self, py: Python<'py>, id: &str, version: u64) -> Bound<'py, PyString> {
+        match &self.object {
+            Some(object) if self.version == version => object.bind(py).clone(),
+            _ => {
+                let object = PyString::new(py, id);
+                self.version = version;
                 self.object = Some(object.clone().unbind());
                 object
             }
@@ -129,59 +154,142 @@ impl RepeatCache {
     }
 }
 
+/// A Python `str` from UTF-8 that may be invalid, with U+FFFD for invalid sequences.
+///
+/// CPython validates while it copies, so valid input (the usual case) is read once instead of
+/// being validated by Rust first. Invalid input is decoded by the core's own lossy decoder, so
+/// the replacement characters are exactly the Rust parser's.
+fn decode_to_py<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    // SAFETY: the pointer and length describe `bytes`, a slice of at most isize::MAX bytes.
+    let object = unsafe {
+        pyo3::ffi::PyUnicode_FromStringAndSize(bytes.as_ptr().cast(), bytes.len() as isize)
+    };
+    if !object.is_null() {
+        // SAFETY: a non-null result is a new reference to a str.
+        return Ok(unsafe { Bound::from_owned_ptr(py, object).cast_into_unchecked() });
+    }
+    let error = PyErr::fetch(py);
+    if error.is_instance_of::<PyUnicodeDecodeError>(py) {
+        Ok(PyString::new(py, &decode(bytes)))
+    } else {
+        Err(error)
+    }
+}
+
 /// Builds the Python events of one chunk.
 struct PySink<'py, 'c> {
     py: Python<'py>,
     event_types: &'c mut RepeatCache,
-    ids: &'c mut RepeatCache,
+    ids: &'c mut IdCache,
     events: Vec<Bound<'py, Event>>,
     error: Option<PyErr>,
 }
 
-impl PySink<'_, '_> {
-    fn make(&mut self, event: EventRef<'_>) -> PyResult<()> {
+impl<'py> PySink<'py, '_> {
+    /// Builds one event; `event_type` is empty for the default type.
+    fn make(
+        &mut self,
+        event_type: &[u8],
+        data: Bound<'py, PyString>,
+        id: Bound<'py, PyString>,
+        retry: Option<&RetryMs>,
+    ) -> PyResult<()> {
         let py = self.py;
-        let event_type = if event.event == "message" {
+        let event_type = if event_type.is_empty() || event_type == b"message" {
             intern!(py, "message").clone()
         } else {
-            self.event_types.get(py, event.event)
+            self.event_types.get(py, event_type)?
         };
-        let retry = event
-            .retry
-            .map(|retry| retry_to_py(py, retry))
-            .transpose()?;
+        let retry = retry.map(|retry| retry_to_py(py, retry)).transpose()?;
         let object = Bound::new(
             py,
             Event {
                 event: event_type.unbind(),
-                data: PyString::new(py, event.data).unbind(),
-                id: self.ids.get(py, event.id).unbind(),
+                data: data.unbind(),
+                id: id.unbind(),
                 retry: retry.map(Bound::unbind),
             },
         )?;
+        // PyO3 makes every pyclass a GC type, so the collector would traverse every event a
+        // consumer holds, and a fresh event counts towards the next collection. An Event only
+        // holds strs and ints and cannot be subclassed, so it can never be part of a reference
+        // cycle: untrack it, as CPython does for tuples of atomic objects. (Events reused from
+        // the free list are untracked already.)
+        // SAFETY: `object` is a live GC object; untracking it only skips cycle detection.
+        unsafe { pyo3::ffi::PyObject_GC_UnTrack(object.as_ptr().cast()) };
         self.events.push(object);
         Ok(())
+    }
+
+    fn keep_first_error(&mut self, result: PyResult<()>) {
+        if let Err(error) = result {
+            self.error.get_or_insert(error);
+        }
     }
 }
 
 impl EventSink for PySink<'_, '_> {
     fn on_event(&mut self, event: EventRef<'_>) {
         if self.error.is_none() {
-            if let Err(error) = self.make(event) {
-                self.error = Some(error);
-            }
+            let data = PyString::new(self.py, event.data);
+            let id = PyString::new(self.py, event.id);
+            let result = self.make(event.event.as_bytes(), data, id, event.retry);
+            self.keep_first_error(result);
+        }
+    }
+
+    /// The parser's path: the data go to CPython undecoded (see [`decode_to_py`]).
+    fn on_raw_event(&mut self, event: RawEventRef<'_>) {
+        if self.error.is_none() {
+            let id = self.ids.get(self.py, event.id, event.id_version);
+            let result = decode_to_py(self.py, event.data)
+                .and_then(|data| self.make(event.event, data, id, event.retry));
+            self.keep_first_error(result);
         }
     }
 }
 
+/// `retry:` values are exact up to this many digits: CPython's default limit for converting a
+/// string to an int (~10**4300 ms, far past any use). Longer values saturate at the largest
+/// such value, rather than cost quadratic time for a hostile server's megabyte of digits.
+const RETRY_MAX_DIGITS: usize = 4300;
+
 fn retry_to_py<'py>(py: Python<'py>, retry: &RetryMs) -> PyResult<Bound<'py, PyInt>> {
-    match retry.as_u64() {
-        Some(value) => Ok(value.into_pyobject(py)?),
-        // Past u64: let Python's int hold it exactly, as the spec asks.
-        None => Ok(py
-            .get_type::<PyInt>()
-            .call1((retry.digits(),))?
-            .cast_into()?),
+    static SATURATED: PyOnceLock<Py<PyInt>> = PyOnceLock::new();
+    if let Some(value) = retry.as_u64() {
+        return Ok(value.into_pyobject(py)?);
+    }
+    let digits = if retry.digits().len() <= RETRY_MAX_DIGITS {
+        retry.digits()
+    } else {
+        let saturated = SATURATED.get_or_try_init(py, || {
+            let nines = "9".repeat(RETRY_MAX_DIGITS);
+            Ok::<_, PyErr>(
+                py.get_type::<PyInt>()
+                    .call1((nines,))?
+                    .cast_into::<PyInt>()?
+                    .unbind(),
+            )
+        })?;
+        return Ok(saturated.bind(py).clone());
+    };
+    // Past u64: Python's int holds it exactly, as the spec asks.
+    Ok(py.get_type::<PyInt>().call1((digits,))?.cast_into()?)
+}
+
+/// `max_event_size` as a positive `usize`, with a clear error for anything else.
+fn event_size_limit(value: &Bound<'_, PyAny>) -> PyResult<usize> {
+    if !value.is_instance_of::<PyInt>() || value.is_instance_of::<PyBool>() {
+        let kind = value.get_type().name()?;
+        return Err(PyTypeError::new_err(format!(
+            "max_event_size must be an int, not {kind}"
+        )));
+    }
+    match value.extract::<usize>() {
+        Ok(size) if size > 0 => Ok(size),
+        _ => Err(PyValueError::new_err(format!(
+            "max_event_size must be a positive number of bytes that fits in memory, not {value}"
+        ))),
     }
 }
 
@@ -191,22 +299,22 @@ pub struct Parser {
     core: CoreParser,
     skip_oversized: bool,
     event_types: RepeatCache,
-    ids: RepeatCache,
+    ids: IdCache,
 }
 
 #[pymethods]
 impl Parser {
     #[new]
-    #[pyo3(signature = (*, last_event_id = "", max_event_size = DEFAULT_MAX_EVENT_SIZE as i64, on_oversize = "error"))]
-    fn new(last_event_id: &str, max_event_size: i64, on_oversize: &str) -> PyResult<Self> {
-        let max_event_size = usize::try_from(max_event_size)
-            .ok()
-            .filter(|&size| size > 0)
-            .ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "max_event_size must be a positive number of bytes, not {max_event_size}"
-                ))
-            })?;
+    #[pyo3(signature = (*, last_event_id = "", max_event_size = None, on_oversize = "error"))]
+    fn new(
+        last_event_id: &str,
+        max_event_size: Option<&Bound<'_, PyAny>>,
+        on_oversize: &str,
+    ) -> PyResult<Self> {
+        let max_event_size = max_event_size
+            .map(event_size_limit)
+            .transpose()?
+            .unwrap_or(DEFAULT_MAX_EVENT_SIZE);
         let skip_oversized = match on_oversize {
             "error" => false,
             "skip" => true,
@@ -222,7 +330,7 @@ impl Parser {
                 .with_last_event_id(last_event_id),
             skip_oversized,
             event_types: RepeatCache::default(),
-            ids: RepeatCache::default(),
+            ids: IdCache::default(),
         })
     }
 
@@ -338,5 +446,6 @@ fn _fastsse(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Event>()?;
     module.add_class::<Parser>()?;
     module.add("DEFAULT_MAX_EVENT_SIZE", DEFAULT_MAX_EVENT_SIZE)?;
+    module.add("RETRY_MAX_DIGITS", RETRY_MAX_DIGITS)?;
     Ok(())
 }

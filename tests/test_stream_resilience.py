@@ -235,11 +235,12 @@ def test_server_retry_is_applied_and_clamped(server: SSEServer, kind: str) -> No
         Response(body=[b"retry: 30\n", b"retry: x\n", event("d", id="4"), close()]),
         Response(204),
     )
-    policy = recording()
+    # reset_after=0: every connection counts as long-lived, so each reconnect waits the (new)
+    # base delay.
+    policy = recording(reset_after=0.0)
     outcome = collect(kind, server.url, retry=policy)
     assert outcome.error is None
     assert outcome.data == ["a", "b", "c", "d"]
-    # Each connection delivered events, so each reconnect waits the (new) base delay.
     assert policy.delays == pytest.approx([0.02, 0.01, 0.05, 0.03])
     assert [d.base for d in policy.log] == pytest.approx([0.02, 0.01, 0.05, 0.03])
 
@@ -258,8 +259,9 @@ def test_server_retry_becomes_the_base_of_the_backoff(server: SSEServer, kind: s
     outcome = collect(kind, server.url, retry=policy)
     assert outcome.error is None
     assert outcome.data == ["a"]
-    # base 10 ms from retry:, growing, capped at max_delay; back to the base after events.
-    assert policy.delays == pytest.approx([0.01, 0.015, 0.015, 0.01])
+    # base 10 ms from retry:, growing, capped at max_delay; a connection shorter than
+    # reset_after (30 s) does not start the backoff over, even with events.
+    assert policy.delays == pytest.approx([0.01, 0.015, 0.015, 0.015])
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -270,8 +272,8 @@ def test_backoff_sequence_grows_and_caps(server: SSEServer, kind: str) -> None:
     outcome = collect(kind, server.url, retry=policy)
     assert outcome.error is None
     assert outcome.data == ["a"]
-    # 4, 8, 16 ms, then capped at 30; after a connection with events, back to 4 ms.
-    assert policy.delays == pytest.approx([0.004, 0.008, 0.016, 0.03, 0.03, 0.004])
+    # 4, 8, 16 ms, then capped at 30; the short connection with events does not reset it.
+    assert policy.delays == pytest.approx([0.004, 0.008, 0.016, 0.03, 0.03, 0.03])
     causes = [d.cause for d in policy.log]
     assert all(isinstance(c, fastsse.UnexpectedStatusError) for c in causes[:5])
     assert isinstance(causes[5], httpx.TransportError)  # the reset

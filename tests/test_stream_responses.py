@@ -19,7 +19,7 @@ from fastsse import (
     StreamInterruptedError,
     UnexpectedStatusError,
 )
-from fastsse.testing import Response, SSEServer, abort, close, event, stall
+from fastsse.testing import RecordedRequest, Response, SSEServer, abort, close, event, stall
 from stream_helpers import (
     KINDS,
     TIMEOUT,
@@ -573,35 +573,76 @@ def test_limit_breaks_out_and_closes_the_connection(server: SSEServer, kind: str
     server.wait_for_idle(1.0)
 
 
-def test_sync_iterating_twice_concurrently_raises(server: SSEServer) -> None:
-    server.respond(Response(body=[event("a"), stall()]))
+def resuming_feed(request: RecordedRequest) -> Response:
+    """Events a, b, c with ids 1-3, from after the request's Last-Event-ID; 204 at the end."""
+    start = int(request.last_event_id or 0)
+    body = [event(data, id=str(number)) for number, data in enumerate("abc", 1)][start:]
+    return Response(body=body) if body else Response(204)
 
-    def run() -> None:
+
+def test_sync_a_new_iteration_continues_where_the_last_stopped(server: SSEServer) -> None:
+    server.respond(resuming_feed)
+
+    def run() -> list[str]:
         with EventStream(server.url, retry=fast_retry()) as stream:
-            first = iter(stream)
-            assert next(first).data == "a"
-            with pytest.raises(RuntimeError, match="already being iterated"):
-                next(iter(stream))
-            with pytest.raises(RuntimeError, match="already being iterated"):
-                stream.batches()
-            with pytest.raises(RuntimeError, match="already being iterated"):
-                next(stream.json())
+            for first in stream:
+                assert first.data == "a"
+                assert stream.last_event_id == "1"
+                break
+            return [event.data for event in stream]
 
-    run_bounded(run)
+    assert run_bounded(run) == ["b", "c"]
+
+
+def test_sync_iterating_from_two_threads_at_once_raises(server: SSEServer) -> None:
+    server.respond(Response(body=[event("a"), stall()]))
+    with EventStream(server.url, retry=fast_retry()) as stream:
+        first = iter(stream)
+        assert next(first).data == "a"
+        reader = threading.Thread(target=lambda: next(first, None), daemon=True)
+        reader.start()
+        server.wait_for_requests(1)
+        deadline = time.monotonic() + TIMEOUT
+        while stream._loop is None or not stream._loop.gi_running:  # bounded below
+            assert time.monotonic() < deadline, "the first reader never started reading"
+            time.sleep(0.001)
+        with pytest.raises(RuntimeError, match="already being iterated"):
+            next(iter(stream))
+        stream.close()
+        reader.join(TIMEOUT)
+        assert not reader.is_alive()
     server.wait_for_idle(1.0)
 
 
 @pytest.mark.anyio
-async def test_async_iterating_twice_concurrently_raises() -> None:
+async def test_async_a_new_iteration_continues_where_the_last_stopped() -> None:
+    async with SSEServer(resuming_feed) as server:
+        with anyio.fail_after(TIMEOUT):
+            async with AsyncEventStream(server.url, retry=fast_retry()) as stream:
+                async for first in stream:
+                    assert first.data == "a"
+                    assert stream.last_event_id == "1"
+                    break
+                assert [event.data async for event in stream] == ["b", "c"]
+
+
+@pytest.mark.anyio
+async def test_async_iterating_from_two_tasks_at_once_raises() -> None:
     async with SSEServer(Response(body=[event("a"), stall()])) as server:
         with anyio.fail_after(TIMEOUT):
             async with AsyncEventStream(server.url, retry=fast_retry()) as stream:
                 first = stream.__aiter__()
                 assert (await first.__anext__()).data == "a"
-                with pytest.raises(RuntimeError, match="already being iterated"):
-                    await stream.__aiter__().__anext__()
-                with pytest.raises(RuntimeError, match="already being iterated"):
-                    stream.batches()
-                with pytest.raises(RuntimeError, match="already being iterated"):
-                    await stream.json().__anext__()
+
+                async def read_on() -> None:
+                    async for _ in first:
+                        pass
+
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(read_on)
+                    while stream._loop is None or not stream._loop.ag_running:
+                        await anyio.sleep(0.001)  # bounded by fail_after above
+                    with pytest.raises(RuntimeError, match="already being iterated"):
+                        await stream.__aiter__().__anext__()
+                    await stream.aclose()
         await server.wait_for_idle_async(1.0)

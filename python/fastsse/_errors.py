@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -60,26 +60,43 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-class UnexpectedStatusError(SSEError):
+class _ResponseError(SSEError):
+    """An error about a response, which it keeps (``response``, ``request``) like httpx's."""
+
+    def __init__(self, message: str, *, response: httpx.Response | None, body: bytes) -> None:
+        super().__init__(message, request=response.request if response is not None else None)
+        self.response = response
+        self.status_code = response.status_code if response is not None else 0
+        self.body = body
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The response and request are live objects of a connection: not sent along.
+        state = {k: v for k, v in self.__dict__.items() if k not in ("response", "_request")}
+        return (_rebuild, (type(self), self.args, state))
+
+
+def _rebuild(cls: type[_ResponseError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state, response=None, _request=None)
+    return error
+
+
+class UnexpectedStatusError(_ResponseError):
     """The server answered with a status that is not an event stream (a 4xx, a 5xx, ...).
 
     ``body`` holds the first bytes of the response body, which usually say why.
     """
 
-    def __init__(self, message: str, *, status_code: int, body: bytes) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.body = body
 
-
-class ContentTypeError(SSEError):
+class ContentTypeError(_ResponseError):
     """The server answered 2xx, but not with ``200`` and ``Content-Type: text/event-stream``."""
 
-    def __init__(self, message: str, *, status_code: int, content_type: str, body: bytes) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+    def __init__(
+        self, message: str, *, response: httpx.Response | None, content_type: str, body: bytes
+    ) -> None:
+        super().__init__(message, response=response, body=body)
         self.content_type = content_type
-        self.body = body
 
 
 class StreamInterruptedError(SSEError):

@@ -3,6 +3,8 @@
 from typing import Any, Literal, final
 
 DEFAULT_MAX_EVENT_SIZE: int
+#: retry: values longer than this many digits saturate at 10**RETRY_MAX_DIGITS - 1.
+RETRY_MAX_DIGITS: int
 
 @final
 class Event:

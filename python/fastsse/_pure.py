@@ -10,12 +10,16 @@ Spec: https://html.spec.whatwg.org/multipage/server-sent-events.html#parsing-an-
 from __future__ import annotations
 
 import re
+import sys
 from typing import Literal
 
 from fastsse._errors import EventTooLargeError
-from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event
+from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, RETRY_MAX_DIGITS, Event
 
 _BOM = b"\xef\xbb\xbf"
+#: ``retry:`` values are exact up to RETRY_MAX_DIGITS digits (CPython's default int/str
+#: conversion limit); longer ones saturate at the largest such value, as in the Rust parser.
+RETRY_SATURATED = 10**RETRY_MAX_DIGITS - 1
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
@@ -29,9 +33,14 @@ class PureParser:
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         on_oversize: Literal["error", "skip"] = "error",
     ) -> None:
-        if max_event_size <= 0:
+        if not isinstance(last_event_id, str):
+            raise TypeError(f"last_event_id must be a str, not {type(last_event_id).__name__}")
+        if not isinstance(max_event_size, int) or isinstance(max_event_size, bool):
+            raise TypeError(f"max_event_size must be an int, not {type(max_event_size).__name__}")
+        if max_event_size <= 0 or max_event_size > sys.maxsize:
             raise ValueError(
-                f"max_event_size must be a positive number of bytes, not {max_event_size}"
+                "max_event_size must be a positive number of bytes that fits in memory, "
+                f"not {max_event_size}"
             )
         if on_oversize not in ("error", "skip"):
             raise ValueError(f"on_oversize must be 'error' or 'skip', not {on_oversize!r}")
@@ -77,8 +86,9 @@ class PureParser:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
         if not isinstance(data, (bytes, bytearray, memoryview)):
+            hint = "; encode text first, e.g. text.encode()" if isinstance(data, str) else ""
             raise TypeError(
-                f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
+                f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}{hint}"
             )
         buffer = self._pending + bytes(data)
         if not buffer:
@@ -183,7 +193,9 @@ class PureParser:
         elif name == b"id" and b"\0" not in value:
             self._id_buffer = value.decode("utf-8", "replace")
         elif name == b"retry" and value.isdigit():  # bytes.isdigit(): ASCII digits only.
-            self._retry = self._event_retry = int(value)
+            digits = value.lstrip(b"0") or b"0"
+            retry = int(digits) if len(digits) <= RETRY_MAX_DIGITS else RETRY_SATURATED
+            self._retry = self._event_retry = retry
 
     def _dispatch(self, events: list[Event]) -> None:
         self._last_event_id = self._id_buffer

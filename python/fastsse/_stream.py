@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import re
 import socket
 import threading
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Coroutine, Generator, Iterator
 from dataclasses import dataclass
-from types import AsyncGeneratorType, GeneratorType
-from typing import Any, Callable, Literal, TypeVar, Union
+from typing import Any, Callable, Generic, Literal, TypeVar, Union
 
 import anyio
 import httpx
@@ -42,6 +43,11 @@ DEFAULT_CONNECT_TIMEOUT = 30.0
 _BODY_PREVIEW = 512
 
 _T = TypeVar("_T")
+_Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
+#: What h11 accepts in a header value: no control characters but tab.
+_LEGAL_HEADER_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
+#: An error response's body only decorates the error: wait this long at most for it.
+_BODY_PREVIEW_TIMEOUT = 1.0
 JSONErrorHandler = Callable[[Event, ValueError], None]
 Content = Union[str, bytes, None]
 
@@ -102,7 +108,8 @@ class _Session:
         self.headers = httpx.Headers(headers)
         # A Last-Event-ID header given by the caller is where the stream starts; from then on
         # the stream owns the header.
-        last_event_id = last_event_id or str(self.headers.pop("Last-Event-ID", ""))
+        given_header = self.headers.pop("Last-Event-ID", None)
+        last_event_id = last_event_id or given_header or ""
         self.headers.setdefault("Accept", "text/event-stream")
         self.headers.setdefault("Cache-Control", "no-cache")
         self.params = params
@@ -118,16 +125,24 @@ class _Session:
         self.backoff = (retry or Retry()).start()
         self.stats = StreamStats()
         self._server_retry: int | None = None
-        self._events_on_connection = 0
         self._retry_after: float | None = None
         self._deferred: EventTooLargeError | None = None
 
     def build_request(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
         headers = self.headers
-        last_event_id = self.parser.last_event_id
+        # Bytes, so that an id outside Latin-1 reaches the server as the UTF-8 it was. HTTP
+        # drops surrounding blanks from a header value, as browsers do before sending it.
+        last_event_id = self.parser.last_event_id.encode().strip(b" \t")
         if last_event_id:
-            # Bytes, so that an id outside Latin-1 reaches the server as the UTF-8 it was.
-            headers = httpx.Headers([*headers.raw, (b"Last-Event-ID", last_event_id.encode())])
+            if _LEGAL_HEADER_VALUE.fullmatch(last_event_id):
+                headers = httpx.Headers([*headers.raw, (b"Last-Event-ID", last_event_id)])
+            else:
+                logger.warning(
+                    "the event id %r has control characters, so it cannot be sent back in a "
+                    "Last-Event-ID header; reconnecting to %s without it",
+                    last_event_id,
+                    self.url,
+                )
         return client.build_request(
             self.method,
             self.url,
@@ -145,13 +160,21 @@ class _Session:
         if status == 200 and _media_type(response) == "text/event-stream":
             self.backoff.connected()
             self.stats.connections += 1
-            self._events_on_connection = 0
             return _Verdict.STREAM
         if status in (408, 429) or status >= 500:
             if status in (429, 503):
                 self._retry_after = parse_retry_after(response.headers.get("Retry-After", ""))
             return _Verdict.RETRY
         return _Verdict.FAIL
+
+    def refusal(self, response: httpx.Response, verdict: _Verdict, body: bytes) -> SSEError:
+        """A response that is not a stream: raises its error when it ends the stream, else
+        returns it as the cause of the reconnect."""
+        error = self.response_error(response, body)
+        if verdict is _Verdict.FAIL:
+            self.stats.errors += 1
+            raise error
+        return error
 
     def response_error(self, response: httpx.Response, body: bytes) -> SSEError:
         status = response.status_code
@@ -162,20 +185,15 @@ class _Session:
             return ContentTypeError(
                 f"{self.method} {response.url} answered {what} with Content-Type "
                 f"{content_type!r}, not 200 with text/event-stream{preview}",
-                status_code=status,
+                response=response,
                 content_type=content_type,
                 body=body,
             )
         return UnexpectedStatusError(
             f"{self.method} {response.url} answered {what}{preview}",
-            status_code=status,
+            response=response,
             body=body,
         )
-
-    def failed(self, error: SSEError) -> SSEError:
-        """Counts a response that ends the stream with ``error``, and returns it to raise."""
-        self.stats.errors += 1
-        return error
 
     def feed(self, chunk: bytes) -> list[Event]:
         stats = self.stats
@@ -193,7 +211,6 @@ class _Session:
             self.backoff.server_retry(retry)
         if events:
             stats.events += len(events)
-            self._events_on_connection += len(events)
         return events
 
     def raise_deferred(self) -> None:
@@ -210,6 +227,8 @@ class _Session:
             self.stats.dropped += 1
         if cause is not None:
             self.stats.errors += 1
+        if isinstance(cause, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
+            raise cause  # Our own request is at fault: asking again cannot help.
         if not self.reconnect:
             if cause is None and not dropped_partial:
                 return None
@@ -220,10 +239,6 @@ class _Session:
                 f"the {self.method} stream from {self.url} {ending}; it does not reconnect "
                 "(pass reconnect=True to resume it with Last-Event-ID)"
             ) from cause
-        healthy, self._events_on_connection = self._events_on_connection, 0
-        if healthy:
-            # A connection that delivered events was healthy: start the backoff over.
-            self.backoff.reset()
         retry_after, self._retry_after = self._retry_after, None
         delay = self.backoff.next_delay(cause, retry_after=retry_after)
         self.stats.reconnects += 1
@@ -256,7 +271,14 @@ def _media_type(response: httpx.Response) -> str:
 
 
 def _socket_of(network_stream: Any) -> socket.socket | None:
-    sock = network_stream.get_extra_info("socket") if network_stream is not None else None
+    """The socket of an HTTP/1 connection (that of an HTTP/2 one is shared by other requests,
+    so it is never ours to shut down)."""
+    if network_stream is None:
+        return None
+    ssl_object = network_stream.get_extra_info("ssl_object")
+    if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+        return None
+    sock = network_stream.get_extra_info("socket")
     return sock if isinstance(sock, socket.socket) else None
 
 
@@ -267,13 +289,17 @@ def _shutdown(sock: socket.socket | None) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-class _StreamBase:
-    """Construction and properties shared by the sync and async streams."""
+class _StreamBase(Generic[_Client]):
+    """Construction, state and properties shared by the sync and async streams."""
+
+    #: The socket of the connection in use, shut down by close() to wake a blocked read.
+    _socket: socket.socket | None = None
 
     def __init__(
         self,
         url: httpx.URL | str,
         *,
+        client: _Client | None = None,
         method: str = "GET",
         headers: httpx._types.HeaderTypes | None = None,
         params: httpx._types.QueryParamTypes | None = None,
@@ -302,12 +328,20 @@ class _StreamBase:
             on_oversize=on_oversize,
             reconnect=reconnect,
         )
+        self._client: _Client | None = client
+        self._owns_client = client is None
         self._closed = False
+        # Events of a received batch not yet handed out one by one: iterating again (after a
+        # ``break``) starts with them, so that none is skipped.
+        self._backlog: deque[Event] = deque()
+        self._delivered_id = last_event_id
+        # The token of the iteration that owns the connection loop: only it may close the loop.
+        self._owner: object | None = None
 
     @property
     def last_event_id(self) -> str:
-        """The id of the last dispatched event: where a reconnection resumes."""
-        return self._session.parser.last_event_id
+        """The id to resume from: that of the last event handed out, as the spec keeps it."""
+        return self._delivered_id if self._backlog else self._session.parser.last_event_id
 
     @property
     def stats(self) -> StreamStats:
@@ -317,26 +351,27 @@ class _StreamBase:
     def closed(self) -> bool:
         return self._closed
 
+    def _next_from_backlog(self) -> Event:
+        event = self._backlog.popleft()
+        self._delivered_id = event.id
+        return event
 
-class AsyncEventStream(_StreamBase):
+    def _take_backlog(self) -> list[Event]:
+        batch = list(self._backlog)
+        self._backlog.clear()
+        return batch
+
+
+class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     """An async Server-Sent Events stream that reconnects and resumes.
 
     ``async with AsyncEventStream(url) as stream: async for event in stream: ...``
-    Pass ``client=`` to use your own ``httpx.AsyncClient`` (it is not closed for you).
+    Pass ``client=`` to use your own ``httpx.AsyncClient`` (it is not closed for you; the
+    stream sets its own timeouts on its requests: ``connect_timeout`` and ``read_timeout``).
     """
 
-    def __init__(
-        self,
-        url: httpx.URL | str,
-        *,
-        client: httpx.AsyncClient | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(url, **options)
-        self._client = client
-        self._owns_client = client is None
-        self._scope: anyio.CancelScope | None = None
-        self._batches: AsyncIterator[list[Event]] | None = None
+    _scope: anyio.CancelScope | None = None
+    _loop: AsyncGenerator[list[Event], None] | None = None
 
     async def __aenter__(self) -> AsyncEventStream:
         return self
@@ -344,15 +379,12 @@ class AsyncEventStream(_StreamBase):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[Event]:
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        backlog = self._backlog
         async for batch in self.batches():
-            for event in batch:
-                if self._closed:
-                    return
-                yield event
+            backlog.extend(batch)
+            while backlog and not self._closed:
+                yield self._next_from_backlog()
 
     async def json(self, *, on_error: JSONErrorHandler | None = None) -> AsyncIterator[Any]:
         """Each event's data decoded as JSON. An event that is not JSON is counted in
@@ -373,34 +405,51 @@ class AsyncEventStream(_StreamBase):
             if decoded:
                 yield decoded
 
-    def batches(self) -> AsyncIterator[list[Event]]:
-        """The events as lists, one per chunk received: the fastest way to consume."""
-        if self._batches is not None:
-            raise RuntimeError("this stream is already being iterated")
-        self._batches = batches = self._iterate()
-        return batches
+    async def batches(self) -> AsyncIterator[list[Event]]:
+        """The events as lists, one per chunk received: the fastest way to consume.
+
+        Every iteration of a stream continues where the last one stopped; a ``break`` closes
+        the connection, and the next iteration resumes it with Last-Event-ID."""
+        loop = self._loop
+        if getattr(loop, "ag_running", False):
+            raise RuntimeError("this stream is already being iterated, by another task")
+        if self._backlog:
+            yield self._take_backlog()
+        if loop is None:
+            loop = self._loop = self._connection_loop()
+        owner = self._owner = object()
+        try:
+            async for batch in loop:
+                yield batch
+        finally:
+            # A ``break`` ends the connection; iterating again reconnects and resumes.
+            if self._owner is owner:
+                self._owner = self._loop = None
+                await loop.aclose()
 
     async def aclose(self) -> None:
         """Close the stream and its connection now; safe from any task, and idempotent."""
         self._closed = True
         if self._scope is not None:
             self._scope.cancel()
-        batches = self._batches
-        if isinstance(batches, AsyncGeneratorType) and not batches.ag_running:
-            await batches.aclose()
-        elif batches is None:
-            await self._release()
+        _shutdown(self._socket)
+        loop = self._loop
+        # A loop running in another task stops at the cancelled scope instead.
+        if loop is not None and not getattr(loop, "ag_running", False):
+            self._loop = None
+            await loop.aclose()
+        await self._release()
 
     async def _release(self) -> None:
-        if self._owns_client and self._client is not None:
+        if self._owns_client and self._client is not None and self._loop is None:
             client, self._client = self._client, None
             await client.aclose()
 
     async def _cancellable(self, awaitable: Awaitable[_T]) -> _T:
         """Awaits ``awaitable`` so that ``aclose()`` from another task interrupts it."""
         if self._closed:
-            if hasattr(awaitable, "close"):
-                awaitable.close()
+            if isinstance(awaitable, Coroutine):
+                awaitable.close()  # Never awaited: close it so Python does not warn.
             raise _Closed
         with anyio.CancelScope() as scope:
             self._scope = scope
@@ -408,9 +457,26 @@ class AsyncEventStream(_StreamBase):
                 return await awaitable
             finally:
                 self._scope = None
+        # Only reached when aclose() cancelled the scope, which absorbed the cancellation.
         raise _Closed
 
-    async def _iterate(self) -> AsyncIterator[list[Event]]:
+    async def _read(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        """The body's chunks, each read interruptible by ``aclose()`` from another task."""
+        self._socket = _socket_of(response.extensions.get("network_stream"))
+        if self._socket is not None:
+            # aclose() shuts the socket down, which ends a blocked read: a cancel scope per
+            # read would cost more than parsing the chunk.
+            async for chunk in response.aiter_bytes():
+                yield chunk
+            return
+        chunks = response.aiter_bytes().__aiter__()
+        while True:
+            try:
+                yield await self._cancellable(chunks.__anext__())
+            except StopAsyncIteration:
+                return
+
+    async def _connection_loop(self) -> AsyncGenerator[list[Event], None]:
         session = self._session
         if self._client is None:
             self._client = httpx.AsyncClient()
@@ -419,37 +485,27 @@ class AsyncEventStream(_StreamBase):
             while True:
                 cause: BaseException | None = None
                 try:
+                    request = session.build_request(client)
                     response = await self._cancellable(
-                        client.send(
-                            session.build_request(client), stream=True, follow_redirects=True
-                        )
+                        client.send(request, stream=True, follow_redirects=True)
                     )
                     try:
                         verdict = session.judge(response)
                         if verdict is _Verdict.STOP:
                             return
-                        if verdict is _Verdict.STREAM:
-                            chunks = response.aiter_bytes().__aiter__()
-                            while True:
-                                try:
-                                    chunk = await self._cancellable(chunks.__anext__())
-                                except StopAsyncIteration:
-                                    break
+                        if verdict is not _Verdict.STREAM:
+                            body = await self._cancellable(_aread_preview(response))
+                            cause = session.refusal(response, verdict, body)
+                        else:
+                            async for chunk in self._read(response):
                                 events = session.feed(chunk)
                                 if events:
                                     yield events
                                 session.raise_deferred()
-                        else:
-                            body = await self._cancellable(_aread_prefix(response))
-                            error = session.response_error(response, body)
-                            if verdict is _Verdict.FAIL:
-                                raise session.failed(error)
-                            cause = error
                     finally:
+                        self._socket = None
                         with anyio.CancelScope(shield=True):
                             await response.aclose()
-                except _Closed:
-                    return
                 except FastSSEError:
                     raise
                 except httpx.TransportError as error:
@@ -463,33 +519,24 @@ class AsyncEventStream(_StreamBase):
         except _Closed:
             return
         finally:
-            self._batches = None
             if self._closed:
+                self._loop = None
                 await self._release()
 
 
-class EventStream(_StreamBase):
+class EventStream(_StreamBase[httpx.Client]):
     """A synchronous Server-Sent Events stream that reconnects and resumes.
 
     ``with EventStream(url) as stream: for event in stream: ...``
     ``close()`` may be called from another thread: a blocked read returns at once.
-    Pass ``client=`` to use your own ``httpx.Client`` (it is not closed for you).
+    Pass ``client=`` to use your own ``httpx.Client`` (it is not closed for you; the stream
+    sets its own timeouts on its requests: ``connect_timeout`` and ``read_timeout``).
     """
 
-    def __init__(
-        self,
-        url: httpx.URL | str,
-        *,
-        client: httpx.Client | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(url, **options)
-        self._client = client
-        self._owns_client = client is None
-        self._socket: socket.socket | None = None
-        self._wake = threading.Event()
-        self._batches: Iterator[list[Event]] | None = None
-        self._reader: int | None = None
+    _loop: Generator[list[Event], None, None] | None = None
+    #: Interrupts the wait before a reconnect.
+    _wake: threading.Event | None = None
+    _reader: int | None = None
 
     def __enter__(self) -> EventStream:
         return self
@@ -498,11 +545,11 @@ class EventStream(_StreamBase):
         self.close()
 
     def __iter__(self) -> Iterator[Event]:
+        backlog = self._backlog
         for batch in self.batches():
-            for event in batch:
-                if self._closed:
-                    return
-                yield event
+            backlog.extend(batch)
+            while backlog and not self._closed:
+                yield self._next_from_backlog()
 
     def json(self, *, on_error: JSONErrorHandler | None = None) -> Iterator[Any]:
         """Each event's data decoded as JSON; see ``AsyncEventStream.json``."""
@@ -520,43 +567,56 @@ class EventStream(_StreamBase):
                 yield decoded
 
     def batches(self) -> Iterator[list[Event]]:
-        """The events as lists, one per chunk received: the fastest way to consume."""
-        if self._batches is not None:
-            raise RuntimeError("this stream is already being iterated")
-        self._batches = batches = self._iterate()
-        return batches
+        """The events as lists, one per chunk received: the fastest way to consume; see
+        ``AsyncEventStream.batches``."""
+        loop = self._loop
+        if getattr(loop, "gi_running", False):
+            raise RuntimeError("this stream is already being iterated, by another thread")
+        if self._backlog:
+            yield self._take_backlog()
+        if loop is None:
+            loop = self._loop = self._connection_loop()
+        owner = self._owner = object()
+        try:
+            # Not ``yield from``: that would close the loop whenever this iteration is closed.
+            for batch in loop:  # noqa: UP028
+                yield batch
+        finally:
+            # A ``break`` ends the connection; iterating again reconnects and resumes.
+            if self._owner is owner:
+                self._owner = self._loop = None
+                loop.close()
 
     def close(self) -> None:
         """Close the stream and its connection now; safe from any thread, and idempotent."""
         self._closed = True
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
         _shutdown(self._socket)
-        batches = self._batches
-        if batches is None:
-            self._release()
-        elif (
-            self._reader == threading.get_ident()
-            and isinstance(batches, GeneratorType)
-            and not batches.gi_running
-        ):
-            batches.close()
+        loop = self._loop
+        running = getattr(loop, "gi_running", False)
+        if loop is not None and self._reader == threading.get_ident() and not running:
+            self._loop = None
+            loop.close()
+        self._release()
+
+    def _release(self) -> None:
+        if self._owns_client and self._client is not None and self._loop is None:
+            client, self._client = self._client, None
+            client.close()
 
     def _trace(self, name: str, info: dict[str, Any]) -> None:
         """httpcore's trace hook: keeps a new connection's socket as soon as it exists, so that
-        ``close()`` from another thread can wake a wait for the response headers too."""
-        if name == "connection.connect_tcp.complete":
+        ``close()`` from another thread can also wake a wait for the response headers."""
+        if name in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
             self._socket = _socket_of(info.get("return_value"))
             if self._closed:
                 _shutdown(self._socket)
 
-    def _release(self) -> None:
-        if self._owns_client and self._client is not None:
-            client, self._client = self._client, None
-            client.close()
-
-    def _iterate(self) -> Iterator[list[Event]]:
+    def _connection_loop(self) -> Generator[list[Event], None, None]:
         session = self._session
         self._reader = threading.get_ident()
+        self._wake = threading.Event()
         if self._client is None:
             self._client = httpx.Client()
         client = self._client
@@ -575,17 +635,14 @@ class EventStream(_StreamBase):
                         verdict = session.judge(response)
                         if verdict is _Verdict.STOP:
                             return
-                        if verdict is _Verdict.STREAM:
+                        if verdict is not _Verdict.STREAM:
+                            cause = session.refusal(response, verdict, _read_preview(response))
+                        else:
                             for chunk in response.iter_bytes():
                                 events = session.feed(chunk)
                                 if events:
                                     yield events
                                 session.raise_deferred()
-                        else:
-                            error = session.response_error(response, _read_prefix(response))
-                            if verdict is _Verdict.FAIL:
-                                raise session.failed(error)
-                            cause = error
                     finally:
                         self._socket = None
                         response.close()
@@ -599,23 +656,34 @@ class EventStream(_StreamBase):
                 if delay is None or self._wake.wait(delay):
                     return
         finally:
-            self._batches = None
             if self._closed:
+                self._loop = None
                 self._release()
 
 
-# An error response's body only decorates the error message: the first chunk is enough, and a
-# body that stalls or breaks must not turn a 4xx into a reconnect.
+def _preview_timeout(response: httpx.Response) -> None:
+    """Shortens the read timeout for the rest of ``response``'s body: httpcore reads it from
+    the request's extensions at each read."""
+    timeout = dict(response.request.extensions.get("timeout", {}))
+    read = timeout.get("read")
+    timeout["read"] = _BODY_PREVIEW_TIMEOUT if read is None else min(read, _BODY_PREVIEW_TIMEOUT)
+    response.request.extensions["timeout"] = timeout
 
 
-async def _aread_prefix(response: httpx.Response) -> bytes:
+# An error response's body only decorates the error message: its first chunk is enough, and a
+# body that stalls or breaks must neither delay the error nor turn a 4xx into a reconnect.
+
+
+async def _aread_preview(response: httpx.Response) -> bytes:
+    _preview_timeout(response)
     with contextlib.suppress(httpx.TransportError):
         async for chunk in response.aiter_bytes():
             return chunk[:_BODY_PREVIEW]
     return b""
 
 
-def _read_prefix(response: httpx.Response) -> bytes:
+def _read_preview(response: httpx.Response) -> bytes:
+    _preview_timeout(response)
     with contextlib.suppress(httpx.TransportError):
         for chunk in response.iter_bytes():
             return chunk[:_BODY_PREVIEW]

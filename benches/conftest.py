@@ -1,0 +1,63 @@
+"""Shared pieces of the parse benchmarks: the corpora (built once per session) and the summary
+table printed after pytest-benchmark's own, with events/s, MB/s and ratios to httpx-sse."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+from fastsse import _bench, _corpus
+
+#: Builds (once) a corpus and its 16 KiB chunks.
+GetCorpus = Callable[[str], "tuple[_corpus.Corpus, list[bytes]]"]
+#: Keeps a benchmark's best round for the summary.
+Record = Callable[[_bench.Result], None]
+
+_RESULTS = pytest.StashKey[list[_bench.Result]]()
+
+
+@pytest.fixture(scope="session")
+def corpora() -> GetCorpus:
+    built: dict[str, tuple[_corpus.Corpus, list[bytes]]] = {}
+
+    def get(name: str) -> tuple[_corpus.Corpus, list[bytes]]:
+        if name not in built:
+            corpus = _corpus.build(name)
+            built[name] = (corpus, corpus.chunks())
+        return built[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def record(pytestconfig: pytest.Config) -> Record:
+    return pytestconfig.stash.setdefault(_RESULTS, []).append
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    results = terminalreporter.config.stash.get(_RESULTS, [])
+    if not results:
+        return
+    # As in `fastsse bench`: corpus by corpus, the contenders side by side.
+    corpus_order = list(_corpus.GENERATORS)
+    for result in results:  # Then the end-to-end groups, in the order they ran.
+        if result.corpus not in corpus_order:
+            corpus_order.append(result.corpus)
+    parser_order = _bench.PARSER_ORDER
+    results = sorted(
+        results,
+        key=lambda r: (
+            corpus_order.index(r.corpus),
+            parser_order.index(r.parser) if r.parser in parser_order else len(parser_order),
+        ),
+    )
+    terminalreporter.write_sep("-", "throughput, best round (MB = 10^6 bytes)")
+    terminalreporter.write_line(_bench.format_table(results))
+    targets = _bench.check_targets(results)
+    if targets:
+        terminalreporter.write_line("\nTargets:")
+        for line in targets:
+            terminalreporter.write_line(line)
+    if _bench.parse_httpx_sse is None:
+        terminalreporter.write_line(_bench.HTTPX_SSE_MISSING)

@@ -1,0 +1,173 @@
+"""End to end: fastsse's AsyncEventStream against httpx-sse, over the same httpx client, from
+the same loopback server, on LLM token events; and parsing with JSON decoding per event.
+
+Run: ``python -m pytest benches/ --benchmark-only``. The server (fastsse.testing.SSEServer)
+sends pre-framed HTTP chunks in large writes, so it costs next to nothing and the client is
+what is measured. "httpx bytes, no parsing" is the ceiling: httpx reading the same response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Iterator
+from typing import Any, Callable
+
+import httpx
+import pytest
+from fastsse import AsyncEventStream, Parser, _bench, _corpus, _json
+from fastsse.testing import Response, SSEServer
+
+Consume = Callable[[httpx.AsyncClient, str], Awaitable[int]]
+
+LLM = _corpus.llm_tokens(4_000_000)
+#: One HTTP chunk per event is ~20x more chunks: a smaller stream keeps rounds short.
+LLM_SMALL = _corpus.llm_tokens(1_000_000)
+
+
+def per_event(corpus: _corpus.Corpus) -> list[bytes]:
+    return [event + b"\n\n" for event in corpus.data.split(b"\n\n") if event]
+
+
+ROUTES = {
+    "e2e llm, 16 KiB chunks": (LLM, "/chunks", Response.stream_bytes(LLM.data, 16 * 1024)),
+    "e2e llm, chunk per event": (
+        LLM_SMALL,
+        "/per-event",
+        Response.stream_chunks(per_event(LLM_SMALL)),
+    ),
+}
+
+
+async def with_fastsse(client: httpx.AsyncClient, url: str) -> int:
+    count = 0
+    async with AsyncEventStream(url, client=client, reconnect=False) as stream:
+        async for _ in stream:
+            count += 1
+    return count
+
+
+async def with_fastsse_batches(client: httpx.AsyncClient, url: str) -> int:
+    count = 0
+    async with AsyncEventStream(url, client=client, reconnect=False) as stream:
+        async for batch in stream.batches():
+            count += len(batch)
+    return count
+
+
+async def with_httpx_sse(client: httpx.AsyncClient, url: str) -> int:
+    from httpx_sse import aconnect_sse
+
+    count = 0
+    async with aconnect_sse(client, "GET", url) as source:
+        async for _ in source.aiter_sse():
+            count += 1
+    return count
+
+
+async def with_httpx_bytes(client: httpx.AsyncClient, url: str) -> int:
+    async with client.stream("GET", url) as response:
+        async for _ in response.aiter_bytes():
+            pass
+    return -1  # Not a parser: no events to count.
+
+
+CLIENTS: dict[str, Consume] = {
+    "fastsse": with_fastsse,
+    "fastsse batches": with_fastsse_batches,
+    "httpx-sse": with_httpx_sse,
+    "httpx bytes, no parsing": with_httpx_bytes,
+}
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="module")
+def client(loop: asyncio.AbstractEventLoop) -> Iterator[httpx.AsyncClient]:
+    # One client for every contender and round, as an application has: its setup (an SSL
+    # context costs ~60 ms) is not what is measured.
+    client = httpx.AsyncClient()
+    yield client
+    loop.run_until_complete(client.aclose())
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[SSEServer]:
+    with SSEServer() as server:
+        for _, path, response in ROUTES.values():
+            server.route(path, response)
+        yield server
+
+
+@pytest.mark.parametrize("contender", list(CLIENTS))
+@pytest.mark.parametrize("route", list(ROUTES))
+def test_stream(
+    benchmark: Any,
+    loop: asyncio.AbstractEventLoop,
+    client: httpx.AsyncClient,
+    server: SSEServer,
+    record: Callable[[_bench.Result], None],
+    route: str,
+    contender: str,
+) -> None:
+    if contender == "httpx-sse" and _bench.parse_httpx_sse is None:
+        pytest.skip(_bench.HTTPX_SSE_MISSING)
+    corpus, path, _ = ROUTES[route]
+    url = server.url_for(path)
+    consume = CLIENTS[contender]
+    benchmark.group = route
+
+    count = benchmark.pedantic(
+        lambda: loop.run_until_complete(consume(client, url)), rounds=5, warmup_rounds=1
+    )
+
+    if count >= 0:
+        _bench.check_count(contender, corpus, count)
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        best = benchmark.stats.stats.min
+        record(_bench.Result(route, contender, best, corpus.events, len(corpus.data)))
+
+
+def fastsse_with_json(chunks: list[bytes]) -> int:
+    parser = Parser()
+    loads = _json.loads
+    count = 0
+    for chunk in chunks:
+        for event in parser.feed(chunk):
+            if event.data != "[DONE]":
+                loads(event.data)
+            count += 1
+    return count
+
+
+def httpx_sse_with_json(chunks: list[bytes]) -> int:
+    assert _bench.decode_httpx_sse is not None
+    return _bench.decode_httpx_sse(chunks, _decode_json)
+
+
+def _decode_json(event: Any) -> None:
+    if event.data != "[DONE]":
+        json.loads(event.data)
+
+
+JSON_PARSERS = {"fastsse": fastsse_with_json, "httpx-sse": httpx_sse_with_json}
+
+
+@pytest.mark.parametrize("parser", list(JSON_PARSERS))
+def test_parse_and_decode_json(
+    benchmark: Any, record: Callable[[_bench.Result], None], parser: str
+) -> None:
+    if parser == "httpx-sse" and _bench.parse_httpx_sse is None:
+        pytest.skip(_bench.HTTPX_SSE_MISSING)
+    chunks = LLM.chunks()
+    benchmark.group = "llm + JSON"
+    count = benchmark(JSON_PARSERS[parser], chunks)
+    _bench.check_count(parser, LLM, count)
+    if benchmark.stats is not None:
+        best = benchmark.stats.stats.min
+        record(_bench.Result("llm + JSON", parser, best, LLM.events, len(LLM.data)))

@@ -1,0 +1,43 @@
+"""Parse throughput: fastsse's Rust parser, httpx-sse's decoder and fastsse's pure-Python parser
+on the same corpora in 16 KiB chunks, one benchmark group per corpus.
+
+Run: ``python -m pytest benches/ --benchmark-only`` (a plain ``pytest`` collects tests/ only).
+The summary after pytest-benchmark's tables gives events/s, MB/s and the ratios to httpx-sse.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+from fastsse import _bench, _corpus
+
+PARSERS = {
+    "fastsse": _bench.parse_fastsse,
+    "httpx-sse": _bench.parse_httpx_sse,
+    "pure": _bench.parse_pure,
+}
+
+
+@pytest.mark.parametrize("parser", list(PARSERS))
+@pytest.mark.parametrize("corpus_name", list(_corpus.GENERATORS))
+def test_parse(
+    benchmark: Any,
+    corpora: Callable[[str], tuple[_corpus.Corpus, list[bytes]]],
+    record: Callable[[_bench.Result], None],
+    corpus_name: str,
+    parser: str,
+) -> None:
+    parse = PARSERS[parser]
+    if parse is None:
+        pytest.skip(_bench.HTTPX_SSE_MISSING)
+    corpus, chunks = corpora(corpus_name)
+    benchmark.group = f"parse {corpus_name}: {corpus.description}"
+    benchmark.extra_info.update(events=corpus.events, bytes=len(corpus.data))
+
+    count = benchmark(parse, chunks)
+
+    _bench.check_count(parser, corpus, count)
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        best = benchmark.stats.stats.min
+        record(_bench.Result(corpus.name, parser, best, corpus.events, len(corpus.data)))

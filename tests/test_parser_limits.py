@@ -1,0 +1,382 @@
+"""Memory bound, oversized events, bad arguments and threads."""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+import fastsse
+import psutil
+import pytest
+from fastsse import EventTooLargeError, FastSSEError
+from fastsse._pure import PureParser
+from parser_cases import PARSERS
+
+parsers = pytest.mark.parametrize("factory", PARSERS)
+
+MiB = 1024 * 1024
+CHUNK = 64 * 1024
+TOTAL = 200 * MiB
+
+
+def feed_without_newline(
+    parser: Any, first: bytes, filler: bytes, total: int = TOTAL
+) -> tuple[int, list[int], list[Any], list[Any]]:
+    """Feeds ``first`` then ``filler`` (one reused object) up to ``total`` bytes.
+
+    Returns the peak RSS growth, the indexes of the feeds that raised, the errors, and the
+    events returned.
+    """
+    process = psutil.Process()
+    gc.collect()
+    before = peak = process.memory_info().rss
+    raised: list[int] = []
+    errors: list[Any] = []
+    events: list[Any] = []
+    for index in range(total // len(filler)):
+        chunk = first if index == 0 else filler
+        try:
+            events += parser.feed(chunk)
+        except EventTooLargeError as error:
+            raised.append(index)
+            errors.append(error)
+        if index % 32 == 0:
+            peak = max(peak, process.memory_info().rss)
+    peak = max(peak, process.memory_info().rss)
+    return peak - before, raised, errors, events
+
+
+# --- 200 MiB without a newline ----------------------------------------------------------------
+
+LONG_LINE_CASES = [
+    pytest.param(fastsse.Parser, "error", id="rust-error"),
+    pytest.param(fastsse.Parser, "skip", id="rust-skip"),
+    pytest.param(PureParser, "error", id="pure-error"),
+]
+
+
+@pytest.mark.parametrize(("factory", "mode"), LONG_LINE_CASES)
+def test_200_mib_line_stays_bounded_and_is_reported(factory, mode):
+    filler = b"x" * CHUNK
+    parser = factory(max_event_size=MiB, on_oversize=mode)
+    assert parser.feed(b"data: warm-up\n\n") == [fastsse.Event(data="warm-up")]
+    # The first chunk completes an event, then starts the endless data line.
+    first = b"data: before\n\ndata: " + b"x" * (CHUNK - 20)
+    assert len(first) == CHUNK
+
+    growth, raised, errors, events = feed_without_newline(parser, first, filler)
+
+    assert growth < 32 * MiB, f"RSS grew by {growth / MiB:.1f} MiB"
+    assert events == [fastsse.Event(data="before")]
+    assert parser.oversized == 1
+    if mode == "error":
+        # The line passes 1 MiB during the 17th feed (index 16): that one raises, once.
+        assert raised == [16]
+        (error,) = errors
+        assert isinstance(error, FastSSEError)
+        assert isinstance(error, ValueError)
+        assert error.max_event_size == MiB
+        assert error.discarded == 1
+        assert error.events == []
+        assert "max_event_size" in str(error)
+        assert str(MiB) in str(error)
+    else:
+        assert raised == []
+    # The blank line ends the oversized event; the next one is delivered, nothing else.
+    assert parser.feed(b"\n\ndata: next\n\n") == [fastsse.Event(data="next")]
+    assert parser.oversized == 1
+
+
+@pytest.mark.parametrize("mode", ["error", "skip"])
+def test_200_mib_comment_line_stays_bounded_rust(mode):
+    """A comment is not part of an event: never an error, never buffered (Rust)."""
+    filler = b"x" * CHUNK
+    parser = fastsse.Parser(max_event_size=MiB, on_oversize=mode)
+    growth, raised, _, events = feed_without_newline(parser, b":" + filler[1:], filler)
+    assert growth < 32 * MiB, f"RSS grew by {growth / MiB:.1f} MiB"
+    assert (raised, events, parser.oversized) == ([], [], 0)
+    assert parser.feed(b"\ndata: next\n\n") == [fastsse.Event(data="next")]
+
+
+@pytest.mark.parametrize("mode", ["error", "skip"])
+def test_200_mib_of_short_data_lines_without_blank_line_stays_bounded_rust(mode):
+    line = b"data: " + b"y" * 57 + b"\n"  # 64 bytes
+    filler = line * (CHUNK // len(line))
+    parser = fastsse.Parser(max_event_size=MiB, on_oversize=mode)
+    growth, raised, errors, events = feed_without_newline(parser, filler, filler)
+    assert growth < 32 * MiB, f"RSS grew by {growth / MiB:.1f} MiB"
+    assert events == []
+    assert parser.oversized == 1
+    if mode == "error":
+        assert raised == [16]  # 1 MiB of field lines (63 bytes each) is passed in the 17th chunk
+        assert errors[0].events == []
+    else:
+        assert raised == []
+    assert parser.feed(b"\ndata: next\n\n") == [fastsse.Event(data="next")]
+
+
+# --- oversized events: exact semantics, both parsers ------------------------------------------
+
+
+@parsers
+def test_event_at_the_limit_fits_one_byte_more_does_not(factory):
+    parser = factory(max_event_size=10)
+    assert parser.feed(b"data: 1234\n\n") == [fastsse.Event(data="1234")]  # 10 bytes
+    assert parser.oversized == 0
+    with pytest.raises(EventTooLargeError):
+        parser.feed(b"data: 12345\n\n")
+    assert parser.oversized == 1
+    parser = factory(max_event_size=12)
+    assert parser.feed(b"data:1\ndata:2\n\n") == [fastsse.Event(data="1\n2")]  # 6 + 6
+    with pytest.raises(EventTooLargeError):
+        parser.feed(b"data:1\ndata:23\n\n")  # 6 + 7
+    assert parser.oversized == 1
+
+
+@parsers
+def test_limit_counts_field_lines_not_comments_or_line_ends(factory):
+    parser = factory(max_event_size=12)
+    stream = b": " + b"c" * 100 + b"\r\ndata:1\r\n: more\r\ndata:2\r\n\r\n"
+    assert parser.feed(stream) == [fastsse.Event(data="1\n2")]
+    assert parser.oversized == 0
+    with pytest.raises(EventTooLargeError):
+        parser.feed(b"id:1\nevent:e\ndata:x\n\n")  # every field line counts: 4 + 7 + 6
+    with pytest.raises(EventTooLargeError):
+        parser.feed(b"foo:12345678\ndata:x\n\n")  # unknown fields too: 12 + 6
+    assert parser.oversized == 2
+
+
+@parsers
+@pytest.mark.parametrize("split", [False, True])
+def test_events_before_and_after_the_oversized_one_are_in_the_error(factory, split):
+    parser = factory(max_event_size=24)
+    stream = (
+        b"id: 1\ndata: before\n\n"
+        b"id: 2\ndata: " + b"x" * 40 + b"\ndata: rest of it\n\n"
+        b"data: after\n\n"
+    )
+    chunks = [stream[:30], stream[30:]] if split else [stream]
+    events: list[Any] = []
+    errors = []
+    for chunk in chunks:
+        try:
+            events += parser.feed(chunk)
+        except EventTooLargeError as error:
+            errors.append(error)
+            events += error.events
+    (error,) = errors
+    assert error.discarded == 1
+    assert error.max_event_size == 24
+    assert events == [fastsse.Event(data="before", id="1"), fastsse.Event(data="after", id="1")]
+    if not split:
+        assert error.events == events
+    # The oversized event's id was never dispatched, so it is not the resume point.
+    assert parser.last_event_id == "1"
+    assert parser.oversized == 1
+
+
+@parsers
+def test_skip_mode_counts_and_returns_the_other_events(factory):
+    parser = factory(max_event_size=16, on_oversize="skip")
+    stream = b"data: a\n\ndata: " + b"x" * 40 + b"\n\ndata: b\n\ndata: " + b"y" * 17 + b"\n\n"
+    assert parser.feed(stream) == [fastsse.Event(data="a"), fastsse.Event(data="b")]
+    assert parser.oversized == 2
+    assert parser.feed(b"data: c\n\n") == [fastsse.Event(data="c")]
+    assert parser.oversized == 2
+
+
+@parsers
+def test_two_oversized_events_in_one_chunk(factory):
+    parser = factory(max_event_size=8)
+    with pytest.raises(EventTooLargeError) as caught:
+        parser.feed(b"data: 123456789\n\ndata: ok\n\ndata: 123456789\n\n")
+    assert caught.value.discarded == 2
+    assert caught.value.events == [fastsse.Event(data="ok")]
+    assert parser.oversized == 2
+
+
+@parsers
+def test_oversized_line_in_small_chunks_raises_once(factory):
+    parser = factory(max_event_size=32)
+    outcomes = []
+    for chunk in [b"data: "] + [b"z" * 8] * 20 + [b"\n", b"data: more\n", b"\n", b"data: ok\n\n"]:
+        try:
+            outcomes.append(parser.feed(chunk))
+        except EventTooLargeError as error:
+            outcomes.append(("raised", error.discarded, error.events))
+    # "data: " + 26 bytes = 32 fits; the 4th 8-byte chunk makes it 38.
+    assert outcomes[4] == ("raised", 1, [])
+    assert [o for i, o in enumerate(outcomes) if i != 4][:-1] == [[]] * 23
+    assert outcomes[-1] == [fastsse.Event(data="ok")]
+    assert parser.oversized == 1
+
+
+@parsers
+def test_finish_ends_an_oversized_event(factory):
+    parser = factory(max_event_size=8, on_oversize="skip")
+    assert parser.feed(b"data: 123456789") == []
+    assert parser.oversized == 1
+    assert parser.finish() == []
+    assert parser.feed(b"data: ok\n\n") == [fastsse.Event(data="ok")]
+    assert parser.oversized == 1
+
+
+@parsers
+def test_max_event_size_one(factory):
+    parser = factory(max_event_size=1, on_oversize="skip")
+    assert parser.feed(b":\n\n\n: comment\n\ndata\n\n") == []
+    assert parser.oversized == 1
+
+
+# --- bad arguments ----------------------------------------------------------------------------
+
+
+@parsers
+def test_feed_str_is_a_clear_type_error(factory):
+    parser = factory()
+    with pytest.raises(TypeError, match="encode"):
+        parser.feed("data: x\n\n")
+
+
+@parsers
+@pytest.mark.parametrize("value", [None, 1, 1.5, ["data: x\n\n"], object()], ids=repr)
+def test_feed_non_bytes_is_a_type_error(factory, value):
+    parser = factory()
+    with pytest.raises(TypeError, match="bytes"):
+        parser.feed(value)
+
+
+@parsers
+def test_bad_feed_leaves_the_parser_usable(factory):
+    parser = factory()
+    assert parser.feed(b"data: a") == []
+    with pytest.raises(TypeError):
+        parser.feed(None)
+    with pytest.raises(TypeError):
+        parser.feed("b")
+    assert parser.feed(b"\n\n") == [fastsse.Event(data="a")]
+
+
+@parsers
+@pytest.mark.parametrize("size", [0, -1, -(2**40)])
+def test_non_positive_max_event_size_is_a_value_error(factory, size):
+    with pytest.raises(ValueError, match="max_event_size"):
+        factory(max_event_size=size)
+
+
+@parsers
+@pytest.mark.parametrize("mode", ["raise", "", "ERROR", "ignore"])
+def test_bad_on_oversize_is_a_value_error(factory, mode):
+    with pytest.raises(ValueError, match="on_oversize"):
+        factory(on_oversize=mode)
+
+
+# --- threads ----------------------------------------------------------------------------------
+
+
+def run_threads(targets: list[Callable[[], None]]) -> None:
+    threads = [threading.Thread(target=target) for target in targets]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not any(thread.is_alive() for thread in threads)
+
+
+def test_parser_shared_between_threads_never_crashes():
+    """Four threads feed one parser at once; one reads its properties.
+
+    Each chunk completes 20 events and one oversized event, so every feed() builds an
+    EventTooLargeError, whose Python __init__ lets another thread run in the middle of feed().
+    """
+    parser = fastsse.Parser(max_event_size=64)
+    chunk = b"id: 1\ndata: x\n\n" * 20 + b"data: " + b"y" * 100 + b"\n\n"
+    n_threads, rounds = 4, 200
+    deadline = time.monotonic() + 10
+    overlapped = threading.Event()
+    start = threading.Barrier(n_threads + 1)
+    completed: list[EventTooLargeError] = []
+    refused: list[RuntimeError] = []
+    unexpected: list[Any] = []
+
+    def feeder() -> None:
+        start.wait()
+        calls = 0
+        # At least `rounds` calls each, and on until two calls have overlapped (bounded).
+        while (calls < rounds or not overlapped.is_set()) and time.monotonic() < deadline:
+            calls += 1
+            try:
+                unexpected.append(parser.feed(chunk))
+            except EventTooLargeError as error:
+                completed.append(error)
+            except RuntimeError as error:  # PyO3: "Already borrowed"
+                refused.append(error)
+                overlapped.set()
+            except BaseException as error:
+                unexpected.append(error)
+
+    reads: list[Any] = []
+
+    def reader() -> None:
+        start.wait()
+        for _ in range(rounds):
+            try:
+                reads.append((parser.last_event_id, parser.retry))
+            except RuntimeError as error:
+                reads.append(error)
+
+    run_threads([feeder] * n_threads + [reader])
+    assert unexpected == []
+    assert completed
+    assert refused, "no two feed() calls overlapped"
+    assert all("borrow" in str(error).lower() for error in refused)
+    # A feed is never interleaved with another: each one parsed its whole chunk alone.
+    for error in completed:
+        assert error.events == [fastsse.Event(data="x", id="1")] * 20
+        assert error.discarded == 1
+    assert parser.oversized == len(completed)
+    assert len(reads) == rounds
+    assert all(r in (("1", None), ("", None)) for r in reads if isinstance(r, tuple))
+    assert all("borrow" in str(r).lower() for r in reads if not isinstance(r, tuple))
+    # Still consistent afterwards.
+    assert parser.feed(b"data: end\n\n") == [fastsse.Event(data="end", id="1")]
+
+
+def test_bytearray_resized_by_another_thread_while_fed():
+    parser = fastsse.Parser()
+    small, large = b"data: bb\n\n" * 5, b"data: a\n\n" * 10
+    buffer = bytearray(large)
+    n_rounds = 1000
+    results: list[Any] = []
+    stop = threading.Event()
+
+    def mutator() -> None:
+        for content in itertools.cycle((small, large)):
+            if stop.is_set():
+                break
+            buffer[:] = content
+
+    def feeder() -> None:
+        try:
+            for _ in range(n_rounds):
+                try:
+                    results.append(parser.feed(buffer))
+                except RuntimeError as error:
+                    results.append(error)
+        finally:
+            stop.set()
+
+    run_threads([mutator, feeder])
+    assert len(results) == n_rounds
+    a, bb = [fastsse.Event(data="a")] * 10, [fastsse.Event(data="bb")] * 5
+    # Each feed parsed one consistent snapshot of the buffer, whatever its size at the time.
+    assert all(r in (a, bb) for r in results)
