@@ -19,7 +19,7 @@ import anyio.abc
 import anyio.lowlevel
 import psutil
 import pytest
-from fastsse import AsyncEventStream, Event, FastSSEError
+from fastsse import AsyncEventStream, Event, EventStream, FastSSEError
 from fastsse._consumer import Consumer, ConsumerStats, QueueOverflowError
 from fastsse.testing import Response, SSEServer, event
 
@@ -787,3 +787,16 @@ async def test_block_stops_reading_the_socket() -> None:
     stats = consumer.stats
     assert stats.received == stream.stats.events == stats.handled
     assert_settled(stats)
+
+
+def test_a_sync_stream_or_an_async_on_error_is_refused_at_once() -> None:
+    async def handle(event: Event) -> None:
+        pass
+
+    async def on_error(event: Event, error: Exception) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="an AsyncEventStream, not an EventStream"):
+        Consumer(EventStream("http://127.0.0.1:9/"), handle)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="on_error must be a plain function"):
+        Consumer(EventSource([evs(0, 1)]), handle, on_error=on_error)  # type: ignore[arg-type]

@@ -9,7 +9,6 @@ memory and GC work stay flat over the run.
 from __future__ import annotations
 
 import codecs
-import functools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -90,8 +89,17 @@ def _load_httpx_sse() -> HttpxSSEDecode | None:
 
 #: httpx-sse's decoder, or None when httpx-sse is not installed.
 decode_httpx_sse = _load_httpx_sse()
+
+
+def _parse_only(decode: HttpxSSEDecode) -> Contender:
+    def parse_httpx_sse(chunks: Sequence[bytes]) -> int:
+        return decode(chunks, None)
+
+    return parse_httpx_sse
+
+
 parse_httpx_sse: Contender | None = (
-    None if decode_httpx_sse is None else functools.partial(decode_httpx_sse, handle=None)
+    None if decode_httpx_sse is None else _parse_only(decode_httpx_sse)
 )
 
 HTTPX_SSE_MISSING = (

@@ -29,6 +29,7 @@ import anyio.to_thread
 
 from fastsse._errors import FastSSEError
 from fastsse._fastsse import Event
+from fastsse._stream import EventStream
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -136,12 +137,20 @@ class Consumer:
             raise TypeError(f"handler must be callable, got {handler!r}")
         if on_error is not None and not callable(on_error):
             raise TypeError(f"on_error must be callable or None, got {on_error!r}")
+        if on_error is not None and _is_async_callable(on_error):
+            # It runs in the event loop, where awaiting it would stall the workers' reports.
+            raise TypeError(
+                "on_error must be a plain function, not a coroutine function: it is called in "
+                "the event loop to record a failure, and is not awaited"
+            )
         _check_count("workers", workers)
         _check_count("queue_size", queue_size)
         if overflow not in _POLICIES:
             raise ValueError(
                 f"overflow must be one of {', '.join(map(repr, _POLICIES))}, got {overflow!r}"
             )
+        if isinstance(stream, EventStream):
+            raise TypeError("a Consumer reads an AsyncEventStream, not an EventStream")
         if not callable(getattr(stream, "batches", None)) and not hasattr(stream, "__aiter__"):
             raise TypeError(f"stream must be an async iterable of events, got {stream!r}")
         self._stream = stream

@@ -434,6 +434,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
             self._scope.cancel()
         _shutdown(self._socket)
         loop = self._loop
+        self._owner = None  # The loop is closed here, not by the iteration that ran it.
         # A loop running in another task stops at the cancelled scope instead.
         if loop is not None and not getattr(loop, "ag_running", False):
             self._loop = None
@@ -594,6 +595,7 @@ class EventStream(_StreamBase[httpx.Client]):
             self._wake.set()
         _shutdown(self._socket)
         loop = self._loop
+        self._owner = None  # The loop is closed here, not by the iteration that ran it.
         running = getattr(loop, "gi_running", False)
         if loop is not None and self._reader == threading.get_ident() and not running:
             self._loop = None

@@ -1,47 +1,19 @@
 """The ``fastsse`` command (also ``python -m fastsse``).
 
-``fastsse bench`` times the parsers on the built-in corpora and prints the comparison as a
-table; ``fastsse demo`` shows fastsse beside a pure-Python parser on an LLM token stream.
+``fastsse demo`` runs a live stream on loopback, cut twice mid-event and resumed, then compares
+fastsse's throughput with pure Python's; ``fastsse bench`` times the parsers on the built-in
+corpora and prints the comparison as a table.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import TextIO
 
 from fastsse import _bench, _corpus
+from fastsse._demo import run_demo
 
 #: ``--quick``: a quarter of each corpus and fewer, shorter repeats; a few seconds in all.
 _QUICK = {"scale": 0.25, "repeat": 3, "min_time": 0.05}
-
-
-def run_demo(out: TextIO | None = None, *, scale: float = 1.0) -> int:
-    """``fastsse demo``: parses a generated LLM token stream with fastsse, with the pure-Python
-    parser and (when installed) with httpx-sse, and prints their throughput side by side."""
-    out = sys.stdout if out is None else out
-    corpus = _corpus.llm_tokens(int(4_000_000 * scale))
-    sample = corpus.data.split(b"\n\n", 1)[0].decode()
-    print(
-        f"An LLM token stream: {corpus.events:,} events, {len(corpus.data) / 1e6:.1f} MB, "
-        f"read in {_corpus.CHUNK_SIZE // 1024} KiB chunks. Its first event:\n  {sample!r}\n",
-        file=out,
-    )
-    if _bench.parse_httpx_sse is None:
-        print(_bench.HTTPX_SSE_MISSING, file=out)
-    results = _bench.run([corpus], repeat=3, min_time=0.1)
-    print(_bench.format_table(results), file=out)
-    seconds = {result.parser: result.seconds for result in results}
-    faster = [
-        f"{seconds[name] / seconds['fastsse']:.1f}x as fast as {label}"
-        for name, label in (
-            ("httpx-sse", "httpx-sse's decoder"),
-            ("pure", "the pure-Python parser"),
-        )
-        if name in seconds
-    ]
-    print(f"\nfastsse parsed this stream {' and '.join(faster)}.", file=out)
-    return 0
 
 
 def _bench_command(args: argparse.Namespace) -> int:
@@ -59,7 +31,7 @@ def _bench_command(args: argparse.Namespace) -> int:
 
 
 def _demo_command(args: argparse.Namespace) -> int:
-    return run_demo(scale=0.25 if args.quick else 1.0)
+    return run_demo(quick=args.quick)
 
 
 def _positive_int(text: str) -> int:
@@ -118,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=_bench_command)
 
     demo = commands.add_parser(
-        "demo", help="fastsse beside pure Python on an LLM token stream, in seconds"
+        "demo",
+        help="a live loopback stream cut twice and resumed; fastsse beside pure Python",
+        description="Start an SSE server on 127.0.0.1, stream LLM-like events, cut the "
+        "connection mid-event twice and resume with Last-Event-ID; then compare fastsse's "
+        "throughput with a pure-Python parser (and httpx-sse when installed).",
     )
     demo.add_argument("--quick", action="store_true", help="a smaller stream")
     demo.set_defaults(func=_demo_command)

@@ -1,0 +1,55 @@
+"""The ``fastsse`` command line: the live demo, the parse benchmark table, the module entry."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+from fastsse._demo import run_demo
+from fastsse.cli import main
+
+
+def test_demo_resumes_a_cut_stream_without_loss_and_compares_throughput() -> None:
+    out = io.StringIO()
+    assert run_demo(out, quick=True) == 0
+    text = out.getvalue()
+    assert "events received     20,000 of 20,000" in text
+    assert "reconnects          2" in text
+    assert "resumed with        Last-Event-ID 7000, 13000" in text
+    assert "lost / duplicated   0 / 0" in text
+    table = text[text.index("Throughput") :].splitlines()[2:]
+    assert [line.split()[0] for line in table] == ["fastsse", "pure", "httpx-sse"]
+    # Every client counted every event of the same stream.
+    assert len({line.split()[-4] for line in table}) == 1
+
+
+def test_bench_prints_the_comparison_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--quick", "--corpus", "small", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith("small")]
+    assert [row[1] for row in rows] == ["fastsse", "httpx-sse", "pure"]
+    # Each row: events/s, MB/s, then the ratios to httpx-sse (1.0x on its own row) and to pure.
+    assert rows[1][4:] == ["1.0x", rows[1][5]]
+    assert all(row[4].endswith("x") and row[5].endswith("x") for row in rows)
+
+
+def test_bad_arguments_are_refused_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--repeat", "0"])
+    assert exit_info.value.code == 2
+    assert "must be a positive integer" in capsys.readouterr().err
+
+
+def test_python_dash_m_fastsse_runs_the_command_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "fastsse", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "demo" in done.stdout
+    assert "bench" in done.stdout
