@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, get_args
 
 import anyio
 import anyio.lowlevel
@@ -42,7 +42,7 @@ Handler = Callable[[Event], Optional[Awaitable[object]]]
 ErrorHandler = Callable[[Event, Exception], None]
 Overflow = Literal["block", "drop_oldest", "drop_newest", "error"]
 
-_POLICIES = ("block", "drop_oldest", "drop_newest", "error")
+_POLICIES: tuple[str, ...] = get_args(Overflow)
 #: A trip to a worker thread costs tens of microseconds, far more than a fast handler, so a
 #: sync handler gets several queued events per trip: as many as take about this many seconds
 #: by its measured speed, at most _MAX_THREAD_BATCH. A slow handler (a millisecond or more per
