@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import httpx
 import pytest
-from fastsse import AsyncEventStream, Parser, _bench, _corpus, _json
+from fastsse import Parser, _bench, _corpus, _e2e, _json
 from fastsse.testing import Response, SSEServer
-
-Consume = Callable[[httpx.AsyncClient, str], Awaitable[int]]
 
 LLM = _corpus.llm_tokens(4_000_000)
 #: One HTTP chunk per event is ~20x more chunks: a smaller stream keeps rounds short.
@@ -39,44 +37,11 @@ ROUTES = {
 }
 
 
-async def with_fastsse(client: httpx.AsyncClient, url: str) -> int:
-    count = 0
-    async with AsyncEventStream(url, client=client, reconnect=False) as stream:
-        async for _ in stream:
-            count += 1
-    return count
-
-
-async def with_fastsse_batches(client: httpx.AsyncClient, url: str) -> int:
-    count = 0
-    async with AsyncEventStream(url, client=client, reconnect=False) as stream:
-        async for batch in stream.batches():
-            count += len(batch)
-    return count
-
-
-async def with_httpx_sse(client: httpx.AsyncClient, url: str) -> int:
-    from httpx_sse import aconnect_sse
-
-    count = 0
-    async with aconnect_sse(client, "GET", url) as source:
-        async for _ in source.aiter_sse():
-            count += 1
-    return count
-
-
-async def with_httpx_bytes(client: httpx.AsyncClient, url: str) -> int:
-    async with client.stream("GET", url) as response:
-        async for _ in response.aiter_bytes():
-            pass
-    return -1  # Not a parser: no events to count.
-
-
-CLIENTS: dict[str, Consume] = {
-    "fastsse": with_fastsse,
-    "fastsse batches": with_fastsse_batches,
-    "httpx-sse": with_httpx_sse,
-    "httpx bytes, no parsing": with_httpx_bytes,
+CLIENTS: dict[str, _e2e.StreamClient] = {
+    "fastsse": _e2e.fastsse_events,
+    "fastsse batches": _e2e.fastsse_batches,
+    "httpx-sse": _e2e.httpx_sse,
+    "httpx bytes, no parsing": _e2e.httpx_bytes,
 }
 
 

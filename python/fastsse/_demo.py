@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Awaitable, Sequence
-from typing import Callable, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 import anyio
 import httpx
 
+from fastsse import _e2e
 from fastsse._corpus import llm_tokens
+from fastsse._e2e import StreamClient
 from fastsse._policy import Retry
-from fastsse._pure import PureParser
 from fastsse._stream import AsyncEventStream
 from fastsse.testing import RecordedRequest, Response, SSEServer, close
-
-Consume = Callable[[httpx.AsyncClient, str], Awaitable[int]]
 
 #: Events of the resilience part, and the events after which its first two connections are cut.
 _RESUME_EVENTS = 20_000
@@ -88,44 +87,13 @@ async def _resilience(server: SSEServer, out: TextIO) -> bool:
     return lost == 0 and duplicated == 0 and in_order and stats.reconnects == len(_CUTS)
 
 
-async def _with_fastsse(client: httpx.AsyncClient, url: str) -> int:
-    count = 0
-    async with AsyncEventStream(url, client=client, reconnect=False) as stream:
-        async for batch in stream.batches():
-            count += len(batch)
-    return count
-
-
-async def _with_pure_python(client: httpx.AsyncClient, url: str) -> int:
-    parser = PureParser()
-    count = 0
-    async with client.stream("GET", url) as response:
-        async for chunk in response.aiter_bytes():
-            count += len(parser.feed(chunk))
-    return count
-
-
-async def _with_httpx_sse(client: httpx.AsyncClient, url: str) -> int:
-    from httpx_sse import aconnect_sse
-
-    count = 0
-    async with aconnect_sse(client, "GET", url) as source:
-        async for _ in source.aiter_sse():
-            count += 1
-    return count
-
-
-def _contenders() -> list[tuple[str, Consume]]:
-    contenders: list[tuple[str, Consume]] = [
-        ("fastsse", _with_fastsse),
-        ("pure Python", _with_pure_python),
+def _contenders() -> list[tuple[str, StreamClient]]:
+    contenders: list[tuple[str, StreamClient]] = [
+        ("fastsse", _e2e.fastsse_batches),
+        ("pure Python", _e2e.pure_python),
     ]
-    try:
-        import httpx_sse  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        contenders.append(("httpx-sse", _with_httpx_sse))
+    if _e2e.httpx_sse_installed():
+        contenders.append(("httpx-sse", _e2e.httpx_sse))
     return contenders
 
 

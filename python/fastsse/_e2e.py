@@ -1,0 +1,70 @@
+"""The clients compared end to end over HTTP, by ``fastsse demo`` and ``benches/``: each reads
+one event stream with a shared ``httpx.AsyncClient`` and returns how many events it got."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Callable
+
+import httpx
+
+from fastsse._pure import PureParser
+from fastsse._stream import AsyncEventStream
+
+#: Reads the stream at a URL with the given client; returns the event count.
+StreamClient = Callable[[httpx.AsyncClient, str], Awaitable[int]]
+
+
+async def fastsse_events(client: httpx.AsyncClient, url: str) -> int:
+    """``async for event in stream``: one event at a time."""
+    count = 0
+    async with AsyncEventStream(url, client=client, reconnect=False) as stream:
+        async for _ in stream:
+            count += 1
+    return count
+
+
+async def fastsse_batches(client: httpx.AsyncClient, url: str) -> int:
+    """``stream.batches()``: a list of events per chunk received."""
+    count = 0
+    async with AsyncEventStream(url, client=client, reconnect=False) as stream:
+        async for batch in stream.batches():
+            count += len(batch)
+    return count
+
+
+async def pure_python(client: httpx.AsyncClient, url: str) -> int:
+    """httpx's bytes through fastsse's pure-Python parser."""
+    parser = PureParser()
+    count = 0
+    async with client.stream("GET", url) as response:
+        async for chunk in response.aiter_bytes():
+            count += len(parser.feed(chunk))
+    return count
+
+
+async def httpx_sse(client: httpx.AsyncClient, url: str) -> int:
+    """httpx-sse's documented way: ``aconnect_sse`` and ``aiter_sse``."""
+    from httpx_sse import aconnect_sse
+
+    count = 0
+    async with aconnect_sse(client, "GET", url) as source:
+        async for _ in source.aiter_sse():
+            count += 1
+    return count
+
+
+async def httpx_bytes(client: httpx.AsyncClient, url: str) -> int:
+    """httpx reading the body with no parsing at all: the ceiling. Counts no events (-1)."""
+    async with client.stream("GET", url) as response:
+        async for _ in response.aiter_bytes():
+            pass
+    return -1
+
+
+def httpx_sse_installed() -> bool:
+    try:
+        import httpx_sse  # noqa: F401
+    except ImportError:
+        return False
+    return True
