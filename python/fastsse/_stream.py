@@ -7,6 +7,7 @@ reconnect. ``AsyncEventStream`` and ``EventStream`` only move bytes and wait.
 
 from __future__ import annotations
 
+import asyncio.trsock
 import contextlib
 import enum
 import logging
@@ -16,7 +17,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Coroutine, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Literal, TypeVar, Union
+from typing import Any, Callable, Generic, Literal, Protocol, TypeVar, Union
 
 import anyio
 import httpx
@@ -270,7 +271,13 @@ def _media_type(response: httpx.Response) -> str:
     return content_type.partition(";")[0].strip().lower()
 
 
-def _socket_of(network_stream: Any) -> socket.socket | None:
+class _Socket(Protocol):
+    """A socket.socket, or asyncio's TransportSocket view of one."""
+
+    def shutdown(self, how: int, /) -> None: ...
+
+
+def _socket_of(network_stream: Any) -> _Socket | None:
     """The socket of an HTTP/1 connection (that of an HTTP/2 one is shared by other requests,
     so it is never ours to shut down)."""
     if network_stream is None:
@@ -279,10 +286,10 @@ def _socket_of(network_stream: Any) -> socket.socket | None:
     if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
         return None
     sock = network_stream.get_extra_info("socket")
-    return sock if isinstance(sock, socket.socket) else None
+    return sock if isinstance(sock, (socket.socket, asyncio.trsock.TransportSocket)) else None
 
 
-def _shutdown(sock: socket.socket | None) -> None:
+def _shutdown(sock: _Socket | None) -> None:
     """Wakes a read blocked on ``sock`` in another thread (closing the fd would not)."""
     if sock is not None:
         with contextlib.suppress(OSError):  # Already closed: nothing to wake.
@@ -293,7 +300,7 @@ class _StreamBase(Generic[_Client]):
     """Construction, state and properties shared by the sync and async streams."""
 
     #: The socket of the connection in use, shut down by close() to wake a blocked read.
-    _socket: socket.socket | None = None
+    _socket: _Socket | None = None
 
     def __init__(
         self,
