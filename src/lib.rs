@@ -9,5 +9,5 @@ mod parser;
 #[cfg(feature = "python")]
 mod python;
 
-pub use event::{Event, EventRef, EventSink, RetryMs};
+pub use event::{Event, EventRef, EventSink, RawEventRef, RetryMs};
 pub use parser::{Parser, DEFAULT_MAX_EVENT_SIZE};
