@@ -460,13 +460,22 @@ async def _consume_until_closed(
         async with anyio.create_task_group() as group:
             group.start_soon(consume)
             await ready(got)
-            await anyio.sleep(0.1)  # let the consumer block (on a read, a sleep, headers)
+            # Until the consumer is blocked inside the stream (a read, a sleep, headers).
+            await _poll(lambda: getattr(stream._loop, "ag_running", False))
             started = time.monotonic()
             await stream.aclose()
             took = time.monotonic() - started
             with anyio.fail_after(1.0):
                 await ended.wait()
     return got, took
+
+
+def _wait_until_blocked_inside(stream: EventStream) -> None:
+    """Until the reading thread is inside the stream's loop (a read, a wait, headers)."""
+    deadline = time.monotonic() + TIMEOUT
+    while not getattr(stream._loop, "gi_running", False):
+        assert time.monotonic() < deadline, "the reader never entered the stream"
+        time.sleep(0.002)
 
 
 async def _poll(condition: Callable[[], object]) -> None:
@@ -559,7 +568,7 @@ def test_close_from_another_thread_ends_a_blocked_read_and_closes_the_socket(
         deadline = time.monotonic() + TIMEOUT
         while not got and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(0.1)
+        _wait_until_blocked_inside(stream)
         started = time.monotonic()
         stream.close()
         assert time.monotonic() - started < 1.0
@@ -598,6 +607,8 @@ def test_close_from_another_thread_while_the_consumer_is_busy(server: SSEServer)
         stream.close()
         thread.join(TIMEOUT)
     assert [e.id for e in got] == ["1"]
+    assert stream._loop is None
+    assert stream._client is None  # The owned client was released.
 
 
 def test_close_from_another_thread_ends_a_backoff_wait(server: SSEServer) -> None:
@@ -606,7 +617,7 @@ def test_close_from_another_thread_ends_a_backoff_wait(server: SSEServer) -> Non
     thread, _got, outcome = _iterate_in_thread(stream)
     try:
         server.wait_for_requests(1)
-        time.sleep(0.1)
+        _wait_until_blocked_inside(stream)
         stream.close()
         thread.join(1.0)
         assert not thread.is_alive()
@@ -625,7 +636,7 @@ def test_close_from_another_thread_while_waiting_for_response_headers() -> None:
             deadline = time.monotonic() + TIMEOUT
             while not accepted and time.monotonic() < deadline:
                 time.sleep(0.01)
-            time.sleep(0.1)
+            _wait_until_blocked_inside(stream)
             stream.close()
             thread.join(1.0)
             assert not thread.is_alive()

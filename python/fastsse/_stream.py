@@ -15,7 +15,7 @@ import re
 import socket
 import threading
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Coroutine, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Literal, Protocol, TypeVar, Union
 
@@ -80,6 +80,10 @@ class _Verdict(enum.Enum):
     FAIL = enum.auto()
 
 
+#: What decode_event returns for data that is not JSON (None is valid JSON).
+NOT_JSON: Any = object()
+
+
 class _Closed(Exception):
     """The stream was closed while waiting."""
 
@@ -126,10 +130,14 @@ class _Session:
         self.backoff = (retry or Retry()).start()
         self.stats = StreamStats()
         self._server_retry: int | None = None
+        #: Requests sent so far.
+        self.requests = 0
+        self._cut_mid_event = False
         self._retry_after: float | None = None
         self._deferred: EventTooLargeError | None = None
 
     def build_request(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        self.requests += 1
         headers = self.headers
         # Bytes, so that an id outside Latin-1 reaches the server as the UTF-8 it was. HTTP
         # drops surrounding blanks from a header value, as browsers do before sending it.
@@ -219,13 +227,29 @@ class _Session:
         if error is not None:
             raise error
 
+    def end_response(self) -> None:
+        """The response is over, whichever way (its end, a break, a close): an event it left
+        unfinished is dropped, never delivered, nor joined to the next connection's bytes."""
+        if self.parser.pending:
+            self.stats.dropped += 1
+            self._cut_mid_event = True
+        self.parser.finish()
+        self._deferred = None
+
+    def may_send_again(self) -> bool:
+        """Whether the request may be sent (again). A stream that does not reconnect (a POST,
+        by default) is sent once: asking again could repeat its side effects."""
+        if self.requests and not self.reconnect:
+            raise StreamInterruptedError(
+                f"the {self.method} stream from {self.url} was closed before its end, and it "
+                "does not reconnect (pass reconnect=True to resume it with Last-Event-ID)"
+            )
+        return True
+
     def connection_ended(self, cause: BaseException | None) -> float | None:
         """The connection ended (``cause`` is None for a clean end of stream). Returns the
         delay before reconnecting, None when the stream is over, or raises."""
-        dropped_partial = self.parser.pending
-        self.parser.finish()
-        if dropped_partial:
-            self.stats.dropped += 1
+        dropped_partial, self._cut_mid_event = self._cut_mid_event, False
         if cause is not None:
             self.stats.errors += 1
         if isinstance(cause, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
@@ -247,23 +271,26 @@ class _Session:
         return delay
 
     def decode_json(self, events: list[Event], on_error: JSONErrorHandler | None) -> list[Any]:
-        decoded = []
-        for event in events:
-            try:
-                decoded.append(_json.loads(event.data))
-            except ValueError as error:
-                self.stats.json_errors += 1
-                if on_error is None:
-                    logger.warning(
-                        "skipped an event whose data is not JSON (id=%r, event=%r): %s; data=%r",
-                        event.id,
-                        event.event,
-                        error,
-                        event.data[:200],
-                    )
-                else:
-                    on_error(event, error)
-        return decoded
+        decoded = [self.decode_event(event, on_error) for event in events]
+        return [value for value in decoded if value is not NOT_JSON]
+
+    def decode_event(self, event: Event, on_error: JSONErrorHandler | None) -> Any:
+        """The event's data decoded, or ``NOT_JSON`` (after counting and reporting it)."""
+        try:
+            return _json.loads(event.data)
+        except ValueError as error:
+            self.stats.json_errors += 1
+            if on_error is None:
+                logger.warning(
+                    "skipped an event whose data is not JSON (id=%r, event=%r): %s; data=%r",
+                    event.id,
+                    event.event,
+                    error,
+                    event.data[:200],
+                )
+            else:
+                on_error(event, error)
+            return NOT_JSON
 
 
 def _media_type(response: httpx.Response) -> str:
@@ -344,6 +371,9 @@ class _StreamBase(Generic[_Client]):
         self._delivered_id = last_event_id
         # The token of the iteration that owns the connection loop: only it may close the loop.
         self._owner: object | None = None
+        # The stream ended for good (a 204, the end of a stream that does not reconnect, an
+        # error): iterating it again gives nothing more.
+        self._done = False
 
     @property
     def last_event_id(self) -> str:
@@ -357,6 +387,9 @@ class _StreamBase(Generic[_Client]):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def _may_start_loop(self) -> bool:
+        return not (self._done or self._closed) and self._session.may_send_again()
 
     def _next_from_backlog(self) -> Event:
         event = self._backlog.popleft()
@@ -386,52 +419,71 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def __aiter__(self) -> AsyncIterator[Event]:
+    async def __aiter__(self) -> AsyncGenerator[Event, None]:
         backlog = self._backlog
-        async for batch in self.batches():
-            backlog.extend(batch)
-            while backlog and not self._closed:
-                yield self._next_from_backlog()
+        # ``async for`` does not close what it iterates: closing this iterator must close the
+        # connection now, not whenever the garbage collector gets to it.
+        batches = self.batches()
+        try:
+            async for batch in batches:
+                backlog.extend(batch)
+                while backlog and not self._closed:
+                    yield self._next_from_backlog()
+        finally:
+            await batches.aclose()
 
-    async def json(self, *, on_error: JSONErrorHandler | None = None) -> AsyncIterator[Any]:
+    async def json(self, *, on_error: JSONErrorHandler | None = None) -> AsyncGenerator[Any, None]:
         """Each event's data decoded as JSON. An event that is not JSON is counted in
         ``stats.json_errors`` and passed to ``on_error`` (default: logged), and the stream
         goes on."""
-        async for batch in self.json_batches(on_error=on_error):
-            for value in batch:
-                if self._closed:
-                    return
-                yield value
+        decode = self._session.decode_event
+        events = self.__aiter__()
+        try:
+            async for event in events:
+                value = decode(event, on_error)
+                if value is not NOT_JSON:
+                    yield value
+        finally:
+            await events.aclose()
 
     async def json_batches(
         self, *, on_error: JSONErrorHandler | None = None
-    ) -> AsyncIterator[list[Any]]:
+    ) -> AsyncGenerator[list[Any], None]:
         """The events' data decoded as JSON, as lists, one per chunk received; see ``json``."""
-        async for batch in self.batches():
-            decoded = self._session.decode_json(batch, on_error)
-            if decoded:
-                yield decoded
+        batches = self.batches()
+        try:
+            async for batch in batches:
+                decoded = self._session.decode_json(batch, on_error)
+                if decoded:
+                    yield decoded
+        finally:
+            await batches.aclose()
 
-    async def batches(self) -> AsyncIterator[list[Event]]:
+    async def batches(self) -> AsyncGenerator[list[Event], None]:
         """The events as lists, one per chunk received: the fastest way to consume.
 
         Every iteration of a stream continues where the last one stopped; a ``break`` closes
         the connection, and the next iteration resumes it with Last-Event-ID."""
-        loop = self._loop
-        if getattr(loop, "ag_running", False):
+        if getattr(self._loop, "ag_running", False):
             raise RuntimeError("this stream is already being iterated, by another task")
+        # Claimed first: an earlier iteration finalised late must not close the loop now.
+        owner = self._owner = object()
         if self._backlog:
             yield self._take_backlog()
+        loop = self._loop
         if loop is None:
+            if not self._may_start_loop():
+                return
             loop = self._loop = self._connection_loop()
-        owner = self._owner = object()
         try:
             async for batch in loop:
                 yield batch
         finally:
             # A ``break`` ends the connection; iterating again reconnects and resumes.
             if self._owner is owner:
-                self._owner = self._loop = None
+                self._owner = None
+                if self._loop is loop:
+                    self._loop = None
                 await loop.aclose()
 
     async def aclose(self) -> None:
@@ -441,10 +493,9 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
             self._scope.cancel()
         _shutdown(self._socket)
         loop = self._loop
-        self._owner = None  # The loop is closed here, not by the iteration that ran it.
         # A loop running in another task stops at the cancelled scope instead.
         if loop is not None and not getattr(loop, "ag_running", False):
-            self._loop = None
+            self._owner = self._loop = None  # Closed here, not by the iteration that ran it.
             await loop.aclose()
         await self._release()
 
@@ -500,6 +551,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                     try:
                         verdict = session.judge(response)
                         if verdict is _Verdict.STOP:
+                            self._done = True
                             return
                         if verdict is not _Verdict.STREAM:
                             body = await self._cancellable(_aread_preview(response))
@@ -512,6 +564,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                                 session.raise_deferred()
                     finally:
                         self._socket = None
+                        session.end_response()
                         with anyio.CancelScope(shield=True):
                             await response.aclose()
                 except FastSSEError:
@@ -522,12 +575,16 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                     return
                 delay = session.connection_ended(cause)
                 if delay is None:
+                    self._done = True
                     return
                 await self._cancellable(anyio.sleep(delay))
         except _Closed:
             return
+        except Exception:
+            self._done = True  # The stream's errors are final.
+            raise
         finally:
-            if self._closed:
+            if self._closed or self._done:
                 self._loop = None
                 await self._release()
 
@@ -552,39 +609,46 @@ class EventStream(_StreamBase[httpx.Client]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __iter__(self) -> Iterator[Event]:
+    def __iter__(self) -> Generator[Event, None, None]:
         backlog = self._backlog
-        for batch in self.batches():
-            backlog.extend(batch)
-            while backlog and not self._closed:
-                yield self._next_from_backlog()
+        with contextlib.closing(self.batches()) as batches:
+            for batch in batches:
+                backlog.extend(batch)
+                while backlog and not self._closed:
+                    yield self._next_from_backlog()
 
-    def json(self, *, on_error: JSONErrorHandler | None = None) -> Iterator[Any]:
+    def json(self, *, on_error: JSONErrorHandler | None = None) -> Generator[Any, None, None]:
         """Each event's data decoded as JSON; see ``AsyncEventStream.json``."""
-        for batch in self.json_batches(on_error=on_error):
-            for value in batch:
-                if self._closed:
-                    return
-                yield value
+        decode = self._session.decode_event
+        with contextlib.closing(self.__iter__()) as events:
+            for event in events:
+                value = decode(event, on_error)
+                if value is not NOT_JSON:
+                    yield value
 
-    def json_batches(self, *, on_error: JSONErrorHandler | None = None) -> Iterator[list[Any]]:
+    def json_batches(
+        self, *, on_error: JSONErrorHandler | None = None
+    ) -> Generator[list[Any], None, None]:
         """The events' data decoded as JSON, as lists, one per chunk received."""
-        for batch in self.batches():
-            decoded = self._session.decode_json(batch, on_error)
-            if decoded:
-                yield decoded
+        with contextlib.closing(self.batches()) as batches:
+            for batch in batches:
+                decoded = self._session.decode_json(batch, on_error)
+                if decoded:
+                    yield decoded
 
-    def batches(self) -> Iterator[list[Event]]:
+    def batches(self) -> Generator[list[Event], None, None]:
         """The events as lists, one per chunk received: the fastest way to consume; see
         ``AsyncEventStream.batches``."""
-        loop = self._loop
-        if getattr(loop, "gi_running", False):
+        if getattr(self._loop, "gi_running", False):
             raise RuntimeError("this stream is already being iterated, by another thread")
+        owner = self._owner = object()
         if self._backlog:
             yield self._take_backlog()
+        loop = self._loop
         if loop is None:
+            if not self._may_start_loop():
+                return
             loop = self._loop = self._connection_loop()
-        owner = self._owner = object()
         try:
             # Not ``yield from``: that would close the loop whenever this iteration is closed.
             for batch in loop:  # noqa: UP028
@@ -592,7 +656,9 @@ class EventStream(_StreamBase[httpx.Client]):
         finally:
             # A ``break`` ends the connection; iterating again reconnects and resumes.
             if self._owner is owner:
-                self._owner = self._loop = None
+                self._owner = None
+                if self._loop is loop:
+                    self._loop = None
                 loop.close()
 
     def close(self) -> None:
@@ -602,10 +668,11 @@ class EventStream(_StreamBase[httpx.Client]):
             self._wake.set()
         _shutdown(self._socket)
         loop = self._loop
-        self._owner = None  # The loop is closed here, not by the iteration that ran it.
         running = getattr(loop, "gi_running", False)
+        # A loop that another thread runs, or holds suspended, is closed by that thread: its
+        # read was woken by the shutdown above, and it sees ``closed`` at its next step.
         if loop is not None and self._reader == threading.get_ident() and not running:
-            self._loop = None
+            self._owner = self._loop = None  # Closed here, not by the iteration that ran it.
             loop.close()
         self._release()
 
@@ -643,6 +710,7 @@ class EventStream(_StreamBase[httpx.Client]):
                             return
                         verdict = session.judge(response)
                         if verdict is _Verdict.STOP:
+                            self._done = True
                             return
                         if verdict is not _Verdict.STREAM:
                             cause = session.refusal(response, verdict, _read_preview(response))
@@ -654,6 +722,7 @@ class EventStream(_StreamBase[httpx.Client]):
                                 session.raise_deferred()
                     finally:
                         self._socket = None
+                        session.end_response()
                         response.close()
                 except FastSSEError:
                     raise
@@ -662,10 +731,16 @@ class EventStream(_StreamBase[httpx.Client]):
                 if self._closed:
                     return
                 delay = session.connection_ended(cause)
-                if delay is None or self._wake.wait(delay):
+                if delay is None:
+                    self._done = True
                     return
+                if self._wake.wait(delay):
+                    return
+        except Exception:
+            self._done = True  # The stream's errors are final.
+            raise
         finally:
-            if self._closed:
+            if self._closed or self._done:
                 self._loop = None
                 self._release()
 

@@ -1,0 +1,166 @@
+"""Iterating a stream in pieces: a ``break``, then another iteration, must neither lose, repeat
+nor corrupt an event, and must never re-send a request that does not reconnect."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import anyio
+import pytest
+from fastsse import AsyncEventStream, EventStream, StreamInterruptedError
+from fastsse.testing import RecordedRequest, Response, SSEServer, event, stall
+from stream_helpers import KINDS, TIMEOUT, run_bounded
+
+#: Iterations of one stream: ("events" or "json", how many items before breaking).
+Steps = list[tuple[str, int]]
+
+
+@pytest.fixture
+def server() -> Iterator[SSEServer]:
+    with SSEServer() as server:
+        yield server
+
+
+def run_in_pieces(kind: str, url: str, steps: Steps, **options: Any) -> list[list[str]]:
+    """Iterates the stream once per step, each time breaking after ``n`` items; ``how`` is
+    "events" or "json". Returns the data (or decoded ``n`` values) each piece got."""
+    options.setdefault("read_timeout", TIMEOUT)
+    if kind == "sync":
+
+        def run() -> list[list[str]]:
+            pieces: list[list[str]] = []
+            with EventStream(url, **options) as stream:
+                for how, n in steps:
+                    piece: list[str] = []
+                    source = stream.json() if how == "json" else stream
+                    for item in source:
+                        piece.append(str(item["n"]) if how == "json" else item.data)
+                        if len(piece) == n:
+                            break
+                    pieces.append(piece)
+            return pieces
+
+        return run_bounded(run)
+
+    async def arun() -> list[list[str]]:
+        pieces: list[list[str]] = []
+        with anyio.fail_after(TIMEOUT):
+            async with AsyncEventStream(url, **options) as stream:
+                for how, n in steps:
+                    piece: list[str] = []
+                    source = stream.json() if how == "json" else stream.__aiter__()
+                    async for item in source:
+                        piece.append(str(item["n"]) if how == "json" else item.data)
+                        if len(piece) == n:
+                            break
+                    # An async iterator left by a break is closed when collected, some time
+                    # later; closing it says "now", as contextlib.aclosing does.
+                    await source.aclose()  # type: ignore[attr-defined]
+                    pieces.append(piece)
+        return pieces
+
+    return run_bounded(lambda: anyio.run(arun))
+
+
+def resuming(*events: bytes, first: list[Any]) -> Callable[[RecordedRequest], Response]:
+    """The first request gets ``first``; a resumed one, the events after its Last-Event-ID."""
+
+    def respond(request: RecordedRequest) -> Response:
+        if request.last_event_id is None:
+            return Response(body=first)
+        return Response(body=[*events[int(request.last_event_id) :], stall()])
+
+    return respond
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_partial_event_of_a_closed_connection_is_not_joined_to_the_next(
+    server: SSEServer, kind: str
+) -> None:
+    events = [event("a", id="1"), event("b", id="2")]
+    server.respond(resuming(*events, first=[events[0] + b"data: PARTIAL", stall()]))
+    pieces = run_in_pieces(kind, server.url, [("events", 1), ("events", 1)])
+    assert pieces == [["a"], ["b"]]
+    assert [request.last_event_id for request in server.requests] == [None, "1"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_break_mid_batch_keeps_the_rest_of_the_batch(server: SSEServer, kind: str) -> None:
+    events = [event(name, id=str(i)) for i, name in enumerate("abcde", 1)]
+    # a, b, c arrive in one chunk; the break after a leaves b and c to the next iteration.
+    server.respond(resuming(*events, first=[b"".join(events[:3]), events[3], stall()]))
+    pieces = run_in_pieces(kind, server.url, [("events", 1), ("events", 3), ("events", 1)])
+    assert pieces == [["a"], ["b", "c", "d"], ["e"]]
+    # The break after a closed the connection: b and c came from the backlog, then d from a
+    # connection resumed after c; the break after d closed that one too.
+    assert [request.last_event_id for request in server.requests] == [None, "3", "4"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_json_keeps_the_rest_of_the_batch_across_a_break(server: SSEServer, kind: str) -> None:
+    events = [event(f'{{"n": {i}}}', id=str(i)) for i in range(1, 5)]
+    server.respond(resuming(*events, first=[b"".join(events[:3]), stall()]))
+    pieces = run_in_pieces(kind, server.url, [("json", 1), ("json", 3)])
+    assert pieces == [["1"], ["2", "3", "4"]]
+    assert [request.last_event_id for request in server.requests] == [None, "3"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_oversized_event_of_a_closed_connection_does_not_swallow_the_next(
+    server: SSEServer, kind: str
+) -> None:
+    events = [event("a", id="1"), event("b", id="2"), event("c", id="3")]
+    first = [events[0] + b"data: " + b"x" * 200, stall()]
+    server.respond(resuming(*events, first=first))
+    pieces = run_in_pieces(
+        kind,
+        server.url,
+        [("events", 1), ("events", 2)],
+        max_event_size=64,
+        on_oversize="skip",
+    )
+    assert pieces == [["a"], ["b", "c"]]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_post_stream_is_never_sent_twice(server: SSEServer, kind: str) -> None:
+    server.respond(Response(body=[event("tok1", id="1"), event("tok2", id="2"), stall()]))
+    with pytest.raises(StreamInterruptedError, match="does not reconnect"):
+        run_in_pieces(
+            kind, server.url, [("events", 1), ("events", 1)], method="POST", json={"q": "hi"}
+        )
+    assert [request.method for request in server.requests] == ["POST"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_stream_that_ended_gives_nothing_more(server: SSEServer, kind: str) -> None:
+    server.respond(Response(body=[event("a", id="1")]), Response(204))
+    pieces = run_in_pieces(kind, server.url, [("events", 5), ("events", 5)])
+    assert pieces == [["a"], []]
+    assert len(server.requests) == 2  # The 204 ended it; the second iteration sent nothing.
+
+
+def test_an_owned_client_is_closed_when_the_stream_ends_by_itself(server: SSEServer) -> None:
+    server.respond(Response(body=[event("a")]), Response(204))
+    stream = EventStream(server.url)
+    assert [e.data for e in run_bounded(lambda: list(stream))] == ["a"]
+    assert stream._client is None  # Released without close() or a with block.
+
+
+def test_close_from_another_thread_then_a_break_releases_everything(server: SSEServer) -> None:
+    server.respond(Response(body=[event("a"), event("b"), stall()]))
+    stream = EventStream(server.url, read_timeout=TIMEOUT)
+
+    def consume() -> list[str]:
+        got = []
+        for item in stream:
+            got.append(item.data)
+            run_bounded(stream.close)  # From another thread, while this one holds the loop.
+            break
+        return got
+
+    assert run_bounded(consume) == ["a"]
+    assert stream._loop is None
+    assert stream._client is None
+    server.wait_for_idle(TIMEOUT)
