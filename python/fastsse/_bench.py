@@ -22,24 +22,21 @@ from fastsse._pure import PureParser
 Contender = Callable[[Sequence[bytes]], int]
 
 
-def parse_fastsse(chunks: Sequence[bytes]) -> int:
-    """fastsse's Rust parser: one ``feed`` per chunk."""
-    parser = Parser()
-    feed = parser.feed
-    count = 0
-    for chunk in chunks:
-        count += len(feed(chunk))
-    return count + len(parser.finish())
+def _feeding(make_parser: Callable[[], Parser | PureParser], doc: str) -> Contender:
+    def parse(chunks: Sequence[bytes]) -> int:
+        parser = make_parser()
+        feed = parser.feed
+        count = 0
+        for chunk in chunks:
+            count += len(feed(chunk))
+        return count + len(parser.finish())
+
+    parse.__doc__ = doc
+    return parse
 
 
-def parse_pure(chunks: Sequence[bytes]) -> int:
-    """fastsse's pure-Python reference parser, same API."""
-    parser = PureParser()
-    feed = parser.feed
-    count = 0
-    for chunk in chunks:
-        count += len(feed(chunk))
-    return count + len(parser.finish())
+parse_fastsse = _feeding(Parser, "fastsse's Rust parser: one ``feed`` per chunk.")
+parse_pure = _feeding(PureParser, "fastsse's pure-Python reference parser, same API.")
 
 
 #: httpx-sse's decoding of chunks, calling an optional handler with each event.

@@ -45,6 +45,7 @@ _BODY_PREVIEW = 512
 
 _T = TypeVar("_T")
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
+_Loop = TypeVar("_Loop")
 #: What h11 accepts in a header value: no control characters but tab.
 _LEGAL_HEADER_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
 #: An error response's body only decorates the error: wait this long at most for it.
@@ -328,6 +329,8 @@ class _StreamBase(Generic[_Client]):
 
     #: The socket of the connection in use, shut down by close() to wake a blocked read.
     _socket: _Socket | None = None
+    #: The connection loop (a generator): requests, responses, parsing, reconnects.
+    _loop: Any = None
 
     def __init__(
         self,
@@ -388,8 +391,25 @@ class _StreamBase(Generic[_Client]):
     def closed(self) -> bool:
         return self._closed
 
-    def _may_start_loop(self) -> bool:
-        return not (self._done or self._closed) and self._session.may_send_again()
+    def _loop_to_run(self, start: Callable[[], _Loop]) -> _Loop | None:
+        """The connection loop to iterate: the one in progress, else a new one from ``start``,
+        else None when the stream is over."""
+        if self._loop is None:
+            if self._done or self._closed or not self._session.may_send_again():
+                return None
+            self._loop = start()
+        loop: _Loop = self._loop
+        return loop
+
+    def _gives_up_loop(self, owner: object, loop: object) -> bool:
+        """An iteration ends: whether it must close ``loop``. A ``break`` ends the connection
+        (iterating again reconnects and resumes), unless a later iteration owns the loop."""
+        if self._owner is not owner:
+            return False
+        self._owner = None
+        if self._loop is loop:
+            self._loop = None
+        return True
 
     def _next_from_backlog(self) -> Event:
         event = self._backlog.popleft()
@@ -470,20 +490,14 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
         owner = self._owner = object()
         if self._backlog:
             yield self._take_backlog()
-        loop = self._loop
+        loop = self._loop_to_run(self._connection_loop)
         if loop is None:
-            if not self._may_start_loop():
-                return
-            loop = self._loop = self._connection_loop()
+            return
         try:
             async for batch in loop:
                 yield batch
         finally:
-            # A ``break`` ends the connection; iterating again reconnects and resumes.
-            if self._owner is owner:
-                self._owner = None
-                if self._loop is loop:
-                    self._loop = None
+            if self._gives_up_loop(owner, loop):
                 await loop.aclose()
 
     async def aclose(self) -> None:
@@ -644,21 +658,15 @@ class EventStream(_StreamBase[httpx.Client]):
         owner = self._owner = object()
         if self._backlog:
             yield self._take_backlog()
-        loop = self._loop
+        loop = self._loop_to_run(self._connection_loop)
         if loop is None:
-            if not self._may_start_loop():
-                return
-            loop = self._loop = self._connection_loop()
+            return
         try:
             # Not ``yield from``: that would close the loop whenever this iteration is closed.
             for batch in loop:  # noqa: UP028
                 yield batch
         finally:
-            # A ``break`` ends the connection; iterating again reconnects and resumes.
-            if self._owner is owner:
-                self._owner = None
-                if self._loop is loop:
-                    self._loop = None
+            if self._gives_up_loop(owner, loop):
                 loop.close()
 
     def close(self) -> None:
