@@ -411,7 +411,7 @@ class StreamMachine:
         self.stats.reconnects += 1
         most = self.retry.max_attempts
         of = "" if most is None else f" of {most}"
-        logger.info(
+        logger.warning(
             "%s %s: %s; reconnect attempt %d%s in %.2f s",
             self.method,
             self.url,

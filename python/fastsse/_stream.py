@@ -172,8 +172,6 @@ class _StreamBase(Generic[_Client]):
         # ``break``) starts with them, so that none is skipped.
         self._backlog: deque[Event] = deque()
         self._delivered_id = last_event_id or self._machine.parser.last_event_id
-        # The token of the iteration that owns the connection loop: only it may close the loop.
-        self._owner: object | None = None
 
     @property
     def last_event_id(self) -> str:
@@ -216,26 +214,22 @@ class _StreamBase(Generic[_Client]):
         return request
 
     def _loop_to_run(self, start: Callable[[], _Loop]) -> _Loop | None:
-        """The connection loop to iterate: the one in progress, else a new one from ``start``,
-        else None when the stream is over."""
+        """The connection loop to iterate: the one in progress (a ``break`` leaves it open),
+        else a new one from ``start``, else None when the stream is over."""
         if self._loop is None:
-            machine = self._machine
-            if machine.done or machine.closed:
+            if self._machine.done or self._machine.closed:
                 return None
-            machine.check_may_send()
             self._loop = start()
         loop: _Loop = self._loop
         return loop
 
-    def _gives_up_loop(self, owner: object, loop: object) -> bool:
-        """An iteration ends: whether it must close ``loop``. A ``break`` ends the connection
-        (iterating again reconnects and resumes), unless a later iteration owns the loop."""
-        if self._owner is not owner:
-            return False
-        self._owner = None
-        if self._loop is loop:
+    def _left_after_close(self, loop: object) -> bool:
+        """An iteration ends: whether it must close ``loop`` (whose owner, ``close()`` from
+        another thread or task, left it to the iteration that held it)."""
+        if self._machine.closed and self._loop is loop:
             self._loop = None
-        return True
+            return True
+        return False
 
     def _next_from_backlog(self) -> Event:
         event = self._backlog.popleft()
@@ -273,8 +267,6 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
 
     async def __aiter__(self) -> AsyncGenerator[Event, None]:
         backlog = self._backlog
-        # ``async for`` does not close what it iterates: closing this iterator must close the
-        # connection now, not whenever the garbage collector gets to it.
         batches = self.batches()
         machine = self._machine
         try:
@@ -315,12 +307,10 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         """The events as lists, one per chunk received: the fastest way to consume.
 
-        Every iteration of a stream continues where the last one stopped; a ``break`` closes
-        the connection, and the next iteration resumes it with Last-Event-ID."""
+        Every iteration of a stream continues where the last one stopped, on the same
+        connection: a ``break`` leaves it open, and only ``aclose()`` closes it."""
         if getattr(self._loop, "ag_running", False):
             raise RuntimeError("this stream is already being iterated, by another task")
-        # Claimed first: an earlier iteration finalised late must not close the loop now.
-        owner = self._owner = object()
         if self._backlog:
             yield self._take_backlog()
         loop = self._loop_to_run(self._connection_loop)
@@ -330,7 +320,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
             async for batch in loop:
                 yield batch
         finally:
-            if self._gives_up_loop(owner, loop):
+            if self._left_after_close(loop):
                 await loop.aclose()
 
     async def aclose(self) -> None:
@@ -342,7 +332,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
         loop = self._loop
         # A loop running in another task stops at the cancelled scope instead.
         if loop is not None and not getattr(loop, "ag_running", False):
-            self._owner = self._loop = None  # Closed here, not by the iteration that ran it.
+            self._loop = None  # Closed here, not by an iteration.
             await loop.aclose()
         await self._release()
 
@@ -526,18 +516,18 @@ class EventStream(_StreamBase[httpx.Client]):
         ``AsyncEventStream.batches``."""
         if getattr(self._loop, "gi_running", False):
             raise RuntimeError("this stream is already being iterated, by another thread")
-        owner = self._owner = object()
         if self._backlog:
             yield self._take_backlog()
         loop = self._loop_to_run(self._connection_loop)
         if loop is None:
             return
         try:
-            # Not ``yield from``: that would close the loop whenever this iteration is closed.
+            # Not ``yield from``: that would close the loop whenever this iteration is closed,
+            # and a ``break`` leaves the connection open for the next iteration.
             for batch in loop:  # noqa: UP028
                 yield batch
         finally:
-            if self._gives_up_loop(owner, loop):
+            if self._left_after_close(loop):
                 loop.close()
 
     def close(self) -> None:
@@ -551,7 +541,7 @@ class EventStream(_StreamBase[httpx.Client]):
         # A loop that another thread runs, or holds suspended, is closed by that thread: its
         # read was woken by the shutdown above, and it sees ``closed`` at its next step.
         if loop is not None and self._reader == threading.get_ident() and not running:
-            self._owner = self._loop = None  # Closed here, not by the iteration that ran it.
+            self._loop = None  # Closed here, not by an iteration.
             loop.close()
         self._release()
 
