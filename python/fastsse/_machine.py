@@ -429,7 +429,10 @@ class StreamMachine:
         self._report(fault, None)
         error = fault.error
         if not isinstance(error, FastSSEError):
-            error = InvalidRequestError(f"{self.method} {self.url} cannot be sent: {fault.message}")
+            error = InvalidRequestError(
+                f"{self.method} {self.url} cannot be sent: {fault.message} (check the URL, "
+                "which needs http:// or https://, and the headers)"
+            )
             cause = fault.error
         if cause is not None and error.__cause__ is None:
             raise error from cause

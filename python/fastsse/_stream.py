@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import http.cookiejar
+import math
+import re
 import threading
 from collections import deque
 from collections.abc import (
@@ -20,7 +22,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import Any, Callable, Generic, Literal, TypeVar, Union
+from typing import Any, Callable, Generic, Literal, TypeVar, Union, cast
 
 import anyio
 import httpx
@@ -28,6 +30,8 @@ import httpx
 from fastsse._errors import FastSSEError
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event
 from fastsse._http import (
+    ASYNC_CLIENTS,
+    SYNC_CLIENTS,
     Socket,
     add_cookies,
     aread_preview,
@@ -116,7 +120,7 @@ class _StreamBase(Generic[_Client]):
         json: Any = None,
         content: Content = None,
         data: Mapping[str, Any] | None = None,
-        files: Any = None,
+        files: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
         cookies: CookieTypes | None = None,
         auth: AuthTypes | None = None,
         timeout: TimeoutTypes | None = None,
@@ -132,10 +136,85 @@ class _StreamBase(Generic[_Client]):
         on_connect: Callable[[httpx.Response], None] | None = None,
         on_fault: Callable[[Fault, float | None], None] | None = None,
     ) -> None:
+        """Open nothing yet: the first iteration sends the request.
+
+        The request (each keyword as httpx's ``client.stream()`` takes it; the stream sends it
+        again, with Last-Event-ID, on every reconnect):
+
+        - ``url``: the event stream's URL (relative to the client's ``base_url`` if it has one).
+        - ``client``: your own ``httpx.Client`` (``AsyncClient`` for ``AsyncEventStream``),
+          whose timeouts, redirect policy, auth, cookies, headers and transport apply; it is
+          not closed for you. Without one the stream makes and closes its own, with
+          ``DEFAULT_CONNECT_TIMEOUT`` and redirects followed.
+        - ``method`` (``"GET"``), ``headers``, ``params``, ``json``, ``content``, ``data``,
+          ``files``, ``cookies``, ``extensions``: as in httpx. ``Accept: text/event-stream``
+          and ``Cache-Control: no-cache`` are added unless given; a ``Last-Event-ID`` header
+          is where the stream starts.
+        - ``auth``, ``follow_redirects``, ``timeout``: as in httpx; None (the default) keeps
+          the client's.
+
+        Reconnecting:
+
+        - ``reconnect``: whether to reconnect after the connection ends; None (the default)
+          means yes for GET and no for other methods, whose side effects a re-sent request
+          would repeat (a stream that does not reconnect raises StreamInterruptedError when it
+          breaks mid-stream).
+        - ``retry``: the backoff policy (``fastsse.Retry``: delays, ``max_attempts``).
+        - ``last_event_id``: the id to resume after, sent on the first request.
+        - ``read_timeout``: seconds without a byte (comments count) after which the connection
+          counts as dead and is replaced; ``DEFAULT_READ_TIMEOUT`` (300 s) by default, whatever
+          the client's read timeout; None waits for ever.
+        - ``connect_timeout``: seconds to connect; None (the default) keeps the client's.
+
+        Limits and hooks:
+
+        - ``max_event_size``, ``on_oversize``: an event larger than this many bytes raises
+          EventTooLargeError (``"error"``) or is counted in ``stats.oversized`` and skipped
+          (``"skip"``); memory stays bounded either way.
+        - ``on_connect(response)``: called when a response is accepted as an event stream.
+        - ``on_fault(fault, delay)``: called when a connection attempt or a connection ends
+          with a ``Fault`` (kind, message, error, response); ``delay`` is the wait before the
+          next attempt, or None when the stream ends with an error.
+
+        Every failed attempt and every reconnect is also logged at WARNING on the ``fastsse``
+        logger. Wrong types raise TypeError, wrong values ValueError, here and not later.
+        """
+        _validate(
+            self._client_classes,
+            url=url,
+            client=client,
+            method=method,
+            content=content,
+            data=data,
+            files=files,
+            auth=auth,
+            timeout=timeout,
+            follow_redirects=follow_redirects,
+            extensions=extensions,
+            last_event_id=last_event_id,
+            retry=retry,
+            reconnect=reconnect,
+            read_timeout=read_timeout,
+            connect_timeout=connect_timeout,
+            on_oversize=on_oversize,
+            on_connect=on_connect,
+            on_fault=on_fault,
+        )
+        try:
+            raw_headers = httpx.Headers(headers).raw
+            httpx.QueryParams(cast(Any, params))
+            if not isinstance(cookies, (Mapping, Sequence, http.cookiejar.CookieJar, type(None))):
+                raise TypeError(f"got {cookies!r} as cookies")
+            httpx.Cookies(cast(Any, cookies))
+        except (TypeError, ValueError, AttributeError) as error:
+            raise TypeError(
+                "headers, params and cookies must each be a mapping or a sequence of "
+                f"(name, value) pairs ({error})"
+            ) from None
         self._machine = StreamMachine(
             url,
             method=method,
-            headers=httpx.Headers(headers).raw,
+            headers=raw_headers,
             last_event_id=last_event_id,
             retry=retry,
             reconnect=reconnect,
@@ -246,8 +325,14 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     """An async Server-Sent Events stream that reconnects and resumes.
 
     ``async with AsyncEventStream(url) as stream: async for event in stream: ...``
-    Pass ``client=`` to use your own ``httpx.AsyncClient`` (it is not closed for you).
+
+    Also ``await anext(stream)``, ``stream.batches()`` (a list per chunk: the fastest),
+    ``stream.json()``, ``stream.response``, ``stream.stats``, ``stream.last_event_id``,
+    ``stream.interrupt()`` and ``aclose()`` (or ``close()``), from any task. The constructor's
+    parameters are documented on ``__init__``.
     """
+
+    _client_classes = ASYNC_CLIENTS
 
     _scope: anyio.CancelScope | None = None
     _loop: AsyncGenerator[list[Event], None] | None = None
@@ -452,9 +537,14 @@ class EventStream(_StreamBase[httpx.Client]):
     """A synchronous Server-Sent Events stream that reconnects and resumes.
 
     ``with EventStream(url) as stream: for event in stream: ...``
-    ``close()`` may be called from another thread: a blocked read returns at once.
-    Pass ``client=`` to use your own ``httpx.Client`` (it is not closed for you).
+
+    Also ``next(stream)``, ``stream.batches()``, ``stream.json()``, ``stream.response``,
+    ``stream.stats``, ``stream.last_event_id``, ``stream.interrupt()`` and ``close()``, which
+    may be called from another thread: a blocked read returns at once. The constructor's
+    parameters are documented on ``__init__``.
     """
+
+    _client_classes = SYNC_CLIENTS
 
     _loop: Generator[list[Event], None, None] | None = None
     #: Interrupts the wait before a reconnect.
@@ -623,6 +713,83 @@ class EventStream(_StreamBase[httpx.Client]):
             if machine.closed or machine.done:
                 self._loop = None
                 self._release()
+
+
+def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
+    """TypeError or ValueError for a constructor argument that cannot work."""
+    url = options["url"]
+    if not isinstance(url, (str, httpx.URL)):
+        raise TypeError(f"url must be a str or an httpx.URL, got {url!r}")
+    if not str(url).strip():
+        raise ValueError("url must not be empty")
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as error:
+        raise ValueError(f"url {url!r} is not a valid URL: {error}") from None
+    client = options["client"]
+    if client is not None and not isinstance(client, client_classes):
+        names = " or ".join(f"{c.__module__}.{c.__qualname__}" for c in client_classes)
+        raise TypeError(f"client must be an {names} (or None), got {client!r}")
+    method = options["method"]
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a str such as 'GET' or 'POST', got {method!r}")
+    if not method or not _TOKEN.fullmatch(method):
+        raise ValueError(f"method must be an HTTP method such as 'GET' or 'POST', got {method!r}")
+    content = options["content"]
+    if content is not None and not isinstance(content, (str, bytes)):
+        raise TypeError(
+            "content must be str or bytes (a stream may send its request again, so an "
+            f"iterator cannot be its body), got {type(content).__name__}"
+        )
+    for name in ("data", "extensions"):
+        value = options[name]
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError(f"{name} must be a mapping or None, got {value!r}")
+    files = options["files"]
+    if files is not None and not isinstance(files, (Mapping, Sequence)):
+        raise TypeError(f"files must be a mapping or a sequence of pairs, got {files!r}")
+    auth = options["auth"]
+    if not (auth is None or isinstance(auth, (tuple, httpx.Auth)) or callable(auth)):
+        raise TypeError(
+            f"auth must be a (user, password) tuple, an httpx.Auth or None, got {auth!r}"
+        )
+    timeout = options["timeout"]
+    if not isinstance(timeout, httpx.Timeout) and timeout is not None:
+        _check_seconds("timeout", timeout, zero=True)
+    for name in ("follow_redirects", "reconnect"):
+        value = options[name]
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f"{name} must be True, False or None, got {value!r}")
+    last_event_id = options["last_event_id"]
+    if not isinstance(last_event_id, str):
+        raise TypeError(f"last_event_id must be a str, got {last_event_id!r}")
+    retry = options["retry"]
+    if retry is not None and not isinstance(retry, Retry):
+        raise TypeError(f"retry must be a fastsse.Retry or None, got {retry!r}")
+    for name in ("read_timeout", "connect_timeout"):
+        if options[name] is not None:
+            _check_seconds(name, options[name], zero=False)
+    on_oversize = options["on_oversize"]
+    if on_oversize not in ("error", "skip"):
+        raise ValueError(f"on_oversize must be 'error' or 'skip', got {on_oversize!r}")
+    for name in ("on_connect", "on_fault"):
+        value = options[name]
+        if value is not None and not callable(value):
+            raise TypeError(f"{name} must be callable or None, got {value!r}")
+
+
+def _check_seconds(name: str, value: object, *, zero: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        bound = ">= 0" if zero else "> 0"
+        raise ValueError(
+            f"{name} must be a finite number of seconds {bound} (or None), got {value!r}"
+        )
+
+
+#: An HTTP method is a token (RFC 9110).
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _failed(machine: StreamMachine, error: Exception) -> None:
