@@ -736,9 +736,12 @@ def test_interrupt_from_another_thread_reconnects_at_once_and_resumes(server: SS
     server.respond(
         Response(body=[event("one", id="1"), stall()]), Response(body=[event("two", id="2")])
     )
-    stream = EventStream(server.url, retry=fast_retry(initial=30.0, max_delay=30.0))
     faults: list[str] = []
-    stream._machine.on_fault = lambda fault, delay: faults.append(f"{fault.kind} {delay}")
+    stream = EventStream(
+        server.url,
+        retry=fast_retry(initial=30.0, max_delay=30.0),
+        on_fault=lambda fault, delay: faults.append(f"{fault.kind} {delay}"),
+    )
 
     def run() -> list[str]:
         got = []

@@ -4,7 +4,9 @@ test_policy.py.)"""
 
 from __future__ import annotations
 
+import inspect
 import math
+import pydoc
 from typing import Any
 
 import httpx
@@ -121,3 +123,14 @@ def test_valid_arguments_are_accepted(
     stream = stream_class(url, **kwargs)
     assert not stream.closed
     assert stream.response is None
+
+
+@pytest.mark.parametrize("stream_class", [EventStream, AsyncEventStream])
+def test_help_documents_every_constructor_parameter(
+    stream_class: type[EventStream | AsyncEventStream],
+) -> None:
+    text = pydoc.render_doc(stream_class, renderer=pydoc.plaintext)
+    names = [name for name in inspect.signature(stream_class).parameters if name != "self"]
+    assert len(names) == 23
+    undocumented = [name for name in names if f"``{name}``" not in text]
+    assert undocumented == []

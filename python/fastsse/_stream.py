@@ -171,8 +171,9 @@ class _StreamBase(Generic[_Client]):
         - ``max_event_size``, ``on_oversize``: an event larger than this many bytes raises
           EventTooLargeError (``"error"``) or is counted in ``stats.oversized`` and skipped
           (``"skip"``); memory stays bounded either way.
-        - ``on_connect(response)``: called when a response is accepted as an event stream.
-        - ``on_fault(fault, delay)``: called when a connection attempt or a connection ends
+        - ``on_connect``: ``on_connect(response)`` is called when a response is accepted as an
+          event stream.
+        - ``on_fault``: ``on_fault(fault, delay)`` is called when a connection attempt or a connection ends
           with a ``Fault`` (kind, message, error, response); ``delay`` is the wait before the
           next attempt, or None when the stream ends with an error.
 
