@@ -173,9 +173,9 @@ class _StreamBase(Generic[_Client]):
           (``"skip"``); memory stays bounded either way.
         - ``on_connect``: ``on_connect(response)`` is called when a response is accepted as an
           event stream.
-        - ``on_fault``: ``on_fault(fault, delay)`` is called when a connection attempt or a connection ends
-          with a ``Fault`` (kind, message, error, response); ``delay`` is the wait before the
-          next attempt, or None when the stream ends with an error.
+        - ``on_fault``: ``on_fault(fault, delay)`` is called when a connection attempt or a
+          connection ends, with a ``Fault`` (kind, message, error, response); ``delay`` is the
+          wait before the next attempt, or None when the stream ends with an error.
 
         Every failed attempt and every reconnect is also logged at WARNING on the ``fastsse``
         logger. Wrong types raise TypeError, wrong values ValueError, here and not later.
