@@ -112,7 +112,7 @@ class _ResponseError(SSEError):
     """An error about a response, which it keeps (``response``, ``request``) like httpx's."""
 
     def __init__(self, message: str, *, response: httpx.Response | None, body: bytes) -> None:
-        super().__init__(message, request=response.request if response is not None else None)
+        super().__init__(message, request=getattr(response, "request", None))
         self.response = response
         self.status_code = response.status_code if response is not None else 0
         self.body = body
