@@ -195,6 +195,7 @@ def test_on_connect_and_on_fault_report_each_connection_and_fault(
     assert "503" in first.message
     assert isinstance(first.error, fastsse.UnexpectedStatusError)
     assert second.error is None
+    assert second.response is response  # the stream that the server closed
     assert last.error is outcome.error
     assert faults[0][1] == pytest.approx(0.005)
 
@@ -217,6 +218,19 @@ def test_retries_exhausted_names_the_url_the_cause_and_the_response(
     assert error.response is not None
     assert error.response.status_code == 503
     assert isinstance(error.last_cause, fastsse.UnexpectedStatusError)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_retries_exhausted_after_a_read_timeout_carries_the_silent_response(
+    server: SSEServer, kind: str
+) -> None:
+    server.respond(Response(body=[event("a"), stall()], headers={"X-Id": "silent"}))
+    outcome = collect(kind, server.url, read_timeout=0.1, retry=fast_retry(max_attempts=0))
+    error = outcome.error
+    assert isinstance(error, RetriesExhausted)
+    assert "no data for 0.1 s (read_timeout)" in str(error)
+    assert error.response is not None
+    assert error.response.headers["x-id"] == "silent"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -265,6 +279,8 @@ def test_an_oversized_event_error_names_the_url_and_the_ways_out(
     assert str(error).startswith(f"GET {server.url}: an event exceeded max_event_size")
     assert "on_oversize='skip'" in str(error)
     assert error.max_event_size == 1000
+    assert error.response is not None
+    assert error.response.status_code == 200
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -19,8 +19,11 @@ class EventTooLargeError(FastSSEError, ValueError):
 
     Its bytes were discarded as they arrived, so memory stayed bounded, and parsing resumes
     after the blank line that ends it. Nothing else is lost: ``events`` holds every event the
-    same chunk completed, before and after the oversized one.
+    same chunk completed, before and after the oversized one. ``response`` is the response
+    it came in, when a stream raised it.
     """
+
+    response: httpx.Response | None = None
 
     def __init__(
         self, message: str, *, events: list[Event], max_event_size: int, discarded: int = 1

@@ -194,6 +194,8 @@ class StreamMachine:
         self.on_fault = on_fault
         #: The latest response (None before the first).
         self.response_received: Any = None
+        #: The response being read, from its headers to end_response().
+        self._current: Any = None
         #: Requests sent so far.
         self.requests = 0
         #: close() was called: every next action is STOP.
@@ -263,7 +265,7 @@ class StreamMachine:
 
     def response(self, response: ResponseLike) -> Verdict:
         """The response's headers arrived: what to do with its body."""
-        self.response_received = response
+        self.response_received = self._current = response
         status = response.status_code
         if status == 204:
             logger.info("%s %s answered 204 No Content: the stream is over", self.method, self.url)
@@ -320,13 +322,15 @@ class StreamMachine:
         error, self._deferred = self._deferred, None
         if error is not None:
             self.done = True
-            raise EventTooLargeError(
+            too_large = EventTooLargeError(
                 f"{self.method} {self.url}: {error} (pass a larger max_event_size=, or "
                 "on_oversize='skip' to count and skip such events)",
                 events=error.events,
                 max_event_size=error.max_event_size,
                 discarded=error.discarded,
-            ) from None
+            )
+            too_large.response = self._current
+            raise too_large from None
 
     def end_response(self) -> None:
         """The response is over, whichever way (its end, a break, a close): an event it left
@@ -336,16 +340,19 @@ class StreamMachine:
             self._cut_mid_event = True
         self.parser.finish()
         self._deferred = None
+        self._current = None
 
     def ended(self) -> None:
         """The server ended the response's body cleanly."""
         if self.interrupted:
-            self._ending = Fault("interrupted", "interrupted by interrupt()")
+            self._ending = Fault("interrupted", "interrupted by interrupt()", None, self._current)
             return
         self._ending = Fault(
             "closed",
             "the server closed the stream (a stream is reconnected after a clean end, as "
             "browsers do; a 204 response or reconnect=False ends it instead)",
+            None,
+            self._current,
         )
 
     def failed(self, kind: FaultKind, error: BaseException) -> None:
@@ -353,9 +360,9 @@ class StreamMachine:
         if self.closed:
             return
         if self.interrupted:
-            self._ending = Fault("interrupted", "interrupted by interrupt()", error)
+            self._ending = Fault("interrupted", "interrupted by interrupt()", error, self._current)
             return
-        self._ending = Fault(kind, self._describe(kind, error), error, self._response_of(error))
+        self._ending = Fault(kind, self._describe(kind, error), error, self._current)
 
     def close(self) -> None:
         self.closed = True
@@ -395,7 +402,7 @@ class StreamMachine:
                 f"the {self.method} stream from {self.url} {ending} ({fault.message}); it "
                 "does not reconnect (pass reconnect=True to resume it with Last-Event-ID)"
             )
-            interrupted.response = fault.response or self.response_received
+            interrupted.response = fault.response
             self._fail(Fault(kind, fault.message, interrupted, fault.response), cause=fault.error)
         try:
             delay = self.backoff.next_delay(fault.error, retry_after=retry_after)
@@ -457,10 +464,6 @@ class StreamMachine:
         if kind == "broken":
             return f"the connection broke ({detail})"
         return detail
-
-    def _response_of(self, error: BaseException) -> Any:
-        response = getattr(error, "response", None)
-        return response if response is not None else None
 
     def _response_error(self, response: Any, body: bytes) -> SSEError:
         status = response.status_code
@@ -527,4 +530,8 @@ def _advice(response: ResponseLike) -> str:
         return "; check the URL"
     if status == 405:
         return "; check the method (method=)"
+    if status in (400, 422):
+        return "; check the request's parameters and body"
+    if status in (408, 429) or status >= 500:
+        return "; it is retried only by a stream that reconnects (reconnect=True)"
     return ""
