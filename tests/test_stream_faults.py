@@ -184,10 +184,10 @@ def test_on_connect_and_on_fault_report_each_connection_and_fault(
     assert isinstance(outcome.error, fastsse.UnexpectedStatusError)
     (response,) = connected
     assert (response.status_code, response.headers["x-request-id"]) == (200, "r1")
-    assert [(fault.kind, delay is None) for fault, delay in faults] == [
-        ("status", False),
-        ("closed", False),
-        ("status", True),  # the 404 ends the stream: no next delay
+    assert [(fault.kind, fault.attempt, delay is None) for fault, delay in faults] == [
+        ("status", 1, False),
+        ("closed", 2, False),  # a connection shorter than reset_after resets nothing
+        ("status", 0, True),  # the 404 ends the stream: no next delay
     ]
     first, second, last = (fault for fault, _ in faults)
     assert first.response is not None

@@ -21,6 +21,7 @@ raise) is decided here.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import re
@@ -86,13 +87,16 @@ class Fault:
     """Why a connection attempt or a connection ended: what ``on_fault`` receives.
 
     ``kind`` is one of ``FaultKind``; ``message`` says it in words; ``error`` is the exception
-    behind it (None for a clean end); ``response`` is the response it came from, if any.
+    behind it (None for a clean end); ``response`` is the response it came from, if any;
+    ``attempt`` is the number of the reconnect attempt that follows (1 for the first after a
+    success, as the log says), 0 when none follows or an interrupt() reconnects at once.
     """
 
     kind: FaultKind
     message: str
     error: BaseException | None = None
     response: Any = None
+    attempt: int = 0
 
 
 @dataclass
@@ -427,7 +431,7 @@ class StreamMachine:
             of,
             delay,
         )
-        self._report(fault, delay)
+        self._report(dataclasses.replace(fault, attempt=self.backoff.attempts), delay)
         return delay
 
     def _fail(self, fault: Fault, *, cause: BaseException | None = None) -> Any:
