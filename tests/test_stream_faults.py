@@ -251,7 +251,7 @@ def test_a_request_that_cannot_be_sent_fails_at_once_as_a_fastsse_error(
     assert detail in str(error)
     assert "http:// or https://" in str(error)
     assert isinstance(error.__cause__, httpx.UnsupportedProtocol)
-    assert [fault.kind for fault in faults] == ["invalid_request"]
+    assert [(fault.kind, fault.error) for fault in faults] == [("invalid_request", error)]
     assert outcome.stats.reconnects == 0
 
 
