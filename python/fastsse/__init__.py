@@ -1,5 +1,6 @@
 """fastsse: the fast, spec-exact Server-Sent Events client for Python, with a Rust parser."""
 
+from fastsse._compat import EventSource, aconnect_sse, connect_sse
 from fastsse._consumer import Consumer, ConsumerStats, QueueOverflowError
 from fastsse._errors import (
     ContentTypeError,
@@ -28,6 +29,7 @@ __all__ = [
     "ConsumerStats",
     "ContentTypeError",
     "Event",
+    "EventSource",
     "EventStream",
     "EventTooLargeError",
     "FastSSEError",
@@ -41,4 +43,6 @@ __all__ = [
     "StreamStats",
     "UnexpectedStatusError",
     "__version__",
+    "aconnect_sse",
+    "connect_sse",
 ]
