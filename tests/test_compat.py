@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import functools
+import gzip
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -470,6 +471,33 @@ def test_event_source_wraps_a_response_from_client_stream(api: API, kind: str) -
                 return [e.data async for e in source.aiter_sse()]
 
         assert asyncio.run(main()) == ["direct"]
+
+
+def test_a_compressed_stream_is_decoded(api: API, kind: str, server: SSEServer) -> None:
+    # fastsse reads the raw bytes when no content coding applies: here one does.
+    body = gzip.compress(event("zipped", id="1") + event("twice"))
+    server.respond(Response(body=[body[:20], body[20:]], headers={"Content-Encoding": "gzip"}))
+    assert fields(collect(api, kind, server.url)) == [
+        ("message", "zipped", "1", None),
+        ("message", "twice", "1", None),
+    ]
+
+
+def test_a_response_read_before_iterating(api: API, kind: str, server: SSEServer) -> None:
+    server.respond(Response(body=[event("one"), event("two")]))
+    if kind == "sync":
+        with api.http.Client() as client, client.stream("GET", server.url) as response:
+            response.read()
+            data = [e.data for e in api.sse.EventSource(response).iter_sse()]
+    else:
+
+        async def main() -> list[str]:
+            async with api.http.AsyncClient() as client, client.stream("GET", server.url) as r:
+                await r.aread()
+                return [e.data async for e in api.sse.EventSource(r).aiter_sse()]
+
+        data = asyncio.run(main())
+    assert data == ["one", "two"]
 
 
 def test_breaking_out_of_aiter_sse_closes_the_stream(api: API, server: SSEServer) -> None:
