@@ -101,3 +101,44 @@ class ContentTypeError(_ResponseError):
 
 class StreamInterruptedError(SSEError):
     """A stream that does not reconnect (a POST, by default) broke before its end."""
+
+
+class LLMError(FastSSEError):
+    """An LLM API reported an error (``fastsse.llm``): an HTTP error status with its error
+    body, an error object in the stream, or an ``event: error``.
+
+    ``message`` is the server's own message and ``type`` / ``code`` its error type and code
+    (``"overloaded_error"``, ``"rate_limit_exceeded"``...) when it gave them; ``status_code``
+    is the HTTP status of an error response (None for an error sent inside a 200 stream);
+    ``body`` is the raw text the server sent (the response body, or the event's data) and
+    ``error`` its decoded JSON, when it was JSON.
+    """
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        message: str,
+        status_code: int | None = None,
+        type: str | None = None,
+        code: str | None = None,
+        body: str = "",
+        error: Any = None,
+    ) -> None:
+        super().__init__(description)
+        self.message = message
+        self.status_code = status_code
+        self.type = type
+        self.code = code
+        self.body = body
+        self.error = error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_llm_error, (self.args, self.__dict__))
+
+
+def _rebuild_llm_error(args: tuple[Any, ...], state: dict[str, Any]) -> LLMError:
+    error = LLMError.__new__(LLMError)
+    error.args = args
+    error.__dict__.update(state)
+    return error
