@@ -685,3 +685,13 @@ def test_top_level_names_are_those_of_httpx_sse() -> None:
         if name != "__version__":
             assert hasattr(fastsse, name), name
     assert issubclass(fastsse.SSEError, httpx.TransportError)
+
+
+def test_json_uses_orjson_which_is_stricter_than_json() -> None:
+    # orjson (in the dev extra, used when installed) refuses NaN and Infinity, which
+    # json.loads, httpx-sse's decoder, accepts; on valid JSON both agree.
+    data = '{"n": 1, "s": "\\u00e9", "l": [true, null, 1.5]}'
+    assert fastsse.ServerSentEvent(data=data).json() == httpx_sse.ServerSentEvent(data=data).json()
+    with pytest.raises(json.JSONDecodeError):
+        fastsse.ServerSentEvent(data="NaN").json()
+    assert str(httpx_sse.ServerSentEvent(data="NaN").json()) == "nan"
