@@ -474,7 +474,7 @@ def test_event_source_wraps_a_response_from_client_stream(api: API, kind: str) -
 
 
 def test_a_compressed_stream_is_decoded(api: API, kind: str, server: SSEServer) -> None:
-    # fastsse reads the raw bytes when no content coding applies: here one does.
+    # The parser gets the decoded bytes: a gzip-encoded stream is decompressed first.
     body = gzip.compress(event("zipped", id="1") + event("twice"))
     server.respond(Response(body=[body[:20], body[20:]], headers={"Content-Encoding": "gzip"}))
     assert fields(collect(api, kind, server.url)) == [

@@ -3,7 +3,7 @@
 ``connect_sse`` / ``aconnect_sse`` / ``EventSource`` behave as httpx-sse 0.4's do: the caller's
 client and its timeouts, every keyword ``client.stream()`` takes passed through, no reconnection,
 and ``SSEError`` when iteration starts on a response that is not ``text/event-stream``. Only the
-parsing differs: the Rust parser reads the raw bytes, one call per chunk, and follows the WHATWG
+parsing differs: the Rust parser reads the bytes, one call per chunk, and follows the WHATWG
 algorithm where httpx-sse does not (see "Migrating from httpx-sse" in the README).
 
 The client may be an ``httpx`` or an ``httpx2`` client (same API); errors raised for an httpx2
@@ -87,8 +87,7 @@ class EventSource(Generic[ResponseT]):
         """The response's events, parsed from its bytes as they arrive."""
         self._check_content_type()
         feed = Parser(max_event_size=self._max_event_size).feed
-        response: Any = self._response
-        for chunk in response.iter_raw() if _reads_raw(response) else response.iter_bytes():
+        for chunk in self._response.iter_bytes():
             try:
                 events = feed(chunk)
             except EventTooLargeError as error:
@@ -100,8 +99,7 @@ class EventSource(Generic[ResponseT]):
         """The response's events, parsed from its bytes as they arrive."""
         self._check_content_type()
         feed = Parser(max_event_size=self._max_event_size).feed
-        response: Any = self._response
-        chunks = response.aiter_raw() if _reads_raw(response) else response.aiter_bytes()
+        chunks = self._response.aiter_bytes()
         try:
             async for chunk in chunks:
                 try:
@@ -117,15 +115,6 @@ class EventSource(Generic[ResponseT]):
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
-
-
-def _reads_raw(response: Any) -> bool:
-    """Whether the body's raw bytes are its content: no content coding applies and nothing was
-    read yet. Reading them raw skips a layer of httpx's per-chunk work (the decoder and the
-    re-chunker), which pays for this iterator's own per-event cost."""
-    coding = response.headers.get("content-encoding", "").strip().lower()
-    consumed = getattr(response, "is_stream_consumed", True)
-    return coding in ("", "identity") and consumed is False and hasattr(response, "iter_raw")
 
 
 def _sse_headers(headers: Any) -> list[tuple[Any, Any]]:
