@@ -59,5 +59,23 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line("\nTargets:")
         for line in targets:
             terminalreporter.write_line(line)
+    relative = _versus_bare_loop(results)
+    if relative:
+        terminalreporter.write_line("\nSpeed relative to the bare Parser loop, same run:")
+        for line in relative:
+            terminalreporter.write_line(line)
     if _bench.parse_httpx_sse is None:
         terminalreporter.write_line(_bench.HTTPX_SSE_MISSING)
+
+
+#: The contender others are compared with in a corpus that has it (benches/test_bench_compat.py).
+BARE_LOOP = "bare Parser loop"
+
+
+def _versus_bare_loop(results: list[_bench.Result]) -> list[str]:
+    bare = {r.corpus: r.seconds for r in results if r.parser == BARE_LOOP}
+    return [
+        f"  {r.corpus:<30} {r.parser:<20} {bare[r.corpus] / r.seconds:6.1%}"
+        for r in results
+        if r.corpus in bare and r.parser != BARE_LOOP
+    ]

@@ -7,7 +7,11 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+from fastsse.testing import Response, SSEServer, event
+
 README = Path(__file__).resolve().parent.parent / "README.md"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def python_blocks() -> list[str]:
@@ -32,3 +36,53 @@ def test_parse_example_prints_what_its_comments_say() -> None:
     with contextlib.redirect_stdout(out):
         exec(compile(example, str(README), "exec"), {})
     assert out.getvalue().splitlines() == expected
+
+
+def readme_block(marker: str) -> str:
+    (block,) = [block for block in python_blocks() if marker in block]
+    return block
+
+
+def run_readme_block(block: str, real_url: str, url: str) -> str:
+    """Runs a README example with its real URL pointed at a loopback server; its output."""
+    assert real_url in block
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(block.replace(real_url, url), str(README), "exec"), {"__name__": "readme"})
+    return out.getvalue()
+
+
+def test_migration_example_runs_on_fastsse() -> None:
+    block = readme_block("from fastsse import connect_sse")
+    server_body = [event("1"), event("2", event="tick", id="7")]
+    with SSEServer(Response(body=server_body)) as server:
+        out = run_readme_block(block, "http://localhost:8000/sse", server.url)
+    assert out == "message 1  None\ntick 2 7 None\n"
+
+
+def test_openai_example_streams_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-readme")
+    body = (FIXTURES / "openai_chat.sse").read_bytes()
+    with SSEServer(Response(body=[body])) as server:
+        out = run_readme_block(
+            readme_block("api.openai.com"),
+            "https://api.openai.com/v1/chat/completions",
+            server.url,
+        )
+        (request,) = server.requests
+    assert out == "Hello! How can I help you today?"
+    assert request.header("authorization") == "Bearer sk-readme"
+    assert request.json()["stream"] is True
+
+
+def test_anthropic_example_streams_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-readme")
+    body = (FIXTURES / "anthropic_messages.sse").read_bytes()
+    with SSEServer(Response(body=[body])) as server:
+        out = run_readme_block(
+            readme_block("api.anthropic.com"), "https://api.anthropic.com/v1/messages", server.url
+        )
+        (request,) = server.requests
+    assert out == "Hello! I'm Claude. How can I help?"
+    assert request.header("x-api-key") == "sk-ant-readme"
+    assert request.header("anthropic-version") == "2023-06-01"

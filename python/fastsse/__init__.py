@@ -1,11 +1,13 @@
 """fastsse: the fast, spec-exact Server-Sent Events client for Python, with a Rust parser."""
 
+from fastsse._compat import EventSource, aconnect_sse, connect_sse
 from fastsse._consumer import Consumer, ConsumerStats, QueueOverflowError
 from fastsse._errors import (
     ContentTypeError,
     EventTooLargeError,
     FastSSEError,
     InvalidRequestError,
+    LLMError,
     RetriesExhausted,
     SSEError,
     StreamInterruptedError,
@@ -40,12 +42,14 @@ __all__ = [
     "ConsumerStats",
     "ContentTypeError",
     "Event",
+    "EventSource",
     "EventStream",
     "EventTooLargeError",
     "FastSSEError",
     "Fault",
     "FaultKind",
     "InvalidRequestError",
+    "LLMError",
     "Parser",
     "QueueOverflowError",
     "RetriesExhausted",
@@ -56,4 +60,6 @@ __all__ = [
     "StreamStats",
     "UnexpectedStatusError",
     "__version__",
+    "aconnect_sse",
+    "connect_sse",
 ]

@@ -122,14 +122,15 @@ class _ResponseError(SSEError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The response and request are live objects of a connection: not sent along.
-        state = {k: v for k, v in self.__dict__.items() if k not in ("response", "_request")}
+        state = {**self.__dict__, "response": None, "_request": None}
         return (_rebuild, (type(self), self.args, state))
 
 
-def _rebuild(cls: type[_ResponseError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Unpickle an error whose ``__init__`` takes other arguments than its message."""
     error = cls.__new__(cls)
     error.args = args
-    error.__dict__.update(state, response=None, _request=None)
+    error.__dict__.update(state)
     return error
 
 
@@ -157,3 +158,37 @@ class StreamInterruptedError(SSEError):
     """
 
     response: httpx.Response | None = None
+
+
+class LLMError(FastSSEError):
+    """An LLM API reported an error (``fastsse.llm``): an HTTP error status with its error
+    body, an error object in the stream, or an ``event: error``.
+
+    ``message`` is the server's own message and ``type`` / ``code`` its error type and code
+    (``"overloaded_error"``, ``"rate_limit_exceeded"``...) when it gave them; ``status_code``
+    is the HTTP status of an error response (None for an error sent inside a 200 stream);
+    ``body`` is the raw text the server sent (the response body, or the event's data) and
+    ``error`` its decoded JSON, when it was JSON.
+    """
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        message: str,
+        status_code: int | None = None,
+        type: str | None = None,
+        code: str | None = None,
+        body: str = "",
+        error: Any = None,
+    ) -> None:
+        super().__init__(description)
+        self.message = message
+        self.status_code = status_code
+        self.type = type
+        self.code = code
+        self.body = body
+        self.error = error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))

@@ -2,14 +2,15 @@
 
 ``fastsse demo`` runs a live stream on loopback, cut twice mid-event and resumed, then compares
 fastsse's throughput with pure Python's; ``fastsse bench`` times the parsers on the built-in
-corpora and prints the comparison as a table.
+corpora and prints the comparison as a table; ``fastsse tail URL`` prints a live stream.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from fastsse import _bench, _corpus
+from fastsse import _bench, _corpus, _tail
 from fastsse._demo import run_demo
 
 #: ``--quick``: a quarter of each corpus and fewer, shorter repeats; a few seconds in all.
@@ -34,6 +35,40 @@ def _demo_command(args: argparse.Namespace) -> int:
     return run_demo(quick=args.quick)
 
 
+def _tail_command(args: argparse.Namespace) -> int:
+    return _tail.run_tail(
+        _tail.TailOptions(
+            url=args.url,
+            headers=args.header,
+            method=args.method,
+            data=_request_body(args.data),
+            last_event_id=args.last_event_id,
+            json=args.json,
+            raw=args.raw,
+            max_events=args.max_events,
+            reconnect=not args.no_reconnect,
+            timeout=args.timeout,
+        )
+    )
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, colon, value = text.partition(":")
+    if not colon or not name.strip() or name != name.strip():
+        raise argparse.ArgumentTypeError(f"expected 'Name: value', not {text!r}")
+    return name, value.strip()
+
+
+def _request_body(data: str | None) -> bytes | None:
+    """``-d``'s value as curl reads it: ``@file`` is the file's content, ``@-`` standard input."""
+    if data is None or not data.startswith("@"):
+        return None if data is None else data.encode()
+    if data == "@-":
+        return sys.stdin.buffer.read()
+    with open(data[1:], "rb") as file:
+        return file.read()
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -52,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastsse", description="The fast, spec-exact Server-Sent Events client."
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--version", action="version", version=f"fastsse {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     bench = commands.add_parser(
         "bench",
@@ -98,11 +134,64 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--quick", action="store_true", help="a smaller stream")
     demo.set_defaults(func=_demo_command)
+
+    tail = commands.add_parser(
+        "tail",
+        help="print a live event stream, reconnecting as needed (a curl for SSE)",
+        description="Print each event of the stream at URL as it arrives: its type (unless "
+        "'message') and id, then its data. GET streams reconnect with Last-Event-ID (said on "
+        "stderr); a server never reached is tried "
+        f"{_tail.FIRST_CONNECTION_ATTEMPTS} times. Exit status: 0 at the end of the stream or "
+        "after --max-events, 1 on an HTTP or connection error, 130 on Ctrl-C.",
+    )
+    tail.add_argument("url", metavar="URL")
+    tail.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        type=_header,
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a request header (repeatable)",
+    )
+    tail.add_argument("-X", "--request", dest="method", metavar="METHOD", help="default: GET")
+    tail.add_argument(
+        "-d",
+        "--data",
+        metavar="DATA",
+        help="request body (implies POST); @FILE reads a file, @- standard input",
+    )
+    tail.add_argument("--last-event-id", default="", metavar="ID", help="resume after this id")
+    shown = tail.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="pretty-print data that is JSON")
+    shown.add_argument("--raw", action="store_true", help="print the fields as received")
+    tail.add_argument("--max-events", type=_positive_int, metavar="N", help="exit after N events")
+    tail.add_argument(
+        "--no-reconnect", action="store_true", help="exit when the connection ends or fails"
+    )
+    tail.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="connect timeout, and longest silence before the connection counts as dead "
+        "(default: 30 s to connect, 300 s of silence)",
+    )
+    tail.set_defaults(func=_tail_command)
     return parser
+
+
+def _version() -> str:
+    from fastsse import __version__
+
+    return __version__
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the ``fastsse`` command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     status: int = args.func(args)
     return status

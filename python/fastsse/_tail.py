@@ -1,0 +1,209 @@
+"""``fastsse tail URL``: a curl for Server-Sent Events.
+
+Prints each event as it arrives (flushed, so it works in a pipe), reconnects GET streams with
+Last-Event-ID and says so on stderr, and ends with one clear line on stderr and exit status 1
+on an HTTP or connection error, 130 on Ctrl-C, 0 when the stream ends or ``--max-events`` is
+reached.
+
+A server that cannot be reached at all is tried ``FIRST_CONNECTION_ATTEMPTS`` times before tail
+gives up (most likely a wrong URL, or a server not started); once a connection has succeeded,
+a GET stream is retried for as long as it takes, like ``tail -f``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import httpx
+
+from fastsse._errors import FastSSEError, RetriesExhausted, StreamInterruptedError
+from fastsse._fastsse import Event
+from fastsse._machine import Fault
+from fastsse._policy import Backoff, Retry
+from fastsse._stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, EventStream
+
+#: Tries of the very first connection (the first one and its reconnects) before giving up.
+FIRST_CONNECTION_ATTEMPTS = 3
+EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
+_PREFIX = "fastsse tail"
+
+
+@dataclass(frozen=True)
+class TailOptions:
+    url: str
+    headers: list[tuple[str, str]]
+    method: str | None = None
+    data: bytes | None = None
+    last_event_id: str = ""
+    json: bool = False
+    raw: bool = False
+    max_events: int | None = None
+    reconnect: bool = True
+    timeout: float | None = None
+
+
+def run_tail(options: TailOptions, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Runs ``fastsse tail``; returns the exit status."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    method = options.method or ("POST" if options.data is not None else "GET")
+    reporter = _ReconnectReporter(err)
+    stream = EventStream(
+        options.url,
+        method=method,
+        headers=options.headers,
+        content=options.data,
+        last_event_id=options.last_event_id,
+        retry=_FirstConnectionRetry(),
+        read_timeout=DEFAULT_READ_TIMEOUT if options.timeout is None else options.timeout,
+        connect_timeout=DEFAULT_CONNECT_TIMEOUT if options.timeout is None else options.timeout,
+        # GET streams reconnect; others (a POST) are never sent twice, as the stream's default.
+        reconnect=None if options.reconnect else False,
+        on_fault=reporter,
+    )
+    reporter.stream = stream
+    show = _formatter(options)
+    try:
+        with _quiet_logger(), stream:
+            for count, event in enumerate(stream, 1):
+                out.write(show(event))
+                out.flush()
+                if options.max_events is not None and count >= options.max_events:
+                    break
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as other tools do, and keep Python
+        # from complaining when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        return EXIT_OK
+    except (FastSSEError, httpx.HTTPError, OSError) as error:
+        err.write(f"{_PREFIX}: error: {_describe(error)}\n")
+        err.flush()
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _formatter(options: TailOptions) -> Callable[[Event], str]:
+    if options.raw:
+        return _raw
+    if options.json:
+        return lambda event: _labelled(event, _pretty_json(event.data))
+    return lambda event: _labelled(event, event.data)
+
+
+def _labelled(event: Event, data: str) -> str:
+    """The data, after the event's type (unless "message") and id (when it has one)."""
+    labels = []
+    if event.event != "message":
+        labels.append(f"[{event.event}]")
+    if event.id:
+        labels.append(f"id={event.id}")
+    if not labels:
+        return data + "\n"
+    separator = "\n" if "\n" in data else " "
+    return " ".join(labels) + separator + data + "\n"
+
+
+def _pretty_json(data: str) -> str:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return data  # Not JSON: shown as it is.
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _raw(event: Event) -> str:
+    """The event's fields in the wire format, ending with the blank line."""
+    lines = []
+    if event.event != "message":
+        lines.append(f"event: {event.event}")
+    if event.id:
+        lines.append(f"id: {event.id}")
+    if event.retry is not None:
+        lines.append(f"retry: {event.retry}")
+    lines.extend(f"data: {line}" for line in event.data.split("\n"))
+    return "\n".join(lines) + "\n\n"
+
+
+def _describe(error: BaseException) -> str:
+    """One line: the error in the stream's words, less advice meant for Python callers."""
+    text = str(error) or type(error).__name__
+    if isinstance(error, RetriesExhausted):
+        text = text.partition(" (Retry(max_attempts=")[0]
+    elif isinstance(error, StreamInterruptedError):
+        text = text.partition("; it does not reconnect")[0]
+    elif isinstance(error, httpx.HTTPError) and not isinstance(error, FastSSEError):
+        text = f"{type(error).__name__}: {text}"
+    return " ".join(text.split())
+
+
+class _ReconnectReporter:
+    """Says on stderr why the stream reconnects, when, and the id it resumes from (the stream's
+    ``on_fault`` hook); the ``fastsse`` logger is kept quiet meanwhile, so each fault is told
+    once, in tail's words."""
+
+    def __init__(self, err: TextIO) -> None:
+        self.err = err
+        self.stream: EventStream | None = None
+
+    def __call__(self, fault: Fault, delay: float | None) -> None:
+        if delay is None:
+            return  # The stream ends with this error: run_tail reports it.
+        line = f"{_PREFIX}: {fault.message}; reconnecting in {delay:.2f} s"
+        last_event_id = self.stream.last_event_id if self.stream is not None else ""
+        if last_event_id:
+            line += f", resuming with Last-Event-ID {last_event_id}"
+        self.err.write(line + "\n")
+        self.err.flush()
+
+
+@contextmanager
+def _quiet_logger() -> Iterator[None]:
+    logger = logging.getLogger("fastsse")
+    propagate = logger.propagate
+    logger.propagate = False  # No lastResort handler repeating what the reporter says.
+    handler = logging.NullHandler()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+@dataclass(frozen=True)
+class _FirstConnectionRetry(Retry):
+    """The default reconnect policy, except that a stream that never connected gives up after
+    ``FIRST_CONNECTION_ATTEMPTS`` tries."""
+
+    def start(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+    ) -> Backoff:
+        return _FirstConnectionBackoff(self, clock=clock, rng=rng)
+
+
+class _FirstConnectionBackoff(Backoff):
+    has_connected = False
+
+    def connected(self) -> None:
+        self.has_connected = True
+        super().connected()
+
+    def next_delay(self, cause: BaseException | None = None, **kwargs: Any) -> float:
+        if not self.has_connected and self.attempts + 1 >= FIRST_CONNECTION_ATTEMPTS:
+            raise RetriesExhausted(self.attempts, cause)
+        return super().next_delay(cause, **kwargs)
