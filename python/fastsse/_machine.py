@@ -270,6 +270,8 @@ class StreamMachine:
     def response(self, response: ResponseLike) -> Verdict:
         """The response's headers arrived: what to do with its body."""
         self.response_received = self._current = response
+        if self.closed:  # close() came while the request was on its way: nothing more.
+            return Verdict.STOP
         status = response.status_code
         if status == 204:
             logger.info("%s %s answered 204 No Content: the stream is over", self.method, self.url)
