@@ -170,8 +170,12 @@ class _StreamBase(Generic[_Client]):
         - ``on_connect``: ``on_connect(response)`` is called when a response is accepted as an
           event stream.
         - ``on_fault``: ``on_fault(fault, delay)`` is called when a connection attempt or a
-          connection ends, with a ``Fault`` (kind, message, error, response); ``delay`` is the
-          wait before the next attempt, or None when the stream ends with an error.
+          connection ends, with a ``Fault`` (kind, message, error, response, attempt);
+          ``delay`` is the wait before the next attempt (0 after ``interrupt()``), or None
+          when the stream ends with an error.
+
+        Both hooks run in the task or thread that iterates, before the stream goes on: keep
+        them short. An exception a hook raises ends the stream with that exception.
 
         Every failed attempt and every reconnect is also logged at WARNING on the ``fastsse``
         logger. Wrong types raise TypeError, wrong values ValueError, here and not later.
