@@ -177,6 +177,12 @@ class StreamMachine:
         self.read_timeout = read_timeout
         # A Last-Event-ID header given by the caller is where the stream starts; from then on
         # the stream owns the header.
+        for key, value in headers:
+            if not _LEGAL_HEADER_VALUE.fullmatch(value):
+                raise ValueError(
+                    f"headers: the value of {key.decode(errors='replace')} has control "
+                    f"characters, which HTTP does not allow: {value!r}"
+                )
         given = [value for key, value in headers if key.lower() == b"last-event-id"]
         self._headers = [(k, v) for k, v in headers if k.lower() != b"last-event-id"]
         names = {key.lower() for key, _ in self._headers}

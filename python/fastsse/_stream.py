@@ -185,6 +185,7 @@ class _StreamBase(Generic[_Client]):
             url=url,
             client=client,
             method=method,
+            json=json,
             content=content,
             data=data,
             files=files,
@@ -207,6 +208,10 @@ class _StreamBase(Generic[_Client]):
             if not isinstance(cookies, (Mapping, Sequence, http.cookiejar.CookieJar, type(None))):
                 raise TypeError(f"got {cookies!r} as cookies")
             httpx.Cookies(cast(Any, cookies))
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"headers: a str value must be ASCII; pass bytes for any other value ({error})"
+            ) from None
         except (TypeError, ValueError, AttributeError) as error:
             raise TypeError(
                 "headers, params and cookies must each be a mapping or a sequence of "
@@ -719,6 +724,11 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
         raise TypeError(f"method must be a str such as 'GET' or 'POST', got {method!r}")
     if not method or not _TOKEN.fullmatch(method):
         raise ValueError(f"method must be an HTTP method such as 'GET' or 'POST', got {method!r}")
+    if options["json"] is not None:
+        try:
+            httpx.Request("POST", "http://localhost/", json=options["json"])
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"json cannot be sent as JSON: {error}") from None
     content = options["content"]
     if content is not None and not isinstance(content, (str, bytes)):
         raise TypeError(
@@ -732,7 +742,15 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
     files = options["files"]
     if files is not None and not isinstance(files, (Mapping, Sequence)):
         raise TypeError(f"files must be a mapping or a sequence of pairs, got {files!r}")
+    for name, file in _items(files):
+        if not isinstance(file, (bytes, str, tuple)) and not hasattr(file, "read"):
+            raise TypeError(
+                f"files[{name!r}] must be bytes, str, a file opened in binary mode or a "
+                f"(filename, content[, content_type]) tuple, got {file!r}"
+            )
     auth = options["auth"]
+    if isinstance(auth, tuple) and len(auth) != 2:
+        raise ValueError(f"auth must be a (user, password) pair, got a tuple of {len(auth)}")
     if not (auth is None or isinstance(auth, (tuple, httpx.Auth)) or callable(auth)):
         raise TypeError(
             f"auth must be a (user, password) tuple, an httpx.Auth or None, got {auth!r}"
@@ -760,6 +778,15 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
         value = options[name]
         if value is not None and not callable(value):
             raise TypeError(f"{name} must be callable or None, got {value!r}")
+
+
+def _items(pairs: Any) -> list[tuple[Any, Any]]:
+    """A mapping's or a sequence of pairs' (name, value) items; [] for anything else."""
+    if isinstance(pairs, Mapping):
+        return list(pairs.items())
+    if isinstance(pairs, Sequence) and not isinstance(pairs, (str, bytes)):
+        return [pair for pair in pairs if isinstance(pair, tuple) and len(pair) == 2]
+    return []
 
 
 def _check_seconds(name: str, value: object, *, zero: bool) -> None:
