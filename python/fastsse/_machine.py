@@ -240,12 +240,12 @@ class StreamMachine:
         wait, self._wait = self._wait, None
         if wait is not None and not self.interrupted:
             return Wait(wait)
-        self.check_may_send()
+        self._check_may_send()
         self.interrupted = False
         self.requests += 1
         return Send(self.method, self.url, self._request_headers())
 
-    def check_may_send(self) -> None:
+    def _check_may_send(self) -> None:
         """Raises unless the request may be sent (again). A stream that does not reconnect (a
         POST, by default) is sent once: asking again could repeat its side effects."""
         if self.requests and not self.reconnect:

@@ -298,12 +298,11 @@ class _StreamBase(Generic[_Client]):
 
     def _build_request(self, client: _Client, action: Send) -> httpx.Request:
         base = self._timeout if self._timeout is not None else client.timeout
-        connect = base.connect if self._connect_timeout is None else self._connect_timeout
         request = client.build_request(
             action.method,
             action.url,
             headers=action.headers,
-            timeout=request_timeout(base, connect=connect, read=self._read_timeout),
+            timeout=request_timeout(base, connect=self._connect_timeout, read=self._read_timeout),
             **self._request_options,
         )
         if self._cookies is not None:
