@@ -327,6 +327,14 @@ class _StreamBase(Generic[_Client]):
             return True
         return False
 
+    def _busy(self, reader: str) -> RuntimeError:
+        machine = self._machine
+        return RuntimeError(
+            f"the stream from {machine.method} {machine.url} is already being iterated by "
+            f"another {reader}: a stream has one reader at a time (fastsse.Consumer hands its "
+            "events to several workers)"
+        )
+
     def _next_from_backlog(self) -> Event:
         event = self._backlog.popleft()
         self._delivered_id = event.id
@@ -412,7 +420,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
         Every iteration of a stream continues where the last one stopped, on the same
         connection: a ``break`` leaves it open, and only ``aclose()`` closes it."""
         if getattr(self._loop, "ag_running", False):
-            raise RuntimeError("this stream is already being iterated, by another task")
+            raise self._busy("task")
         if self._backlog:
             yield self._take_backlog()
         loop = self._loop_to_run(self._connection_loop)
@@ -605,7 +613,7 @@ class EventStream(_StreamBase[httpx.Client]):
         """The events as lists, one per chunk received: the fastest way to consume; see
         ``AsyncEventStream.batches``."""
         if getattr(self._loop, "gi_running", False):
-            raise RuntimeError("this stream is already being iterated, by another thread")
+            raise self._busy("thread")
         if self._backlog:
             yield self._take_backlog()
         loop = self._loop_to_run(self._connection_loop)
