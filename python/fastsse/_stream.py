@@ -319,13 +319,18 @@ class _StreamBase(Generic[_Client]):
         loop: _Loop = self._loop
         return loop
 
-    def _left_after_close(self, loop: object) -> bool:
-        """An iteration ends: whether it must close ``loop`` (whose owner, ``close()`` from
-        another thread or task, left it to the iteration that held it)."""
-        if self._machine.closed and self._loop is loop:
+    def _iteration_ended(self, loop: object, *, finished: bool) -> bool:
+        """An iteration of ``loop`` ends: whether it must close the loop (``close()`` from
+        another thread or task left that to the iteration that held it).
+
+        A loop that ``finished`` without the stream being over was ended by an exception
+        thrown into its read (a cancelled task, Ctrl-C), which also closed its connection: it
+        is forgotten, so that the next iteration starts a new one and reconnects."""
+        if self._loop is not loop:
+            return False
+        if finished or self._machine.closed:
             self._loop = None
-            return True
-        return False
+        return self._machine.closed and not finished
 
     def _busy(self, reader: str) -> RuntimeError:
         machine = self._machine
@@ -371,7 +376,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
 
     async def __anext__(self) -> Event:
         """The next event (``await anext(stream)``); raises StopAsyncIteration at the end."""
-        if self._events is None:
+        if self._events is None or _finished(self._events):
             self._events = self.__aiter__()
         return await self._events.__anext__()
 
@@ -430,7 +435,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
             async for batch in loop:
                 yield batch
         finally:
-            if self._left_after_close(loop):
+            if self._iteration_ended(loop, finished=_finished(loop)):
                 await loop.aclose()
 
     async def aclose(self) -> None:
@@ -568,7 +573,7 @@ class EventStream(_StreamBase[httpx.Client]):
 
     def __next__(self) -> Event:
         """The next event (``next(stream)``); raises StopIteration at the end."""
-        if self._events is None:
+        if self._events is None or _finished(self._events):
             self._events = self.__iter__()
         return next(self._events)
 
@@ -625,7 +630,7 @@ class EventStream(_StreamBase[httpx.Client]):
             for batch in loop:  # noqa: UP028
                 yield batch
         finally:
-            if self._left_after_close(loop):
+            if self._iteration_ended(loop, finished=_finished(loop)):
                 loop.close()
 
     def close(self) -> None:
@@ -709,6 +714,12 @@ class EventStream(_StreamBase[httpx.Client]):
             if machine.closed or machine.done:
                 self._loop = None
                 self._release()
+
+
+def _finished(generator: object) -> bool:
+    """Whether a generator or an async generator has run to its end (returned or raised)."""
+    frame = getattr(generator, "gi_frame", None) or getattr(generator, "ag_frame", None)
+    return frame is None
 
 
 def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
