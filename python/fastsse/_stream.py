@@ -658,11 +658,15 @@ class EventStream(_StreamBase[httpx.Client]):
 
     def _trace(self, name: str, info: dict[str, Any]) -> None:
         """httpcore's trace hook: keeps a new connection's socket as soon as it exists, so that
-        ``close()`` from another thread can also wake a wait for the response headers."""
+        ``close()`` from another thread can also wake a wait for the response headers. The
+        caller's own ``extensions={"trace": ...}`` is called too."""
         if name in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
             self._socket = socket_of(info.get("return_value"))
             if self._machine.closed or self._machine.interrupted:
                 shutdown(self._socket)
+        callers_trace = self._request_options.get("extensions", {}).get("trace")
+        if callers_trace is not None:
+            callers_trace(name, info)
 
     def _connection_loop(self) -> Generator[list[Event], None, None]:
         machine = self._machine
