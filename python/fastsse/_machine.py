@@ -413,10 +413,14 @@ class StreamMachine:
                 return None
             if isinstance(fault.error, FastSSEError):
                 self._fail(fault)
-            ending = "ended in the middle of an event" if kind == "closed" else "broke"
+            if fault.response is None:  # Nothing was received: there is nothing to resume.
+                ending, remedy = "got no response", "retry it"
+            else:
+                ending = "ended in the middle of an event" if kind == "closed" else "broke"
+                remedy = "resume it with Last-Event-ID"
             interrupted = StreamInterruptedError(
                 f"the {self.method} stream from {self.url} {ending} ({fault.message}); it "
-                "does not reconnect (pass reconnect=True to resume it with Last-Event-ID)"
+                f"does not reconnect (pass reconnect=True to {remedy})"
             )
             interrupted.response = fault.response
             self._fail(Fault(kind, fault.message, interrupted, fault.response), cause=fault.error)
