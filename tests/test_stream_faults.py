@@ -18,7 +18,7 @@ import pytest
 from fastsse import Fault, InvalidRequestError, RetriesExhausted, StreamInterruptedError
 from fastsse._http import classify
 from fastsse.testing import Response, SSEServer, abort, close, event, stall
-from stream_helpers import KINDS, closed_port, collect, fast_retry
+from stream_helpers import KINDS, TIMEOUT, closed_port, collect, fast_retry
 
 
 @pytest.fixture
@@ -200,6 +200,30 @@ def test_on_connect_and_on_fault_report_each_connection_and_fault(
     assert faults[0][1] == pytest.approx(0.005)
 
 
+class HookError(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("hook", ["on_connect", "on_fault"])
+def test_an_exception_raised_by_a_hook_ends_the_stream_with_it(
+    server: SSEServer, kind: str, hook: str
+) -> None:
+    server.respond(busy(), Response(body=[event("a"), stall()]))
+    calls: list[tuple[object, ...]] = []
+
+    def fail(*args: object) -> None:
+        calls.append(args)
+        raise HookError(hook)
+
+    outcome = collect(kind, server.url, **{hook: fail})
+    assert isinstance(outcome.error, HookError)
+    assert len(calls) == 1
+    assert outcome.data == []
+    assert len(server.requests) == (1 if hook == "on_fault" else 2)
+    server.wait_for_idle(TIMEOUT)  # the stalled connection was closed
+
+
 # -- errors name the URL and say what to do ------------------------------------------------------
 
 
@@ -291,3 +315,16 @@ def test_a_broken_post_error_carries_its_response(server: SSEServer, kind: str) 
     assert f"POST stream from {server.url} broke (the connection broke" in str(error)
     assert error.response is not None
     assert error.response.headers["x-id"] == "7"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_post_that_cannot_connect_says_so_and_offers_a_retry(kind: str) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/chat"
+    error = collect(kind, url, method="POST", json={}).error
+    assert isinstance(error, StreamInterruptedError)
+    assert str(error) == (
+        f"the POST stream from {url} got no response (connection refused (is the server up, "
+        "and is the port right?)); it does not reconnect (pass reconnect=True to retry it)"
+    )
+    assert error.response is None
+    assert isinstance(error.__cause__, httpx.ConnectError)

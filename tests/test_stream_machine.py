@@ -162,3 +162,25 @@ def test_a_request_that_cannot_be_sent_fails_at_once() -> None:
     m.failed("invalid_request", ValueError("Request URL has an unsupported protocol 'ftp://'."))
     with pytest.raises(InvalidRequestError, match="cannot be sent: Request URL has an unsupp"):
         m.next_action()
+
+
+def test_a_response_that_arrives_after_close_is_not_read() -> None:
+    connected: list[object] = []
+    m = machine(on_connect=connected.append)
+    send(m)
+    m.close()  # from another thread, while the request was on its way
+    assert m.response(FakeResponse()) is Verdict.STOP
+    m.end_response()
+    assert m.next_action() is STOP
+    assert connected == []
+    assert m.stats.connections == 0
+
+
+def test_a_post_is_never_sent_twice_even_by_a_driver_that_asks_again() -> None:
+    m = machine(method="POST")
+    send(m)
+    m.end_response()  # no ending reported: a driver bug must not re-send the request
+    with pytest.raises(StreamInterruptedError, match="pass reconnect=True"):
+        m.next_action()
+    assert m.next_action() is STOP
+    assert m.requests == 1

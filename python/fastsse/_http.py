@@ -59,23 +59,13 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         seen += 1
 
 
-class Unset:
-    """The default of an option the caller did not give."""
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = Unset()
-
-
 def request_timeout(
-    base: httpx.Timeout, *, connect: float | Unset | None, read: float | None
+    base: httpx.Timeout, *, connect: float | None, read: float | None
 ) -> httpx.Timeout:
     """``base`` (the client's or the stream's ``timeout=``) with the stream's read timeout, and
-    its connect timeout when the stream was given one."""
+    its connect timeout when the stream was given one (None keeps ``base``'s)."""
     return httpx.Timeout(
-        connect=base.connect if isinstance(connect, Unset) else connect,
+        connect=base.connect if connect is None else connect,
         read=read,
         write=base.write,
         pool=base.pool,

@@ -27,7 +27,6 @@ from typing import Any, Callable, Generic, Literal, TypeVar, Union, cast
 import anyio
 import httpx
 
-from fastsse._errors import FastSSEError
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event
 from fastsse._http import (
     ASYNC_CLIENTS,
@@ -92,12 +91,9 @@ _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
 _Loop = TypeVar("_Loop")
 
 
-class _Closed(Exception):
-    """The stream was closed while waiting."""
-
-
-class _Interrupted(Exception):
-    """interrupt() ended a wait for a response."""
+class _Woken(Exception):
+    """``aclose()`` or ``interrupt()`` ended what the reader was waiting for (the machine knows
+    which)."""
 
 
 class _StreamBase(Generic[_Client]):
@@ -174,8 +170,12 @@ class _StreamBase(Generic[_Client]):
         - ``on_connect``: ``on_connect(response)`` is called when a response is accepted as an
           event stream.
         - ``on_fault``: ``on_fault(fault, delay)`` is called when a connection attempt or a
-          connection ends, with a ``Fault`` (kind, message, error, response); ``delay`` is the
-          wait before the next attempt, or None when the stream ends with an error.
+          connection ends, with a ``Fault`` (kind, message, error, response, attempt);
+          ``delay`` is the wait before the next attempt (0 after ``interrupt()``), or None
+          when the stream ends with an error.
+
+        Both hooks run in the task or thread that iterates, before the stream goes on: keep
+        them short. An exception a hook raises ends the stream with that exception.
 
         Every failed attempt and every reconnect is also logged at WARNING on the ``fastsse``
         logger. Wrong types raise TypeError, wrong values ValueError, here and not later.
@@ -185,6 +185,7 @@ class _StreamBase(Generic[_Client]):
             url=url,
             client=client,
             method=method,
+            json=json,
             content=content,
             data=data,
             files=files,
@@ -207,6 +208,10 @@ class _StreamBase(Generic[_Client]):
             if not isinstance(cookies, (Mapping, Sequence, http.cookiejar.CookieJar, type(None))):
                 raise TypeError(f"got {cookies!r} as cookies")
             httpx.Cookies(cast(Any, cookies))
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"headers: a str value must be ASCII; pass bytes for any other value ({error})"
+            ) from None
         except (TypeError, ValueError, AttributeError) as error:
             raise TypeError(
                 "headers, params and cookies must each be a mapping or a sequence of "
@@ -276,17 +281,28 @@ class _StreamBase(Generic[_Client]):
         response: httpx.Response | None = self._machine.response_received
         return response
 
+    def interrupt(self) -> None:
+        """End the current connection (or backoff wait) and reconnect at once, resuming with
+        Last-Event-ID. Safe from any thread or task. Raises StreamInterruptedError on a stream
+        that does not reconnect."""
+        self._machine.interrupt()
+        self._unblock_reader()
+
+    def _unblock_reader(self) -> None:
+        """Ends what the reader is blocked in (a backoff wait, a read, a wait for headers), so
+        that it sees at once what ``close()`` or ``interrupt()`` told the machine."""
+        raise NotImplementedError
+
     def _new_client_options(self) -> dict[str, Any]:
         return {"timeout": DEFAULT_CONNECT_TIMEOUT, "follow_redirects": True}
 
     def _build_request(self, client: _Client, action: Send) -> httpx.Request:
         base = self._timeout if self._timeout is not None else client.timeout
-        connect = base.connect if self._connect_timeout is None else self._connect_timeout
         request = client.build_request(
             action.method,
             action.url,
             headers=action.headers,
-            timeout=request_timeout(base, connect=connect, read=self._read_timeout),
+            timeout=request_timeout(base, connect=self._connect_timeout, read=self._read_timeout),
             **self._request_options,
         )
         if self._cookies is not None:
@@ -303,13 +319,26 @@ class _StreamBase(Generic[_Client]):
         loop: _Loop = self._loop
         return loop
 
-    def _left_after_close(self, loop: object) -> bool:
-        """An iteration ends: whether it must close ``loop`` (whose owner, ``close()`` from
-        another thread or task, left it to the iteration that held it)."""
-        if self._machine.closed and self._loop is loop:
+    def _iteration_ended(self, loop: object, *, finished: bool) -> bool:
+        """An iteration of ``loop`` ends: whether it must close the loop (``close()`` from
+        another thread or task left that to the iteration that held it).
+
+        A loop that ``finished`` without the stream being over was ended by an exception
+        thrown into its read (a cancelled task, Ctrl-C), which also closed its connection: it
+        is forgotten, so that the next iteration starts a new one and reconnects."""
+        if self._loop is not loop:
+            return False
+        if finished or self._machine.closed:
             self._loop = None
-            return True
-        return False
+        return self._machine.closed and not finished
+
+    def _busy(self, reader: str) -> RuntimeError:
+        machine = self._machine
+        return RuntimeError(
+            f"the stream from {machine.method} {machine.url} is already being iterated by "
+            f"another {reader}: a stream has one reader at a time (fastsse.Consumer hands its "
+            "events to several workers)"
+        )
 
     def _next_from_backlog(self) -> Event:
         event = self._backlog.popleft()
@@ -347,7 +376,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
 
     async def __anext__(self) -> Event:
         """The next event (``await anext(stream)``); raises StopAsyncIteration at the end."""
-        if self._events is None:
+        if self._events is None or _finished(self._events):
             self._events = self.__aiter__()
         return await self._events.__anext__()
 
@@ -396,7 +425,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
         Every iteration of a stream continues where the last one stopped, on the same
         connection: a ``break`` leaves it open, and only ``aclose()`` closes it."""
         if getattr(self._loop, "ag_running", False):
-            raise RuntimeError("this stream is already being iterated, by another task")
+            raise self._busy("task")
         if self._backlog:
             yield self._take_backlog()
         loop = self._loop_to_run(self._connection_loop)
@@ -406,15 +435,13 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
             async for batch in loop:
                 yield batch
         finally:
-            if self._left_after_close(loop):
+            if self._iteration_ended(loop, finished=_finished(loop)):
                 await loop.aclose()
 
     async def aclose(self) -> None:
         """Close the stream and its connection now; safe from any task, and idempotent."""
         self._machine.close()
-        if self._scope is not None:
-            self._scope.cancel()
-        shutdown(self._socket)
+        self._unblock_reader()
         loop = self._loop
         # A loop running in another task stops at the cancelled scope instead.
         if loop is not None and not getattr(loop, "ag_running", False):
@@ -425,11 +452,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     #: ``close()`` as openai's ``AsyncStream`` names it; the same as ``aclose()``.
     close = aclose
 
-    def interrupt(self) -> None:
-        """End the current connection (or backoff wait) and reconnect at once, resuming with
-        Last-Event-ID. Safe from any task. Raises StreamInterruptedError on a stream that does
-        not reconnect."""
-        self._machine.interrupt()
+    def _unblock_reader(self) -> None:
         if self._scope is not None:
             self._scope.cancel()
         shutdown(self._socket)
@@ -446,7 +469,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
         if machine.closed or machine.interrupted:
             if isinstance(awaitable, Coroutine):
                 awaitable.close()  # Never awaited: close it so Python does not warn.
-            raise _Closed if machine.closed else _Interrupted
+            raise _Woken
         with anyio.CancelScope() as scope:
             self._scope = scope
             try:
@@ -455,7 +478,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                 self._scope = None
         # Only reached when aclose() or interrupt() cancelled the scope, which absorbed the
         # cancellation.
-        raise _Closed if machine.closed else _Interrupted
+        raise _Woken
 
     async def _read(self, response: httpx.Response) -> AsyncIterator[bytes]:
         """The body's chunks, each read interruptible by ``aclose()`` from another task."""
@@ -484,7 +507,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                 if action is STOP:
                     return
                 if isinstance(action, Wait):
-                    with contextlib.suppress(_Interrupted):
+                    with contextlib.suppress(_Woken):
                         await self._cancellable(anyio.sleep(action.seconds))
                     continue
                 assert isinstance(action, Send)
@@ -493,11 +516,6 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                     response = await self._cancellable(
                         client.send(request, stream=True, **self._send_options)
                     )
-                except (FastSSEError, _Closed):
-                    raise
-                except _Interrupted as error:
-                    machine.failed("interrupted", error)
-                    continue
                 except Exception as error:
                     _failed(machine, error)
                     continue
@@ -512,10 +530,6 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                         machine.ended()
                     elif verdict is Verdict.PREVIEW:
                         machine.refused(await self._cancellable(aread_preview(response)))
-                except (FastSSEError, _Closed):
-                    raise
-                except _Interrupted as error:
-                    machine.failed("interrupted", error)
                 except Exception as error:
                     _failed(machine, error)
                 finally:
@@ -523,8 +537,6 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                     machine.end_response()
                     with anyio.CancelScope(shield=True):
                         await response.aclose()
-        except _Closed:
-            return
         except Exception:
             machine.done = True  # The stream's errors are final.
             raise
@@ -561,7 +573,7 @@ class EventStream(_StreamBase[httpx.Client]):
 
     def __next__(self) -> Event:
         """The next event (``next(stream)``); raises StopIteration at the end."""
-        if self._events is None:
+        if self._events is None or _finished(self._events):
             self._events = self.__iter__()
         return next(self._events)
 
@@ -606,7 +618,7 @@ class EventStream(_StreamBase[httpx.Client]):
         """The events as lists, one per chunk received: the fastest way to consume; see
         ``AsyncEventStream.batches``."""
         if getattr(self._loop, "gi_running", False):
-            raise RuntimeError("this stream is already being iterated, by another thread")
+            raise self._busy("thread")
         if self._backlog:
             yield self._take_backlog()
         loop = self._loop_to_run(self._connection_loop)
@@ -618,15 +630,13 @@ class EventStream(_StreamBase[httpx.Client]):
             for batch in loop:  # noqa: UP028
                 yield batch
         finally:
-            if self._left_after_close(loop):
+            if self._iteration_ended(loop, finished=_finished(loop)):
                 loop.close()
 
     def close(self) -> None:
         """Close the stream and its connection now; safe from any thread, and idempotent."""
         self._machine.close()
-        if self._wake is not None:
-            self._wake.set()
-        shutdown(self._socket)
+        self._unblock_reader()
         loop = self._loop
         running = getattr(loop, "gi_running", False)
         # A loop that another thread runs, or holds suspended, is closed by that thread: its
@@ -636,11 +646,7 @@ class EventStream(_StreamBase[httpx.Client]):
             loop.close()
         self._release()
 
-    def interrupt(self) -> None:
-        """End the current connection (or backoff wait) and reconnect at once, resuming with
-        Last-Event-ID. Safe from any thread. Raises StreamInterruptedError on a stream that
-        does not reconnect."""
-        self._machine.interrupt()
+    def _unblock_reader(self) -> None:
         if self._wake is not None:
             self._wake.set()
         shutdown(self._socket)
@@ -652,11 +658,15 @@ class EventStream(_StreamBase[httpx.Client]):
 
     def _trace(self, name: str, info: dict[str, Any]) -> None:
         """httpcore's trace hook: keeps a new connection's socket as soon as it exists, so that
-        ``close()`` from another thread can also wake a wait for the response headers."""
+        ``close()`` from another thread can also wake a wait for the response headers. The
+        caller's own ``extensions={"trace": ...}`` is called too."""
         if name in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
             self._socket = socket_of(info.get("return_value"))
             if self._machine.closed or self._machine.interrupted:
                 shutdown(self._socket)
+        callers_trace = self._request_options.get("extensions", {}).get("trace")
+        if callers_trace is not None:
+            callers_trace(name, info)
 
     def _connection_loop(self) -> Generator[list[Event], None, None]:
         machine = self._machine
@@ -679,16 +689,12 @@ class EventStream(_StreamBase[httpx.Client]):
                     request = self._build_request(client, action)
                     request.extensions["trace"] = self._trace
                     response = client.send(request, stream=True, **self._send_options)
-                except FastSSEError:
-                    raise
                 except Exception as error:
                     _failed(machine, error)
                     continue
                 # A reused keep-alive connection made no connect event.
                 self._socket = socket_of(response.extensions.get("network_stream"))
                 try:
-                    if machine.closed:  # close() came while connecting.
-                        return
                     verdict = machine.response(response)
                     if verdict is Verdict.STREAM:
                         for chunk in response.iter_bytes():
@@ -699,8 +705,6 @@ class EventStream(_StreamBase[httpx.Client]):
                         machine.ended()
                     elif verdict is Verdict.PREVIEW:
                         machine.refused(read_preview(response))
-                except FastSSEError:
-                    raise
                 except Exception as error:
                     _failed(machine, error)
                 finally:
@@ -714,6 +718,12 @@ class EventStream(_StreamBase[httpx.Client]):
             if machine.closed or machine.done:
                 self._loop = None
                 self._release()
+
+
+def _finished(generator: object) -> bool:
+    """Whether a generator or an async generator has run to its end (returned or raised)."""
+    frame = getattr(generator, "gi_frame", None) or getattr(generator, "ag_frame", None)
+    return frame is None
 
 
 def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
@@ -736,6 +746,11 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
         raise TypeError(f"method must be a str such as 'GET' or 'POST', got {method!r}")
     if not method or not _TOKEN.fullmatch(method):
         raise ValueError(f"method must be an HTTP method such as 'GET' or 'POST', got {method!r}")
+    if options["json"] is not None:
+        try:
+            httpx.Request("POST", "http://localhost/", json=options["json"])
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"json cannot be sent as JSON: {error}") from None
     content = options["content"]
     if content is not None and not isinstance(content, (str, bytes)):
         raise TypeError(
@@ -749,7 +764,15 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
     files = options["files"]
     if files is not None and not isinstance(files, (Mapping, Sequence)):
         raise TypeError(f"files must be a mapping or a sequence of pairs, got {files!r}")
+    for name, file in _items(files):
+        if not isinstance(file, (bytes, str, tuple)) and not hasattr(file, "read"):
+            raise TypeError(
+                f"files[{name!r}] must be bytes, str, a file opened in binary mode or a "
+                f"(filename, content[, content_type]) tuple, got {file!r}"
+            )
     auth = options["auth"]
+    if isinstance(auth, tuple) and len(auth) != 2:
+        raise ValueError(f"auth must be a (user, password) pair, got a tuple of {len(auth)}")
     if not (auth is None or isinstance(auth, (tuple, httpx.Auth)) or callable(auth)):
         raise TypeError(
             f"auth must be a (user, password) tuple, an httpx.Auth or None, got {auth!r}"
@@ -779,6 +802,15 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
             raise TypeError(f"{name} must be callable or None, got {value!r}")
 
 
+def _items(pairs: Any) -> list[tuple[Any, Any]]:
+    """A mapping's or a sequence of pairs' (name, value) items; [] for anything else."""
+    if isinstance(pairs, Mapping):
+        return list(pairs.items())
+    if isinstance(pairs, Sequence) and not isinstance(pairs, (str, bytes)):
+        return [pair for pair in pairs if isinstance(pair, tuple) and len(pair) == 2]
+    return []
+
+
 def _check_seconds(name: str, value: object, *, zero: bool) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
@@ -794,8 +826,10 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _failed(machine: StreamMachine, error: Exception) -> None:
-    """Tells ``machine`` of a failure of the client library; re-raises anything else."""
-    kind: FaultKind | None = classify(error)
+    """Tells ``machine`` how the attempt or the connection ended: a failure of the client
+    library, or a wait cut short by close() or interrupt(). Re-raises anything else: the
+    stream's own errors, and those of the caller's hooks, end the stream."""
+    kind: FaultKind | None = "interrupted" if isinstance(error, _Woken) else classify(error)
     if kind is None:
         raise error
     machine.failed(kind, error)
