@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: demo test dev check bench venv fuzz
+.PHONY: demo test dev check bench venv fuzz wheel
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) || { \
@@ -25,7 +25,7 @@ dev: $(PY)
 	$(PIP) install --progress-bar on -e '.[dev]'
 
 # Every quality gate, then every test: Rust first (fast to fail), then Python.
-test: dev
+test: dev wheel
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
@@ -34,6 +34,14 @@ test: dev
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy --strict
 	$(PY) -m pytest
+
+# The release artefacts in dist/: one abi3 wheel for every CPython >= 3.9 on any Linux with glibc
+# >= 2.17 (zig links against that baseline, whatever the build machine's glibc), and the sdist.
+wheel: dev
+	rm -rf dist
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m maturin build --release --zig \
+	    --compatibility manylinux2014 --out dist
+	$(PY) -m maturin sdist --out dist
 
 bench: dev
 	$(PY) -m pytest benches/ --benchmark-only --benchmark-columns=min,median,ops,rounds
