@@ -54,8 +54,9 @@ FUZZ_SECONDS ?= 600
 fuzz: $(PY)
 	$(PIP) install --progress-bar on -e '.[dev,fuzz]'
 	cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
-	mkdir -p fuzz/corpus/chunking fuzz/corpus/python_parser
+	mkdir -p fuzz/corpus/chunking fuzz/corpus/python_parser fuzz/artifacts/python_parser
 	RUSTC_BOOTSTRAP=1 cargo fuzz run chunking fuzz/corpus/chunking fuzz/seeds/chunking -- \
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1
 	$(PY) fuzz/python_parser.py fuzz/corpus/python_parser fuzz/seeds/python_parser \
-	    -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	    -artifact_prefix=fuzz/artifacts/python_parser/

@@ -13,6 +13,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,8 @@ def built(pattern: str) -> Path:
         path.stat().st_mtime
         for source in SOURCES
         for path in ([source] if source.is_file() else source.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts
+        # Sources only: not the editable install's extension module or bytecode.
+        if path.is_file() and path.suffix not in (".so", ".pyc")
     )
     assert found[0].stat().st_mtime >= newest_source, (
         f"{found[0].name} is older than the sources: run `make wheel` (`make test` does)"
@@ -106,7 +108,18 @@ def test_make_wheel_leaves_one_abi3_manylinux2014_wheel_and_an_sdist():
     assert wheel.name == (
         f"fastsse-0.1.0-cp39-abi3-manylinux2014_{machine}.manylinux_2_17_{machine}.whl"
     )
-    assert built("*.tar.gz").name == "fastsse-0.1.0.tar.gz"
+    sdist = built("*.tar.gz")
+    assert sdist.name == "fastsse-0.1.0.tar.gz"
+    with tarfile.open(sdist) as archive:
+        names = set(archive.getnames())
+    needed = [
+        "Cargo.toml",
+        "Cargo.lock",
+        "pyproject.toml",
+        "src/python.rs",
+        "python/fastsse/py.typed",
+    ]
+    assert {f"fastsse-0.1.0/{name}" for name in needed} <= names
     # auditwheel reads the symbol versions the extension needs: glibc 2.17 at most.
     shown = run([sys.executable, "-m", "auditwheel", "show", wheel]).stdout
     assert f'consistent with the following platform tag:\n"manylinux_2_17_{machine}"' in shown
