@@ -3,10 +3,11 @@
 //! runs (`properties.rs`, on generated event streams and replayed fuzz findings).
 //!
 //! A [`Plan`] is a stream cut into connections (each ended by `finish()`) and each connection
-//! into chunks (empty ones included). For the plan's chunking, for one byte at a time with an
-//! empty chunk between bytes, and for each connection fed whole, [`check`] asserts:
-//! - after every chunk, the events so far, `last_event_id`, `retry`, `oversized` and `pending`
-//!   are exactly those of a parser fed the same bytes in one piece;
+//! into chunks (empty ones included). [`check`] asserts:
+//! - after every chunk of the plan, the events so far, `last_event_id`, `retry`, `oversized` and
+//!   `pending` are exactly those of a parser fed the same bytes in one piece;
+//! - fed one byte at a time (an empty chunk before each byte) and fed whole, each connection
+//!   gives the same events and the same state at its end, and `finish()` reports `pending`;
 //! - without a size limit, the events and state agree with [`oracle`], an independent reading
 //!   of the spec that decodes each connection whole first and then splits it into lines;
 //! - with a limit, the events are those of the unlimited run with the oversized ones taken out
