@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: demo test dev check bench venv
+.PHONY: demo test dev check bench venv fuzz wheel
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) || { \
@@ -25,7 +25,7 @@ dev: $(PY)
 	$(PIP) install --progress-bar on -e '.[dev]'
 
 # Every quality gate, then every test: Rust first (fast to fail), then Python.
-test: dev
+test: dev wheel
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
@@ -35,5 +35,28 @@ test: dev
 	$(PY) -m mypy --strict
 	$(PY) -m pytest
 
+# The release artefacts in dist/: one abi3 wheel for every CPython >= 3.9 on any Linux with glibc
+# >= 2.17 (zig links against that baseline, whatever the build machine's glibc), and the sdist.
+wheel: dev
+	rm -rf dist
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m maturin build --release --zig \
+	    --compatibility manylinux2014 --out dist
+	$(PY) -m maturin sdist --out dist
+
 bench: dev
 	$(PY) -m pytest benches/ --benchmark-only --benchmark-columns=min,median,ops,rounds
+
+# Both fuzzers for FUZZ_SECONDS each: the Rust parser's chunking invariants (cargo-fuzz; its -Z
+# flags need nightly, or RUSTC_BOOTSTRAP=1 on stable), then the binding against the pure parser
+# (atheris). New inputs go to fuzz/corpus/ (not committed); a finding is kept in fuzz/seeds/,
+# which `cargo test` and pytest replay.
+FUZZ_SECONDS ?= 600
+fuzz: $(PY)
+	$(PIP) install --progress-bar on -e '.[dev,fuzz]'
+	cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	mkdir -p fuzz/corpus/chunking fuzz/corpus/python_parser fuzz/artifacts/python_parser
+	RUSTC_BOOTSTRAP=1 cargo fuzz run chunking fuzz/corpus/chunking fuzz/seeds/chunking -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1
+	$(PY) fuzz/python_parser.py fuzz/corpus/python_parser fuzz/seeds/python_parser \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	    -artifact_prefix=fuzz/artifacts/python_parser/
