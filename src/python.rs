@@ -446,8 +446,12 @@ struct Batch<'py> {
 
 #[pymethods]
 impl Parser {
+    // The text signature shows the default that None stands for (DEFAULT_MAX_EVENT_SIZE).
     #[new]
-    #[pyo3(signature = (*, last_event_id = "", max_event_size = None, on_oversize = "error"))]
+    #[pyo3(
+        signature = (*, last_event_id = "", max_event_size = None, on_oversize = "error"),
+        text_signature = "(*, last_event_id='', max_event_size=16777216, on_oversize='error')"
+    )]
     fn new(
         py: Python<'_>,
         last_event_id: &str,
