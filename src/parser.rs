@@ -155,7 +155,8 @@ impl Parser {
 
     /// Ends the stream. An event without its terminating blank line is discarded, as the spec
     /// says, and the parser is ready for a new connection: a BOM is stripped again, while the
-    /// last event ID and `retry` are kept. Returns whether an unfinished event was dropped.
+    /// last event ID (like browsers, unlike the spec's letter: see the module documentation) and
+    /// `retry` are kept. Returns whether an unfinished event was dropped.
     pub fn finish(&mut self) -> bool {
         let dropped = self.pending();
         self.bom_matched = Some(0);
