@@ -1,7 +1,12 @@
 //! The Python binding: `fastsse._fastsse`. Thin on purpose: it turns the core's borrowed
 //! events into Python objects, one list per chunk, and does nothing the core could do.
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use std::ffi::{c_int, c_uint, c_void, CStr};
+use std::mem::size_of;
+use std::panic::AssertUnwindSafe;
+
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -15,108 +20,342 @@ use crate::{EventRef, EventSink, Parser as CoreParser, RetryMs, DEFAULT_MAX_EVEN
 
 /// One Server-Sent Event. Immutable; attribute names match httpx-sse's `ServerSentEvent`.
 ///
-/// Every field is an exact `str`, or an exact `int` or `None` for `retry` (the constructor
-/// copies subclasses): objects that can refer to nothing else, so an Event can never be part of
-/// a reference cycle and is kept out of the garbage collector (see [`PySink::make`]).
+/// A Python type written against the C API rather than a `#[pyclass]`: an event is made for
+/// every event of every stream, and PyO3's path (the base type's `tp_new`, a mutex-guarded
+/// free list, GC tracking then untracking, per-field checks on release) cost about as much as
+/// the event's data string. This one is a plain object of four references: allocated and freed
+/// by pymalloc, outside the garbage collector, its fields read by Python as members.
 ///
-/// The fields are `Py<...>` so that PyO3 exposes them as plain members, which Python reads
-/// directly from the object; `retry` is `Py<PyAny>` holding `None` for that reason, where an
-/// `Option` would need a getter function (23 ns per read instead of 9).
-// A chunk's events are usually freed together, just before the next chunk's are made: the free
-// list lets those reuse their memory. 2048 holds a 16 KiB chunk of `data: x` events (9 bytes:
-// 1,820 events); a chunk of the smallest events (`data\n\n`, 6 bytes: 2,730) overflows it, and
-// the rest are freed as usual.
-#[pyclass(frozen, freelist = 2048, module = "fastsse._fastsse", name = "Event")]
-pub struct Event {
-    #[pyo3(get)]
-    event: Py<PyString>,
-    #[pyo3(get)]
-    data: Py<PyString>,
-    #[pyo3(get)]
-    id: Py<PyString>,
-    #[pyo3(get)]
-    retry: Py<PyAny>,
+/// Every field is an exact `str`, or an exact `int` or `None` for `retry` (the constructor
+/// copies subclasses): objects that refer to nothing, so an Event can never be part of a
+/// reference cycle, which is what makes leaving it out of the collector right. The type has no
+/// `Py_TPFLAGS_BASETYPE`: it cannot be subclassed.
+#[repr(C)]
+struct EventObject {
+    ob_base: ffi::PyObject,
+    event: *mut ffi::PyObject,
+    data: *mut ffi::PyObject,
+    id: *mut ffi::PyObject,
+    retry: *mut ffi::PyObject,
 }
 
-#[pymethods]
-impl Event {
-    /// Like httpx-sse's `ServerSentEvent`: an empty or missing `event` means "message".
-    #[new]
-    #[pyo3(signature = (event = None, data = None, id = None, retry = None))]
-    fn new(
-        py: Python<'_>,
-        event: Option<&Bound<'_, PyString>>,
-        data: Option<&Bound<'_, PyString>>,
-        id: Option<&Bound<'_, PyString>>,
-        retry: Option<&Bound<'_, PyInt>>,
-    ) -> PyResult<Self> {
-        let text = |value: Option<&Bound<'_, PyString>>| -> PyResult<Py<PyString>> {
-            match value {
-                Some(value) => Ok(exact_str(value)?.unbind()),
-                None => Ok(intern!(py, "").clone().unbind()),
-            }
-        };
-        let event = match event.map(exact_str).transpose()? {
-            Some(event) if event.len()? > 0 => event.unbind(),
-            _ => intern!(py, "message").clone().unbind(),
-        };
-        Ok(Self {
-            event,
-            data: text(data)?,
-            id: text(id)?,
-            retry: match retry {
-                Some(retry) => exact_int(retry)?.into_any().unbind(),
-                None => py.None(),
+const EVENT_DOC: &CStr = c"Event(event=None, data=None, id=None, retry=None)\n--\n\n\
+One Server-Sent Event; immutable. Attribute names match httpx-sse's ServerSentEvent.";
+
+/// The `Event` type, made once per process.
+fn event_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    static TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    TYPE.get_or_try_init(py, || create_event_type(py))
+        .map(|ty| ty.bind(py))
+}
+
+fn create_event_type(py: Python<'_>) -> PyResult<Py<PyType>> {
+    fn member(name: &'static CStr, offset: usize) -> ffi::PyMemberDef {
+        ffi::PyMemberDef {
+            name: name.as_ptr(),
+            type_code: ffi::Py_T_OBJECT_EX,
+            offset: offset as ffi::Py_ssize_t,
+            flags: ffi::Py_READONLY,
+            doc: std::ptr::null(),
+        }
+    }
+    fn method(
+        name: &'static CStr,
+        function: ffi::PyCFunction,
+        doc: &'static CStr,
+    ) -> ffi::PyMethodDef {
+        ffi::PyMethodDef {
+            ml_name: name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer {
+                PyCFunction: function,
             },
-        })
+            ml_flags: ffi::METH_NOARGS,
+            ml_doc: doc.as_ptr(),
+        }
     }
+    // The type keeps pointers to its methods, so they live as long as the process (made once).
+    let methods: &'static mut [ffi::PyMethodDef] = Box::leak(Box::new([
+        method(
+            c"json",
+            event_json,
+            c"The data decoded as JSON (orjson when installed, else json).",
+        ),
+        method(c"__reduce__", event_reduce, c"Pickle support."),
+        ffi::PyMethodDef::zeroed(),
+    ]));
+    let members: &'static mut [ffi::PyMemberDef] = Box::leak(Box::new([
+        member(c"event", std::mem::offset_of!(EventObject, event)),
+        member(c"data", std::mem::offset_of!(EventObject, data)),
+        member(c"id", std::mem::offset_of!(EventObject, id)),
+        member(c"retry", std::mem::offset_of!(EventObject, retry)),
+        ffi::PyMemberDef::default(),
+    ]));
+    let slot = |slot, pfunc: *mut c_void| ffi::PyType_Slot { slot, pfunc };
+    let slots: &'static mut [ffi::PyType_Slot] = Box::leak(Box::new([
+        slot(ffi::Py_tp_new, event_new as *mut c_void),
+        slot(ffi::Py_tp_dealloc, event_dealloc as *mut c_void),
+        slot(ffi::Py_tp_richcompare, event_richcompare as *mut c_void),
+        slot(ffi::Py_tp_hash, event_hash as *mut c_void),
+        slot(ffi::Py_tp_repr, event_repr as *mut c_void),
+        slot(ffi::Py_tp_doc, EVENT_DOC.as_ptr() as *mut c_void),
+        slot(ffi::Py_tp_methods, methods.as_mut_ptr().cast()),
+        slot(ffi::Py_tp_members, members.as_mut_ptr().cast()),
+        slot(0, std::ptr::null_mut()),
+    ]));
+    let spec: &'static mut ffi::PyType_Spec = Box::leak(Box::new(ffi::PyType_Spec {
+        name: c"fastsse._fastsse.Event".as_ptr(),
+        basicsize: std::mem::size_of::<EventObject>() as c_int,
+        itemsize: 0,
+        flags: ffi::Py_TPFLAGS_DEFAULT as c_uint,
+        slots: slots.as_mut_ptr(),
+    }));
+    // SAFETY: the spec and everything it points to live for the rest of the process.
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_FromSpec(spec)) }
+        .map(|ty| unsafe { ty.cast_into_unchecked::<PyType>() }.unbind())
+}
 
-    /// The data decoded as JSON, with orjson when it is installed.
-    fn json(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(json_loads(py)?.call1((self.data.bind(py),))?.unbind())
+/// A new Event of exact fields: `retry` is an exact int or None.
+fn new_event<'py>(
+    py: Python<'py>,
+    event: Bound<'py, PyString>,
+    data: Bound<'py, PyString>,
+    id: Bound<'py, PyString>,
+    retry: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let ty = event_type(py)?;
+    // SAFETY: a block of the type's basic size, initialised as an object of the type (which
+    // takes a reference to the heap type), its fields then set to owned references; it is
+    // released by `event_dealloc`, the type's only deallocator.
+    unsafe {
+        let object: *mut ffi::PyObject = ffi::PyObject_Malloc(size_of::<EventObject>()).cast();
+        if object.is_null() {
+            return Err(PyMemoryError::new_err(()));
+        }
+        ffi::PyObject_Init(object, ty.as_ptr().cast());
+        let fields = object.cast::<EventObject>();
+        (*fields).event = event.into_ptr();
+        (*fields).data = data.into_ptr();
+        (*fields).id = id.into_ptr();
+        (*fields).retry = retry.into_ptr();
+        Ok(Bound::from_owned_ptr(py, object))
     }
+}
 
-    fn __eq__(&self, py: Python<'_>, other: &Self) -> PyResult<bool> {
-        self.fields(py).eq(other.fields(py))
+/// The fields of `object`, which must be an Event.
+///
+/// # Safety
+/// `object` is a live Event and the caller is attached to the interpreter.
+unsafe fn event_fields<'py>(
+    py: Python<'py>,
+    object: *mut ffi::PyObject,
+) -> [Borrowed<'py, 'py, PyAny>; 4] {
+    let fields = object.cast::<EventObject>();
+    unsafe {
+        [
+            Borrowed::from_ptr(py, (*fields).event),
+            Borrowed::from_ptr(py, (*fields).data),
+            Borrowed::from_ptr(py, (*fields).id),
+            Borrowed::from_ptr(py, (*fields).retry),
+        ]
     }
+}
 
-    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
-        self.fields(py).hash()
+fn fields_tuple<'py>(fields: [Borrowed<'py, 'py, PyAny>; 4]) -> PyResult<Bound<'py, PyTuple>> {
+    let py = fields[0].py();
+    PyTuple::new(py, fields.map(|field| field.to_owned()))
+}
+
+/// Runs the body of one of the type's C functions: the caller holds the GIL; an error becomes
+/// the call's Python exception (a panic too, rather than unwinding into C), and the function
+/// returns `on_error`.
+fn c_call<R>(on_error: R, body: impl FnOnce(Python<'_>) -> PyResult<R>) -> R {
+    // SAFETY: every caller is a slot or method of the type, which CPython calls with the GIL.
+    let py = unsafe { Python::assume_attached() };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| body(py))) {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => {
+            error.restore(py);
+            on_error
+        }
+        Err(_) => {
+            PyRuntimeError::new_err("fastsse: internal error (a panic) in Event").restore(py);
+            on_error
+        }
     }
+}
 
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+unsafe extern "C" fn event_dealloc(object: *mut ffi::PyObject) {
+    // SAFETY: `object` is an Event whose last reference is gone; its fields are owned
+    // references; its type is a heap type, which each instance holds a reference to.
+    unsafe {
+        let fields = object.cast::<EventObject>();
+        ffi::Py_DecRef((*fields).event);
+        ffi::Py_DecRef((*fields).data);
+        ffi::Py_DecRef((*fields).id);
+        ffi::Py_DecRef((*fields).retry);
+        let ty = ffi::Py_TYPE(object);
+        ffi::PyObject_Free(object.cast());
+        ffi::Py_DecRef(ty.cast());
+    }
+}
+
+/// `Event(event=None, data=None, id=None, retry=None)`, like httpx-sse's `ServerSentEvent`: an
+/// empty or missing `event` means "message".
+unsafe extern "C" fn event_new(
+    _subtype: *mut ffi::PyTypeObject,
+    args: *mut ffi::PyObject,
+    kwargs: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    c_call(std::ptr::null_mut(), |py| {
+        // SAFETY: CPython passes a tuple and a dict or NULL.
+        let args = unsafe { Borrowed::from_ptr(py, args).cast_unchecked::<PyTuple>() };
+        let kwargs = unsafe { Borrowed::from_ptr_or_opt(py, kwargs) }
+            .map(|kwargs| unsafe { kwargs.cast_unchecked::<PyDict>() });
+        const NAMES: [&str; 4] = ["event", "data", "id", "retry"];
+        if args.len() > NAMES.len() {
+            return Err(PyTypeError::new_err(format!(
+                "Event() takes at most 4 arguments ({} given)",
+                args.len()
+            )));
+        }
+        let mut values: [Option<Bound<'_, PyAny>>; 4] = Default::default();
+        for (index, value) in args.iter().enumerate() {
+            values[index] = Some(value);
+        }
+        if let Some(kwargs) = kwargs {
+            for (key, value) in kwargs.iter() {
+                let name = key.extract::<String>().ok();
+                let Some(index) = NAMES
+                    .iter()
+                    .position(|known| Some(*known) == name.as_deref())
+                else {
+                    return Err(PyTypeError::new_err(format!(
+                        "Event() got an unexpected keyword argument {}",
+                        key.repr()?
+                    )));
+                };
+                if values[index].replace(value).is_some() {
+                    return Err(PyTypeError::new_err(format!(
+                        "Event() got multiple values for argument '{}'",
+                        NAMES[index]
+                    )));
+                }
+            }
+        }
+        let [event, data, id, retry] = values.map(|value| value.filter(|value| !value.is_none()));
+        let text = str_argument;
+        let empty = || intern!(py, "").clone();
+        let event = match text(event, "event")? {
+            Some(event) if event.len()? > 0 => event,
+            _ => intern!(py, "message").clone(),
+        };
+        let data = text(data, "data")?.unwrap_or_else(empty);
+        let id = text(id, "id")?.unwrap_or_else(empty);
+        let retry = match retry {
+            None => py.None().into_bound(py),
+            Some(retry) => match retry.cast::<PyInt>() {
+                Ok(retry) => exact_int(retry)?.into_any(),
+                Err(_) => {
+                    return Err(PyTypeError::new_err(format!(
+                        "Event() argument 'retry' must be int or None, not {}",
+                        retry.get_type().name()?
+                    )))
+                }
+            },
+        };
+        Ok(new_event(py, event, data, id, retry)?.into_ptr())
+    })
+}
+
+/// An optional str argument of `Event()`, as an exact str.
+fn str_argument<'py>(
+    value: Option<Bound<'py, PyAny>>,
+    name: &str,
+) -> PyResult<Option<Bound<'py, PyString>>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match value.cast::<PyString>() {
+        Ok(text) => exact_str(text).map(Some),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "Event() argument '{name}' must be str or None, not {}",
+            value.get_type().name()?
+        ))),
+    }
+}
+
+unsafe extern "C" fn event_json(
+    object: *mut ffi::PyObject,
+    _unused: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    c_call(std::ptr::null_mut(), |py| {
+        // SAFETY: a method of the type: `object` is an Event.
+        let [_, data, _, _] = unsafe { event_fields(py, object) };
+        Ok(json_loads(py)?.call1((data,))?.into_ptr())
+    })
+}
+
+unsafe extern "C" fn event_reduce(
+    object: *mut ffi::PyObject,
+    _unused: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    c_call(std::ptr::null_mut(), |py| {
+        // SAFETY: a method of the type: `object` is an Event.
+        let fields = fields_tuple(unsafe { event_fields(py, object) })?;
+        Ok((event_type(py)?, fields).into_pyobject(py)?.into_ptr())
+    })
+}
+
+/// `==` and `!=` between Events compare the four fields; anything else is NotImplemented.
+unsafe extern "C" fn event_richcompare(
+    object: *mut ffi::PyObject,
+    other: *mut ffi::PyObject,
+    op: c_int,
+) -> *mut ffi::PyObject {
+    c_call(std::ptr::null_mut(), |py| {
+        // SAFETY: CPython passes an Event and a live object.
+        let other_is_event = unsafe { ffi::Py_TYPE(other) == ffi::Py_TYPE(object) };
+        if !other_is_event || (op != ffi::Py_EQ && op != ffi::Py_NE) {
+            return Ok(py.NotImplemented().into_ptr());
+        }
+        let mut equal = true;
+        let fields = unsafe { event_fields(py, object) };
+        let others = unsafe { event_fields(py, other) };
+        for (field, other) in fields.iter().zip(others.iter()) {
+            if !field.eq(other)? {
+                equal = false;
+                break;
+            }
+        }
+        Ok(PyBool::new(py, equal == (op == ffi::Py_EQ))
+            .to_owned()
+            .into_ptr())
+    })
+}
+
+unsafe extern "C" fn event_hash(object: *mut ffi::PyObject) -> ffi::Py_hash_t {
+    c_call(-1, |py| {
+        // SAFETY: a slot of the type: `object` is an Event.
+        fields_tuple(unsafe { event_fields(py, object) })?.hash()
+    })
+}
+
+unsafe extern "C" fn event_repr(object: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    c_call(std::ptr::null_mut(), |py| {
+        // SAFETY: a slot of the type: `object` is an Event.
+        let [event, data, id, retry] = unsafe { event_fields(py, object) };
         let mut repr = format!(
             "Event(event={}, data={}, id={}",
-            self.event.bind(py).repr()?,
-            self.data.bind(py).repr()?,
-            self.id.bind(py).repr()?
+            event.repr()?,
+            data.repr()?,
+            id.repr()?
         );
-        if !self.retry.is_none(py) {
-            repr.push_str(&format!(", retry={}", self.retry.bind(py)));
+        if !retry.is_none() {
+            repr.push_str(&format!(", retry={}", retry.str()?));
         }
         repr.push(')');
-        Ok(repr)
-    }
-
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-        let py = slf.py();
-        (slf.get_type(), slf.get().fields(py)).into_pyobject(py)
-    }
-}
-
-impl Event {
-    fn fields<'py>(&self, py: Python<'py>) -> Bound<'py, PyTuple> {
-        PyTuple::new(
-            py,
-            [
-                self.event.bind(py).clone().into_any(),
-                self.data.bind(py).clone().into_any(),
-                self.id.bind(py).clone().into_any(),
-                self.retry.bind(py).clone(),
-            ],
-        )
-        .expect("a tuple of four objects")
-    }
+        Ok(PyString::new(py, &repr).into_ptr())
+    })
 }
 
 /// `value` as an exact `str`: a subclass is copied (without calling any of its methods).
@@ -126,7 +365,7 @@ fn exact_str<'py>(value: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyString>
     }
     // SAFETY: `value` is a live str; PyUnicode_FromObject returns a new reference or NULL.
     unsafe {
-        Bound::from_owned_ptr_or_err(value.py(), pyo3::ffi::PyUnicode_FromObject(value.as_ptr()))
+        Bound::from_owned_ptr_or_err(value.py(), ffi::PyUnicode_FromObject(value.as_ptr()))
             .map(|object| object.cast_into_unchecked())
     }
 }
@@ -241,7 +480,7 @@ fn decode_to_py<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyStr
     // SAFETY: the pointer and length describe `bytes`, a slice of at most isize::MAX bytes; the
     // result is a new reference to a str, or NULL with an exception set.
     unsafe {
-        let object = pyo3::ffi::PyUnicode_DecodeUTF8(
+        let object = ffi::PyUnicode_DecodeUTF8(
             bytes.as_ptr().cast(),
             bytes.len() as isize,
             c"replace".as_ptr(),
@@ -259,7 +498,7 @@ struct PySink<'py, 'c> {
     py: Python<'py>,
     event_types: &'c mut RepeatCache,
     ids: &'c mut IdCache,
-    events: Vec<Bound<'py, Event>>,
+    events: Vec<Bound<'py, PyAny>>,
     error: Option<PyErr>,
 }
 
@@ -279,26 +518,10 @@ impl<'py> PySink<'py, '_> {
             self.event_types.get(py, event_type)?
         };
         let retry = match retry {
-            Some(retry) => retry_to_py(py, retry)?.unbind(),
-            None => py.None(),
+            Some(retry) => retry_to_py(py, retry)?,
+            None => py.None().into_bound(py),
         };
-        let object = Bound::new(
-            py,
-            Event {
-                event: event_type.unbind(),
-                data: data.unbind(),
-                id: id.unbind(),
-                retry,
-            },
-        )?;
-        // PyO3 makes every pyclass a GC type, so the collector would traverse every event a
-        // consumer holds, and a fresh event counts towards the next collection. An Event holds
-        // only exact strs, ints and None (the parser makes them, the constructor copies
-        // subclasses) and cannot be subclassed, so it can never be part of a reference cycle:
-        // untrack it, as CPython does for tuples of atomic objects. (Events reused from the
-        // free list are untracked already.)
-        // SAFETY: `object` is a live GC object; untracking it only skips cycle detection.
-        unsafe { pyo3::ffi::PyObject_GC_UnTrack(object.as_ptr().cast()) };
+        let object = new_event(py, event_type, data, id, retry)?;
         self.events.push(object);
         Ok(())
     }
@@ -349,7 +572,7 @@ fn retry_to_py<'py>(py: Python<'py>, retry: &RetryMs) -> PyResult<Bound<'py, PyA
     if let Some(value) = retry.as_u64() {
         // SAFETY: returns a new reference, or NULL with an exception set.
         return unsafe {
-            Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyLong_FromUnsignedLongLong(value))
+            Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromUnsignedLongLong(value))
         };
     }
     // Past u64: Python's int holds it exactly, as the spec asks.
@@ -368,7 +591,7 @@ fn retry_to_py<'py>(py: Python<'py>, retry: &RetryMs) -> PyResult<Bound<'py, PyA
     unsafe {
         Bound::from_owned_ptr_or_err(
             py,
-            pyo3::ffi::PyLong_FromString(digits.as_ptr(), std::ptr::null_mut(), 10),
+            ffi::PyLong_FromString(digits.as_ptr(), std::ptr::null_mut(), 10),
         )
     }
 }
@@ -622,9 +845,9 @@ fn new_list<'py, T>(py: Python<'py>, items: Vec<Bound<'py, T>>) -> PyResult<Boun
     // steals the reference it is given and cannot fail here: the list is fresh and every index
     // is below its length.
     unsafe {
-        let list = Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyList_New(items.len() as isize))?;
+        let list = Bound::from_owned_ptr_or_err(py, ffi::PyList_New(items.len() as isize))?;
         for (index, item) in items.into_iter().enumerate() {
-            pyo3::ffi::PyList_SetItem(list.as_ptr(), index as isize, item.into_ptr());
+            ffi::PyList_SetItem(list.as_ptr(), index as isize, item.into_ptr());
         }
         Ok(list.cast_into_unchecked())
     }
@@ -674,7 +897,7 @@ fn too_large_error(
 
 #[pymodule]
 fn _fastsse(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    module.add_class::<Event>()?;
+    module.add("Event", event_type(module.py())?)?;
     module.add_class::<Parser>()?;
     module.add("DEFAULT_MAX_EVENT_SIZE", DEFAULT_MAX_EVENT_SIZE)?;
     module.add("RETRY_MAX_DIGITS", RETRY_MAX_DIGITS)?;
