@@ -51,7 +51,7 @@ def _invalid_utf8(corpus: _corpus.Corpus) -> bytes:
 
 
 #: Edge paths of the same LLM corpus, each its own row in the summary: compare fastsse's
-#: events/s with the plain "llm" row (today about 1.2-1.4x its cost; 5-6x before invalid data
+#: events/s with the plain "llm" row (today about 1.5-1.7x its cost; 5-7x before invalid data
 #: were decoded in one pass) and each ratio to httpx-sse, which decodes them with "replace" too.
 EDGE_CASES: dict[str, Callable[[_corpus.Corpus], list[Any]]] = {
     "llm invalid UTF-8": lambda corpus: _corpus.chunked(_invalid_utf8(corpus)),
