@@ -1,7 +1,12 @@
 //! The Python binding: `fastsse._fastsse`. Thin on purpose: it turns the core's borrowed
 //! events into Python objects, one list per chunk, and does nothing the core could do.
 
-use pyo3::exceptions::{PyTypeError, PyUnicodeDecodeError, PyValueError};
+use std::ffi::{c_int, c_uint, c_void, CStr};
+use std::mem::size_of;
+use std::panic::AssertUnwindSafe;
+
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -9,97 +14,374 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyInt, PyList, PyMemoryView, PyString, PyTuple, PyType,
 };
 
-use crate::event::{decode, RawEventRef};
+use crate::event::RawEventRef;
 use crate::parser::bytes_eq;
 use crate::{EventRef, EventSink, Parser as CoreParser, RetryMs, DEFAULT_MAX_EVENT_SIZE};
 
 /// One Server-Sent Event. Immutable; attribute names match httpx-sse's `ServerSentEvent`.
-// A chunk's events are usually freed together, just before the next chunk's are made: a free
-// list lets those reuse the memory. 2048 covers a 16 KiB chunk of the smallest events.
-#[pyclass(frozen, freelist = 2048, module = "fastsse._fastsse", name = "Event")]
-pub struct Event {
-    #[pyo3(get)]
-    event: Py<PyString>,
-    #[pyo3(get)]
-    data: Py<PyString>,
-    #[pyo3(get)]
-    id: Py<PyString>,
-    #[pyo3(get)]
-    retry: Option<Py<PyInt>>,
+///
+/// A Python type written against the C API rather than a `#[pyclass]`: an event is made for
+/// every event of every stream, and PyO3's path (the base type's `tp_new`, a mutex-guarded
+/// free list, GC tracking then untracking, per-field checks on release) cost about as much as
+/// the event's data string. This one is a plain object of four references: allocated and freed
+/// by pymalloc, outside the garbage collector, its fields read by Python as members.
+///
+/// Every field is an exact `str`, or an exact `int` or `None` for `retry` (the constructor
+/// copies subclasses): objects that refer to nothing, so an Event can never be part of a
+/// reference cycle, which is what makes leaving it out of the collector right. The type has no
+/// `Py_TPFLAGS_BASETYPE`: it cannot be subclassed.
+#[repr(C)]
+struct EventObject {
+    ob_base: ffi::PyObject,
+    event: *mut ffi::PyObject,
+    data: *mut ffi::PyObject,
+    id: *mut ffi::PyObject,
+    retry: *mut ffi::PyObject,
 }
 
-#[pymethods]
-impl Event {
-    /// Like httpx-sse's `ServerSentEvent`: an empty or missing `event` means "message".
-    #[new]
-    #[pyo3(signature = (event = None, data = None, id = None, retry = None))]
-    fn new(
-        py: Python<'_>,
-        event: Option<Bound<'_, PyString>>,
-        data: Option<Bound<'_, PyString>>,
-        id: Option<Bound<'_, PyString>>,
-        retry: Option<Bound<'_, PyInt>>,
-    ) -> PyResult<Self> {
-        let empty = || PyString::new(py, "").unbind();
-        let event = match event {
-            Some(event) if event.is_truthy()? => event.unbind(),
-            _ => intern!(py, "message").clone().unbind(),
+const EVENT_DOC: &CStr = c"Event(event=None, data=None, id=None, retry=None)\n--\n\n\
+One Server-Sent Event; immutable. Attribute names match httpx-sse's ServerSentEvent.";
+
+/// The `Event` type, made once per process.
+fn event_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    static TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    TYPE.get_or_try_init(py, || create_event_type(py))
+        .map(|ty| ty.bind(py))
+}
+
+fn create_event_type(py: Python<'_>) -> PyResult<Py<PyType>> {
+    fn member(name: &'static CStr, offset: usize) -> ffi::PyMemberDef {
+        ffi::PyMemberDef {
+            name: name.as_ptr(),
+            type_code: ffi::Py_T_OBJECT_EX,
+            offset: offset as ffi::Py_ssize_t,
+            flags: ffi::Py_READONLY,
+            doc: std::ptr::null(),
+        }
+    }
+    fn method(
+        name: &'static CStr,
+        function: ffi::PyCFunction,
+        doc: &'static CStr,
+    ) -> ffi::PyMethodDef {
+        ffi::PyMethodDef {
+            ml_name: name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer {
+                PyCFunction: function,
+            },
+            ml_flags: ffi::METH_NOARGS,
+            ml_doc: doc.as_ptr(),
+        }
+    }
+    // The type keeps pointers to its methods, so they live as long as the process (made once).
+    let methods: &'static mut [ffi::PyMethodDef] = Box::leak(Box::new([
+        method(
+            c"json",
+            event_json,
+            c"The data decoded as JSON (orjson when installed, else json).",
+        ),
+        method(c"__reduce__", event_reduce, c"Pickle support."),
+        ffi::PyMethodDef::zeroed(),
+    ]));
+    let members: &'static mut [ffi::PyMemberDef] = Box::leak(Box::new([
+        member(c"event", std::mem::offset_of!(EventObject, event)),
+        member(c"data", std::mem::offset_of!(EventObject, data)),
+        member(c"id", std::mem::offset_of!(EventObject, id)),
+        member(c"retry", std::mem::offset_of!(EventObject, retry)),
+        ffi::PyMemberDef::default(),
+    ]));
+    let slot = |slot, pfunc: *mut c_void| ffi::PyType_Slot { slot, pfunc };
+    let slots: &'static mut [ffi::PyType_Slot] = Box::leak(Box::new([
+        slot(ffi::Py_tp_new, event_new as *mut c_void),
+        slot(ffi::Py_tp_dealloc, event_dealloc as *mut c_void),
+        slot(ffi::Py_tp_richcompare, event_richcompare as *mut c_void),
+        slot(ffi::Py_tp_hash, event_hash as *mut c_void),
+        slot(ffi::Py_tp_repr, event_repr as *mut c_void),
+        slot(ffi::Py_tp_doc, EVENT_DOC.as_ptr() as *mut c_void),
+        slot(ffi::Py_tp_methods, methods.as_mut_ptr().cast()),
+        slot(ffi::Py_tp_members, members.as_mut_ptr().cast()),
+        slot(0, std::ptr::null_mut()),
+    ]));
+    let spec: &'static mut ffi::PyType_Spec = Box::leak(Box::new(ffi::PyType_Spec {
+        name: c"fastsse._fastsse.Event".as_ptr(),
+        basicsize: std::mem::size_of::<EventObject>() as c_int,
+        itemsize: 0,
+        flags: ffi::Py_TPFLAGS_DEFAULT as c_uint,
+        slots: slots.as_mut_ptr(),
+    }));
+    // SAFETY: the spec and everything it points to live for the rest of the process.
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_FromSpec(spec)) }
+        .map(|ty| unsafe { ty.cast_into_unchecked::<PyType>() }.unbind())
+}
+
+/// A new Event of exact fields: `retry` is an exact int or None.
+fn new_event<'py>(
+    py: Python<'py>,
+    event: Bound<'py, PyString>,
+    data: Bound<'py, PyString>,
+    id: Bound<'py, PyString>,
+    retry: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let ty = event_type(py)?;
+    // SAFETY: a block of the type's basic size, initialised as an object of the type (which
+    // takes a reference to the heap type), its fields then set to owned references; it is
+    // released by `event_dealloc`, the type's only deallocator.
+    unsafe {
+        let object: *mut ffi::PyObject = ffi::PyObject_Malloc(size_of::<EventObject>()).cast();
+        if object.is_null() {
+            return Err(PyMemoryError::new_err(()));
+        }
+        ffi::PyObject_Init(object, ty.as_ptr().cast());
+        let fields = object.cast::<EventObject>();
+        (*fields).event = event.into_ptr();
+        (*fields).data = data.into_ptr();
+        (*fields).id = id.into_ptr();
+        (*fields).retry = retry.into_ptr();
+        Ok(Bound::from_owned_ptr(py, object))
+    }
+}
+
+/// The fields of `object`, which must be an Event.
+///
+/// # Safety
+/// `object` is a live Event and the caller is attached to the interpreter.
+unsafe fn event_fields<'py>(
+    py: Python<'py>,
+    object: *mut ffi::PyObject,
+) -> [Borrowed<'py, 'py, PyAny>; 4] {
+    let fields = object.cast::<EventObject>();
+    unsafe {
+        [
+            Borrowed::from_ptr(py, (*fields).event),
+            Borrowed::from_ptr(py, (*fields).data),
+            Borrowed::from_ptr(py, (*fields).id),
+            Borrowed::from_ptr(py, (*fields).retry),
+        ]
+    }
+}
+
+fn fields_tuple<'py>(fields: [Borrowed<'py, 'py, PyAny>; 4]) -> PyResult<Bound<'py, PyTuple>> {
+    let py = fields[0].py();
+    PyTuple::new(py, fields.map(|field| field.to_owned()))
+}
+
+/// Runs the body of one of the type's C functions: the caller holds the GIL; an error becomes
+/// the call's Python exception (a panic too, rather than unwinding into C), and the function
+/// returns `on_error`.
+fn c_call<R>(on_error: R, body: impl FnOnce(Python<'_>) -> PyResult<R>) -> R {
+    // SAFETY: every caller is a slot or method of the type, which CPython calls with the GIL.
+    let py = unsafe { Python::assume_attached() };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| body(py))) {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => {
+            error.restore(py);
+            on_error
+        }
+        Err(_) => {
+            PyRuntimeError::new_err("fastsse: internal error (a panic) in Event").restore(py);
+            on_error
+        }
+    }
+}
+
+unsafe extern "C" fn event_dealloc(object: *mut ffi::PyObject) {
+    // SAFETY: `object` is an Event whose last reference is gone; its fields are owned
+    // references; its type is a heap type, which each instance holds a reference to.
+    unsafe {
+        let fields = object.cast::<EventObject>();
+        ffi::Py_DecRef((*fields).event);
+        ffi::Py_DecRef((*fields).data);
+        ffi::Py_DecRef((*fields).id);
+        ffi::Py_DecRef((*fields).retry);
+        let ty = ffi::Py_TYPE(object);
+        ffi::PyObject_Free(object.cast());
+        ffi::Py_DecRef(ty.cast());
+    }
+}
+
+/// `Event(event=None, data=None, id=None, retry=None)`, like httpx-sse's `ServerSentEvent`: an
+/// empty or missing `event` means "message".
+unsafe extern "C" fn event_new(
+    _subtype: *mut ffi::PyTypeObject,
+    args: *mut ffi::PyObject,
+    kwargs: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    c_call(std::ptr::null_mut(), |py| {
+        // SAFETY: CPython passes a tuple and a dict or NULL.
+        let args = unsafe { Borrowed::from_ptr(py, args).cast_unchecked::<PyTuple>() };
+        let kwargs = unsafe { Borrowed::from_ptr_or_opt(py, kwargs) }
+            .map(|kwargs| unsafe { kwargs.cast_unchecked::<PyDict>() });
+        const NAMES: [&str; 4] = ["event", "data", "id", "retry"];
+        if args.len() > NAMES.len() {
+            return Err(PyTypeError::new_err(format!(
+                "Event() takes at most 4 arguments ({} given)",
+                args.len()
+            )));
+        }
+        let mut values: [Option<Bound<'_, PyAny>>; 4] = Default::default();
+        for (index, value) in args.iter().enumerate() {
+            values[index] = Some(value);
+        }
+        if let Some(kwargs) = kwargs {
+            for (key, value) in kwargs.iter() {
+                let name = key.extract::<String>().ok();
+                let Some(index) = NAMES
+                    .iter()
+                    .position(|known| Some(*known) == name.as_deref())
+                else {
+                    return Err(PyTypeError::new_err(format!(
+                        "Event() got an unexpected keyword argument {}",
+                        key.repr()?
+                    )));
+                };
+                if values[index].replace(value).is_some() {
+                    return Err(PyTypeError::new_err(format!(
+                        "Event() got multiple values for argument '{}'",
+                        NAMES[index]
+                    )));
+                }
+            }
+        }
+        let [event, data, id, retry] = values.map(|value| value.filter(|value| !value.is_none()));
+        let text = str_argument;
+        let empty = || intern!(py, "").clone();
+        let event = match text(event, "event")? {
+            Some(event) if event.len()? > 0 => event,
+            _ => intern!(py, "message").clone(),
         };
-        Ok(Self {
-            event,
-            data: data.map_or_else(empty, Bound::unbind),
-            id: id.map_or_else(empty, Bound::unbind),
-            retry: retry.map(Bound::unbind),
-        })
-    }
+        let data = text(data, "data")?.unwrap_or_else(empty);
+        let id = text(id, "id")?.unwrap_or_else(empty);
+        let retry = match retry {
+            None => py.None().into_bound(py),
+            Some(retry) => match retry.cast::<PyInt>() {
+                Ok(retry) => exact_int(retry)?.into_any(),
+                Err(_) => {
+                    return Err(PyTypeError::new_err(format!(
+                        "Event() argument 'retry' must be int or None, not {}",
+                        retry.get_type().name()?
+                    )))
+                }
+            },
+        };
+        Ok(new_event(py, event, data, id, retry)?.into_ptr())
+    })
+}
 
-    /// The data decoded as JSON, with orjson when it is installed.
-    fn json(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(json_loads(py)?.call1((self.data.bind(py),))?.unbind())
+/// An optional str argument of `Event()`, as an exact str.
+fn str_argument<'py>(
+    value: Option<Bound<'py, PyAny>>,
+    name: &str,
+) -> PyResult<Option<Bound<'py, PyString>>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match value.cast::<PyString>() {
+        Ok(text) => exact_str(text).map(Some),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "Event() argument '{name}' must be str or None, not {}",
+            value.get_type().name()?
+        ))),
     }
+}
 
-    fn __eq__(&self, py: Python<'_>, other: &Self) -> PyResult<bool> {
-        self.fields(py).eq(other.fields(py))
-    }
+unsafe extern "C" fn event_json(
+    object: *mut ffi::PyObject,
+    _unused: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    c_call(std::ptr::null_mut(), |py| {
+        // SAFETY: a method of the type: `object` is an Event.
+        let [_, data, _, _] = unsafe { event_fields(py, object) };
+        Ok(json_loads(py)?.call1((data,))?.into_ptr())
+    })
+}
 
-    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
-        self.fields(py).hash()
-    }
+unsafe extern "C" fn event_reduce(
+    object: *mut ffi::PyObject,
+    _unused: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    c_call(std::ptr::null_mut(), |py| {
+        // SAFETY: a method of the type: `object` is an Event.
+        let fields = fields_tuple(unsafe { event_fields(py, object) })?;
+        Ok((event_type(py)?, fields).into_pyobject(py)?.into_ptr())
+    })
+}
 
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+/// `==` and `!=` between Events compare the four fields; anything else is NotImplemented.
+unsafe extern "C" fn event_richcompare(
+    object: *mut ffi::PyObject,
+    other: *mut ffi::PyObject,
+    op: c_int,
+) -> *mut ffi::PyObject {
+    c_call(std::ptr::null_mut(), |py| {
+        // SAFETY: CPython passes an Event and a live object.
+        let other_is_event = unsafe { ffi::Py_TYPE(other) == ffi::Py_TYPE(object) };
+        if !other_is_event || (op != ffi::Py_EQ && op != ffi::Py_NE) {
+            return Ok(py.NotImplemented().into_ptr());
+        }
+        let mut equal = true;
+        let fields = unsafe { event_fields(py, object) };
+        let others = unsafe { event_fields(py, other) };
+        for (field, other) in fields.iter().zip(others.iter()) {
+            if !field.eq(other)? {
+                equal = false;
+                break;
+            }
+        }
+        Ok(PyBool::new(py, equal == (op == ffi::Py_EQ))
+            .to_owned()
+            .into_ptr())
+    })
+}
+
+unsafe extern "C" fn event_hash(object: *mut ffi::PyObject) -> ffi::Py_hash_t {
+    c_call(-1, |py| {
+        // SAFETY: a slot of the type: `object` is an Event.
+        fields_tuple(unsafe { event_fields(py, object) })?.hash()
+    })
+}
+
+unsafe extern "C" fn event_repr(object: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    c_call(std::ptr::null_mut(), |py| {
+        // SAFETY: a slot of the type: `object` is an Event.
+        let [event, data, id, retry] = unsafe { event_fields(py, object) };
         let mut repr = format!(
             "Event(event={}, data={}, id={}",
-            self.event.bind(py).repr()?,
-            self.data.bind(py).repr()?,
-            self.id.bind(py).repr()?
+            event.repr()?,
+            data.repr()?,
+            id.repr()?
         );
-        if let Some(retry) = &self.retry {
-            repr.push_str(&format!(", retry={retry}"));
+        if !retry.is_none() {
+            repr.push_str(&format!(", retry={}", retry.str()?));
         }
         repr.push(')');
-        Ok(repr)
-    }
+        Ok(PyString::new(py, &repr).into_ptr())
+    })
+}
 
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-        let py = slf.py();
-        (slf.get_type(), slf.get().fields(py)).into_pyobject(py)
+/// `value` as an exact `str`: a subclass is copied (without calling any of its methods).
+fn exact_str<'py>(value: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyString>> {
+    if value.is_exact_instance_of::<PyString>() {
+        return Ok(value.clone());
+    }
+    // SAFETY: `value` is a live str; PyUnicode_FromObject returns a new reference or NULL.
+    unsafe {
+        Bound::from_owned_ptr_or_err(value.py(), ffi::PyUnicode_FromObject(value.as_ptr()))
+            .map(|object| object.cast_into_unchecked())
     }
 }
 
-impl Event {
-    fn fields<'py>(&self, py: Python<'py>) -> Bound<'py, PyTuple> {
-        let retry = self.retry.as_ref().map(|retry| retry.bind(py).clone());
-        PyTuple::new(
-            py,
-            [
-                self.event.bind(py).clone().into_any(),
-                self.data.bind(py).clone().into_any(),
-                self.id.bind(py).clone().into_any(),
-                retry.map_or_else(|| py.None().into_bound(py), Bound::into_any),
-            ],
-        )
-        .expect("a tuple of four objects")
+/// `value` as an exact `int`: a subclass (`bool` included) is copied by `int.__int__`, which
+/// calls none of the subclass's methods.
+fn exact_int<'py>(value: &Bound<'py, PyInt>) -> PyResult<Bound<'py, PyInt>> {
+    if value.is_exact_instance_of::<PyInt>() {
+        return Ok(value.clone());
     }
+    let py = value.py();
+    Ok(py
+        .get_type::<PyInt>()
+        .getattr(intern!(py, "__int__"))?
+        .call1((value,))?
+        .cast_into()?)
 }
 
 /// `fastsse._json.loads`: orjson when installed, else `json`. Looked up on each call, which
@@ -141,47 +423,82 @@ struct IdCache {
 }
 
 impl IdCache {
-    fn get<'py>(&mut self, py: Python<'py>, id: &str, version: u64) -> Bound<'py, PyString> {
+    fn get<'py>(
+        &mut self,
+        py: Python<'py>,
+        id: &str,
+        version: u64,
+    ) -> PyResult<Bound<'py, PyString>> {
         match &self.object {
-            Some(object) if self.version == version => object.bind(py).clone(),
+            Some(object) if self.version == version => Ok(object.bind(py).clone()),
             _ => {
-                let object = PyString::new(py, id);
+                let object = decode_to_py(py, id.as_bytes())?;
                 self.version = version;
                 self.object = Some(object.clone().unbind());
-                object
+                Ok(object)
             }
         }
+    }
+}
+
+/// The Python value of the parser's `retry`, converted when it changes rather than on each read.
+struct RetryCache {
+    digits: Option<RetryMs>,
+    object: Py<PyAny>,
+}
+
+impl RetryCache {
+    fn new(py: Python<'_>) -> Self {
+        Self {
+            digits: None,
+            object: py.None(),
+        }
+    }
+
+    fn get<'py>(
+        &mut self,
+        py: Python<'py>,
+        retry: Option<&RetryMs>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if self.digits.as_ref() != retry {
+            self.object = match retry {
+                Some(retry) => retry_to_py(py, retry)?.unbind(),
+                None => py.None(),
+            };
+            self.digits = retry.cloned();
+        }
+        Ok(self.object.bind(py).clone())
     }
 }
 
 /// A Python `str` from UTF-8 that may be invalid, with U+FFFD for invalid sequences.
 ///
 /// CPython validates while it copies, so valid input (the usual case) is read once instead of
-/// being validated by Rust first. Invalid input is decoded by the core's own lossy decoder, so
-/// the replacement characters are exactly the Rust parser's.
+/// being validated by Rust first; invalid input is decoded in the same pass by CPython's
+/// "replace" handler, which substitutes maximal subparts as Rust's lossy decoder does.
 fn decode_to_py<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
-    // SAFETY: the pointer and length describe `bytes`, a slice of at most isize::MAX bytes.
-    let object = unsafe {
-        pyo3::ffi::PyUnicode_FromStringAndSize(bytes.as_ptr().cast(), bytes.len() as isize)
-    };
-    if !object.is_null() {
-        // SAFETY: a non-null result is a new reference to a str.
-        return Ok(unsafe { Bound::from_owned_ptr(py, object).cast_into_unchecked() });
-    }
-    let error = PyErr::fetch(py);
-    if error.is_instance_of::<PyUnicodeDecodeError>(py) {
-        Ok(PyString::new(py, &decode(bytes)))
-    } else {
-        Err(error)
+    // SAFETY: the pointer and length describe `bytes`, a slice of at most isize::MAX bytes; the
+    // result is a new reference to a str, or NULL with an exception set.
+    unsafe {
+        let object = ffi::PyUnicode_DecodeUTF8(
+            bytes.as_ptr().cast(),
+            bytes.len() as isize,
+            c"replace".as_ptr(),
+        );
+        Bound::from_owned_ptr_or_err(py, object).map(|object| object.cast_into_unchecked())
     }
 }
 
 /// Builds the Python events of one chunk.
+///
+/// An error while building one event (in practice a `MemoryError`) does not stop the others:
+/// the core has parsed the whole chunk either way, so every event that can be built is, and
+/// the first error is raised afterwards carrying them (see [`with_events`]).
 struct PySink<'py, 'c> {
     py: Python<'py>,
     event_types: &'c mut RepeatCache,
     ids: &'c mut IdCache,
-    events: Vec<Bound<'py, Event>>,
+    events: Vec<Bound<'py, PyAny>>,
     error: Option<PyErr>,
 }
 
@@ -200,23 +517,11 @@ impl<'py> PySink<'py, '_> {
         } else {
             self.event_types.get(py, event_type)?
         };
-        let retry = retry.map(|retry| retry_to_py(py, retry)).transpose()?;
-        let object = Bound::new(
-            py,
-            Event {
-                event: event_type.unbind(),
-                data: data.unbind(),
-                id: id.unbind(),
-                retry: retry.map(Bound::unbind),
-            },
-        )?;
-        // PyO3 makes every pyclass a GC type, so the collector would traverse every event a
-        // consumer holds, and a fresh event counts towards the next collection. An Event only
-        // holds strs and ints and cannot be subclassed, so it can never be part of a reference
-        // cycle: untrack it, as CPython does for tuples of atomic objects. (Events reused from
-        // the free list are untracked already.)
-        // SAFETY: `object` is a live GC object; untracking it only skips cycle detection.
-        unsafe { pyo3::ffi::PyObject_GC_UnTrack(object.as_ptr().cast()) };
+        let retry = match retry {
+            Some(retry) => retry_to_py(py, retry)?,
+            None => py.None().into_bound(py),
+        };
+        let object = new_event(py, event_type, data, id, retry)?;
         self.events.push(object);
         Ok(())
     }
@@ -230,54 +535,96 @@ impl<'py> PySink<'py, '_> {
 
 impl EventSink for PySink<'_, '_> {
     fn on_event(&mut self, event: EventRef<'_>) {
-        if self.error.is_none() {
-            let data = PyString::new(self.py, event.data);
-            let id = PyString::new(self.py, event.id);
-            let result = self.make(event.event.as_bytes(), data, id, event.retry);
-            self.keep_first_error(result);
-        }
+        let result = decode_to_py(self.py, event.data.as_bytes()).and_then(|data| {
+            let id = decode_to_py(self.py, event.id.as_bytes())?;
+            self.make(event.event.as_bytes(), data, id, event.retry)
+        });
+        self.keep_first_error(result);
     }
 
     /// The parser's path: the data go to CPython undecoded (see [`decode_to_py`]).
     fn on_raw_event(&mut self, event: RawEventRef<'_>) {
-        if self.error.is_none() {
-            let id = self.ids.get(self.py, event.id, event.id_version);
-            let result = decode_to_py(self.py, event.data)
-                .and_then(|data| self.make(event.event, data, id, event.retry));
-            self.keep_first_error(result);
-        }
+        let result = self
+            .ids
+            .get(self.py, event.id, event.id_version)
+            .and_then(|id| {
+                let data = decode_to_py(self.py, event.data)?;
+                self.make(event.event, data, id, event.retry)
+            });
+        self.keep_first_error(result);
     }
 }
 
 /// `retry:` values are exact up to this many digits: CPython's default limit for converting a
-/// string to an int (~10**4300 ms, far past any use). Longer values saturate at the largest
-/// such value, rather than cost quadratic time for a hostile server's megabyte of digits.
+/// string to an int (~10**4300 ms, far past any use), or the process's own limit when it set a
+/// lower one (`sys.set_int_max_str_digits`). Longer values saturate at the largest value of that
+/// many digits, rather than raise or cost quadratic time for a hostile server's megabyte of
+/// digits.
 const RETRY_MAX_DIGITS: usize = 4300;
 
-fn retry_to_py<'py>(py: Python<'py>, retry: &RetryMs) -> PyResult<Bound<'py, PyInt>> {
-    static SATURATED: PyOnceLock<Py<PyInt>> = PyOnceLock::new();
+/// The lowest limit a process can set on int/str conversions
+/// (`sys.int_info.str_digits_check_threshold`): values this short never look the limit up.
+const INT_STR_DIGITS_THRESHOLD: usize = 640;
+
+fn retry_to_py<'py>(py: Python<'py>, retry: &RetryMs) -> PyResult<Bound<'py, PyAny>> {
+    // The FFI calls, unlike PyO3's infallible conversions, report a failed allocation as an
+    // error, which then carries the chunk's events (see `PySink`) instead of panicking.
     if let Some(value) = retry.as_u64() {
-        return Ok(value.into_pyobject(py)?);
+        // SAFETY: returns a new reference, or NULL with an exception set.
+        return unsafe {
+            Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromUnsignedLongLong(value))
+        };
     }
-    let digits = if retry.digits().len() <= RETRY_MAX_DIGITS {
-        retry.digits()
-    } else {
-        let saturated = SATURATED.get_or_try_init(py, || {
-            let nines = "9".repeat(RETRY_MAX_DIGITS);
-            Ok::<_, PyErr>(
-                py.get_type::<PyInt>()
-                    .call1((nines,))?
-                    .cast_into::<PyInt>()?
-                    .unbind(),
-            )
-        })?;
-        return Ok(saturated.bind(py).clone());
-    };
     // Past u64: Python's int holds it exactly, as the spec asks.
-    Ok(py.get_type::<PyInt>().call1((digits,))?.cast_into()?)
+    let digits = retry.digits();
+    let max_digits = if digits.len() <= INT_STR_DIGITS_THRESHOLD {
+        RETRY_MAX_DIGITS
+    } else {
+        retry_max_digits(py)?
+    };
+    if digits.len() > max_digits {
+        return saturated_retry(py, max_digits);
+    }
+    let digits = std::ffi::CString::new(digits).expect("ASCII digits have no NUL");
+    // SAFETY: `digits` is a NUL-terminated string of decimal digits; returns a new reference,
+    // or NULL with an exception set.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyLong_FromString(digits.as_ptr(), std::ptr::null_mut(), 10),
+        )
+    }
 }
 
-/// `max_event_size` as a positive `usize`, with a clear error for anything else.
+/// [`RETRY_MAX_DIGITS`], or the process's int/str conversion limit when it is lower.
+fn retry_max_digits(py: Python<'_>) -> PyResult<usize> {
+    let sys = py.import(intern!(py, "sys"))?;
+    let name = intern!(py, "get_int_max_str_digits");
+    // Interpreters older than the limit (before 3.11 and its security backports) have none.
+    if !sys.hasattr(name)? {
+        return Ok(RETRY_MAX_DIGITS);
+    }
+    let limit: usize = sys.getattr(name)?.call0()?.extract()?;
+    Ok(if limit == 0 {
+        RETRY_MAX_DIGITS
+    } else {
+        limit.min(RETRY_MAX_DIGITS)
+    })
+}
+
+/// `10**digits - 1`, computed without a str conversion.
+fn saturated_retry(py: Python<'_>, digits: usize) -> PyResult<Bound<'_, PyAny>> {
+    static DEFAULT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let compute = || 10_u8.into_pyobject(py)?.pow(digits, py.None())?.sub(1_u8);
+    if digits == RETRY_MAX_DIGITS {
+        let value = DEFAULT.get_or_try_init(py, || compute().map(Bound::unbind))?;
+        return Ok(value.bind(py).clone());
+    }
+    compute()
+}
+
+/// `max_event_size` as a positive byte count, with a clear error for anything else. The range is
+/// the pure parser's: 1 to `sys.maxsize`, the largest size of a Python object.
 fn event_size_limit(value: &Bound<'_, PyAny>) -> PyResult<usize> {
     if !value.is_instance_of::<PyInt>() || value.is_instance_of::<PyBool>() {
         let kind = value.get_type().name()?;
@@ -285,8 +632,8 @@ fn event_size_limit(value: &Bound<'_, PyAny>) -> PyResult<usize> {
             "max_event_size must be an int, not {kind}"
         )));
     }
-    match value.extract::<usize>() {
-        Ok(size) if size > 0 => Ok(size),
+    match value.extract::<isize>() {
+        Ok(size) if size > 0 => Ok(size.unsigned_abs()),
         _ => Err(PyValueError::new_err(format!(
             "max_event_size must be a positive number of bytes that fits in memory, not {value}"
         ))),
@@ -294,19 +641,42 @@ fn event_size_limit(value: &Bound<'_, PyAny>) -> PyResult<usize> {
 }
 
 /// An incremental, spec-exact `text/event-stream` parser.
+///
+/// Sharing one between threads is safe: `feed` never releases the GIL and runs no Python code
+/// while it holds the parser (the `EventTooLargeError` is built after), so concurrent calls run
+/// one after the other, each on its whole chunk. Releasing the GIL for large chunks was measured
+/// and rejected: with another Python thread busy, reacquiring it cost more than the parse.
+/// The only way to reach a parser during a call on it is from a finaliser that a garbage
+/// collection inside that call runs (CPython before 3.12): that gets [`busy_error`].
 #[pyclass(module = "fastsse._fastsse", name = "Parser")]
 pub struct Parser {
     core: CoreParser,
     skip_oversized: bool,
     event_types: RepeatCache,
     ids: IdCache,
+    retry: RetryCache,
+    /// The previous chunk's event count, to size the next chunk's list at once.
+    batch_capacity: usize,
+}
+
+/// What `feed` found, handed out once the parser is released.
+struct Batch<'py> {
+    events: Bound<'py, PyList>,
+    error: Option<PyErr>,
+    discarded: u64,
+    max_event_size: usize,
 }
 
 #[pymethods]
 impl Parser {
+    // The text signature shows the default that None stands for (DEFAULT_MAX_EVENT_SIZE).
     #[new]
-    #[pyo3(signature = (*, last_event_id = "", max_event_size = None, on_oversize = "error"))]
+    #[pyo3(
+        signature = (*, last_event_id = "", max_event_size = None, on_oversize = "error"),
+        text_signature = "(*, last_event_id='', max_event_size=16777216, on_oversize='error')"
+    )]
     fn new(
+        py: Python<'_>,
         last_event_id: &str,
         max_event_size: Option<&Bound<'_, PyAny>>,
         on_oversize: &str,
@@ -331,23 +701,27 @@ impl Parser {
             skip_oversized,
             event_types: RepeatCache::default(),
             ids: IdCache::default(),
+            retry: RetryCache::new(py),
+            batch_capacity: 0,
         })
     }
 
     /// Parses a chunk of the stream and returns the events it completes.
-    fn feed<'py>(&mut self, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-        let py = data.py();
-        if let Ok(bytes) = data.cast::<PyBytes>() {
-            return self.feed_bytes(py, bytes.as_bytes());
-        }
-        // A bytearray or memoryview could change while events are built, so parse a snapshot.
-        let snapshot = if let Ok(array) = data.cast::<PyByteArray>() {
-            array.to_vec()
+    fn feed<'py>(slf: &Bound<'py, Self>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let py = slf.py();
+        let batch = if let Ok(bytes) = data.cast::<PyBytes>() {
+            borrow_mut(slf)?.feed_bytes(py, bytes.as_bytes())?
+        } else if let Ok(array) = data.cast::<PyByteArray>() {
+            // A bytearray could be resized while events are built: parse a snapshot.
+            let snapshot = array.to_vec();
+            borrow_mut(slf)?.feed_bytes(py, &snapshot)?
         } else if data.is_instance_of::<PyMemoryView>() {
-            data.call_method0(intern!(py, "tobytes"))?
-                .cast_into::<PyBytes>()?
-                .as_bytes()
-                .to_vec()
+            // One copy, which also snapshots a mutable buffer. (Reading the buffer in place
+            // needs the buffer protocol, in the limited API only from Python 3.11.)
+            let bytes = data
+                .call_method0(intern!(py, "tobytes"))?
+                .cast_into::<PyBytes>()?;
+            borrow_mut(slf)?.feed_bytes(py, bytes.as_bytes())?
         } else {
             let kind = data.get_type().name()?;
             let hint = if data.is_instance_of::<PyString>() {
@@ -359,91 +733,171 @@ impl Parser {
                 "feed() takes bytes, bytearray or memoryview, not {kind}{hint}"
             )));
         };
-        self.feed_bytes(py, &snapshot)
+        batch.into_result(py)
     }
 
     /// Ends the stream: an unterminated event is discarded (as the spec says) and the parser
     /// is ready for a new connection, keeping `last_event_id` and `retry`.
-    fn finish<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyList> {
-        self.core.finish();
-        PyList::empty(py)
+    fn finish<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
+        borrow_mut(slf)?.core.finish();
+        Ok(PyList::empty(slf.py()))
     }
 
     #[getter]
-    fn last_event_id(&self) -> &str {
-        self.core.last_event_id()
+    fn last_event_id<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyString>> {
+        let mut this = borrow_mut(slf)?;
+        let this = &mut *this;
+        this.ids
+            .get(slf.py(), this.core.last_event_id(), this.core.id_version())
     }
 
     #[getter]
-    fn retry<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyInt>>> {
-        self.core
-            .retry()
-            .map(|retry| retry_to_py(py, retry))
-            .transpose()
+    fn retry<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let mut this = borrow_mut(slf)?;
+        let this = &mut *this;
+        this.retry.get(slf.py(), this.core.retry())
     }
 
     /// Whether an event has begun (a field or part of a line arrived) and not yet ended.
     #[getter]
-    fn pending(&self) -> bool {
-        self.core.pending()
+    fn pending(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(borrow(slf)?.core.pending())
     }
 
     #[getter]
-    fn oversized(&self) -> u64 {
-        self.core.oversized()
+    fn oversized(slf: &Bound<'_, Self>) -> PyResult<u64> {
+        Ok(borrow(slf)?.core.oversized())
     }
 
     #[getter]
-    fn max_event_size(&self) -> usize {
-        self.core.max_event_size()
+    fn max_event_size(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        Ok(borrow(slf)?.core.max_event_size())
     }
 }
 
+/// The error for a call on a parser that is in the middle of another call.
+fn busy_error() -> PyErr {
+    PyRuntimeError::new_err(
+        "this Parser is in the middle of another call (reached from a finaliser or callback \
+         run inside it): a Parser parses one stream, one call at a time",
+    )
+}
+
+fn borrow<'py>(slf: &Bound<'py, Parser>) -> PyResult<PyRef<'py, Parser>> {
+    slf.try_borrow().map_err(|_| busy_error())
+}
+
+fn borrow_mut<'py>(slf: &Bound<'py, Parser>) -> PyResult<PyRefMut<'py, Parser>> {
+    slf.try_borrow_mut().map_err(|_| busy_error())
+}
+
 impl Parser {
-    fn feed_bytes<'py>(&mut self, py: Python<'py>, chunk: &[u8]) -> PyResult<Bound<'py, PyList>> {
+    fn feed_bytes<'py>(&mut self, py: Python<'py>, chunk: &[u8]) -> PyResult<Batch<'py>> {
         let oversized_before = self.core.oversized();
         let mut sink = PySink {
             py,
             event_types: &mut self.event_types,
             ids: &mut self.ids,
-            events: Vec::new(),
+            events: Vec::with_capacity(self.batch_capacity),
             error: None,
         };
         self.core.feed(chunk, &mut sink);
-        if let Some(error) = sink.error {
-            return Err(error);
+        self.batch_capacity = sink.events.len();
+        let mut error = sink.error;
+        let events = new_list(py, sink.events)?;
+        // Converted now, under the int/str limit in force while the chunk was parsed.
+        if let Err(retry_error) = self.retry.get(py, self.core.retry()) {
+            error.get_or_insert(retry_error);
         }
-        let events = PyList::new(py, sink.events)?;
-        let discarded = self.core.oversized() - oversized_before;
-        if discarded == 0 || self.skip_oversized {
-            return Ok(events);
-        }
-        Err(self.too_large_error(py, events, discarded))
+        Ok(Batch {
+            events,
+            error,
+            discarded: self.core.oversized() - oversized_before,
+            max_event_size: if self.skip_oversized {
+                0
+            } else {
+                self.core.max_event_size()
+            },
+        })
     }
+}
 
-    fn too_large_error(&self, py: Python<'_>, events: Bound<'_, PyList>, discarded: u64) -> PyErr {
-        static ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-        let build = || -> PyResult<PyErr> {
-            let class = ERROR.import(py, "fastsse._errors", "EventTooLargeError")?;
-            let message = format!(
-                "an event exceeded max_event_size ({} bytes); its bytes were discarded up to the \
-                 blank line that ends it; the {} events this chunk completed are in .events",
-                self.core.max_event_size(),
-                events.len()
-            );
-            let kwargs = PyDict::new(py);
-            kwargs.set_item("events", events)?;
-            kwargs.set_item("max_event_size", self.core.max_event_size())?;
-            kwargs.set_item("discarded", discarded)?;
-            Ok(PyErr::from_value(class.call((message,), Some(&kwargs))?))
-        };
-        build().unwrap_or_else(|error| error)
+impl<'py> Batch<'py> {
+    fn into_result(self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        if let Some(error) = self.error {
+            return Err(with_events(py, error, self.events));
+        }
+        if self.discarded == 0 || self.max_event_size == 0 {
+            return Ok(self.events);
+        }
+        Err(too_large_error(
+            py,
+            self.events,
+            self.max_event_size,
+            self.discarded,
+        ))
     }
+}
+
+/// A list of `items`; unlike `PyList::new`, a failed allocation is an error, not a panic.
+fn new_list<'py, T>(py: Python<'py>, items: Vec<Bound<'py, T>>) -> PyResult<Bound<'py, PyList>> {
+    // SAFETY: PyList_New returns a new reference or NULL with an exception set. PyList_SetItem
+    // steals the reference it is given and cannot fail here: the list is fresh and every index
+    // is below its length.
+    unsafe {
+        let list = Bound::from_owned_ptr_or_err(py, ffi::PyList_New(items.len() as isize))?;
+        for (index, item) in items.into_iter().enumerate() {
+            ffi::PyList_SetItem(list.as_ptr(), index as isize, item.into_ptr());
+        }
+        Ok(list.cast_into_unchecked())
+    }
+}
+
+/// Attaches the chunk's completed events to an error raised while they were built, as
+/// `EventTooLargeError.events` does, so that nothing the chunk held is lost with it.
+fn with_events(py: Python<'_>, error: PyErr, events: Bound<'_, PyList>) -> PyErr {
+    let value = error.value(py);
+    let count = events.len();
+    if value.setattr(intern!(py, "events"), events).is_ok() {
+        if let Ok(add_note) = value.getattr(intern!(py, "add_note")) {
+            let note = format!(
+                "fastsse: the chunk was parsed whole; the {count} events it completed are in \\
+                 .events"
+            );
+            // A note only helps the reader; failing to add one changes nothing else.
+            let _ = add_note.call1((note,));
+        }
+    }
+    error
+}
+
+fn too_large_error(
+    py: Python<'_>,
+    events: Bound<'_, PyList>,
+    max_event_size: usize,
+    discarded: u64,
+) -> PyErr {
+    static ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let build = || -> PyResult<PyErr> {
+        let class = ERROR.import(py, "fastsse._errors", "EventTooLargeError")?;
+        let message = format!(
+            "an event exceeded max_event_size ({max_event_size} bytes); its bytes were \\
+             discarded up to the blank line that ends it; the {} events this chunk completed \\
+             are in .events",
+            events.len()
+        );
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("events", &events)?;
+        kwargs.set_item("max_event_size", max_event_size)?;
+        kwargs.set_item("discarded", discarded)?;
+        Ok(PyErr::from_value(class.call((message,), Some(&kwargs))?))
+    };
+    build().unwrap_or_else(|error| with_events(py, error, events))
 }
 
 #[pymodule]
 fn _fastsse(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    module.add_class::<Event>()?;
+    module.add("Event", event_type(module.py())?)?;
     module.add_class::<Parser>()?;
     module.add("DEFAULT_MAX_EVENT_SIZE", DEFAULT_MAX_EVENT_SIZE)?;
     module.add("RETRY_MAX_DIGITS", RETRY_MAX_DIGITS)?;

@@ -1,14 +1,33 @@
 """The Rust core of fastsse (built by maturin from src/python.rs)."""
 
-from typing import Any, Literal, final
+import sys
+from typing import Literal, final
+
+if sys.version_info >= (3, 10):
+    from typing import TypeAlias
+else:
+    from typing_extensions import TypeAlias
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:
+    from typing_extensions import Self
+
+__all__ = ["DEFAULT_MAX_EVENT_SIZE", "RETRY_MAX_DIGITS", "Event", "Parser"]
+
+#: A decoded JSON value. (Private: stubtest checks that public stub names exist at runtime.)
+_JSON: TypeAlias = dict[str, _JSON] | list[_JSON] | str | int | float | bool | None
 
 DEFAULT_MAX_EVENT_SIZE: int
-#: retry: values longer than this many digits saturate at 10**RETRY_MAX_DIGITS - 1.
+#: retry: values longer than this many digits (or than the process's int/str conversion limit,
+#: sys.get_int_max_str_digits(), when lower) saturate at the largest value of that many digits.
 RETRY_MAX_DIGITS: int
 
 @final
 class Event:
-    """One Server-Sent Event; immutable. Attribute names match httpx-sse's ServerSentEvent."""
+    """One Server-Sent Event; immutable. Attribute names match httpx-sse's ServerSentEvent.
+
+    Fields are exact str and int objects: subclasses given to the constructor are copied."""
 
     @property
     def event(self) -> str: ...
@@ -18,35 +37,40 @@ class Event:
     def id(self) -> str: ...
     @property
     def retry(self) -> int | None: ...
-    def __init__(
-        self,
+    def __new__(
+        cls,
         event: str | None = None,
         data: str | None = None,
         id: str | None = None,
         retry: int | None = None,
-    ) -> None: ...
-    def json(self) -> Any:
+    ) -> Self: ...
+    def json(self) -> _JSON:
         """The data decoded as JSON (orjson when installed, else json)."""
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
 class Parser:
-    """An incremental, spec-exact text/event-stream parser."""
+    """An incremental, spec-exact text/event-stream parser.
 
-    def __init__(
-        self,
+    Errors raised while a chunk's events are built (EventTooLargeError, or a MemoryError) come
+    after the whole chunk is parsed and carry its completed events in ``.events``."""
+
+    def __new__(
+        cls,
         *,
         last_event_id: str = "",
-        max_event_size: int = ...,
+        max_event_size: int = 16777216,
         on_oversize: Literal["error", "skip"] = "error",
-    ) -> None: ...
+    ) -> Self: ...
     def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Parse a chunk split anywhere; return the events it completes, in order."""
     def finish(self) -> list[Event]:
         """End of stream: drop an unterminated event; ready for a new connection."""
     @property
-    def last_event_id(self) -> str: ...
+    def last_event_id(self) -> str:
+        """Kept across finish() and reconnections, as browsers do (the spec's letter resets it
+        per stream), so that resuming works."""
     @property
     def retry(self) -> int | None: ...
     @property

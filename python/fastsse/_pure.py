@@ -17,10 +17,24 @@ from fastsse._errors import EventTooLargeError
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, RETRY_MAX_DIGITS, Event
 
 _BOM = b"\xef\xbb\xbf"
-#: ``retry:`` values are exact up to RETRY_MAX_DIGITS digits (CPython's default int/str
-#: conversion limit); longer ones saturate at the largest such value, as in the Rust parser.
-RETRY_SATURATED = 10**RETRY_MAX_DIGITS - 1
+#: The lowest limit a process can set on int/str conversions
+#: (``sys.int_info.str_digits_check_threshold``): values this short never look the limit up.
+_INT_STR_DIGITS_THRESHOLD = 640
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def retry_value(digits: bytes) -> int:
+    """The ``retry:`` field's ASCII digits as an int, as in the Rust parser: exact up to
+    RETRY_MAX_DIGITS digits (CPython's default int/str conversion limit), or up to the process's
+    own limit when ``sys.set_int_max_str_digits`` set a lower one; longer values saturate at the
+    largest value of that many digits instead of raising."""
+    digits = digits.lstrip(b"0") or b"0"
+    max_digits = RETRY_MAX_DIGITS
+    if len(digits) > _INT_STR_DIGITS_THRESHOLD:
+        # 0 means no limit; interpreters before 3.11 (and its security backports) have none.
+        limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+        max_digits = min(limit or max_digits, max_digits)
+    return int(digits) if len(digits) <= max_digits else 10**max_digits - 1
 
 
 class PureParser:
@@ -59,6 +73,8 @@ class PureParser:
         self._event_type = b""
         self._event_retry: int | None = None
         self._event_size = 0
+        #: The first error met while building this chunk's events, raised once it is parsed.
+        self._error: Exception | None = None
 
     @property
     def last_event_id(self) -> str:
@@ -117,6 +133,16 @@ class PureParser:
             self._after_cr = line_end.group() == b"\r" and position == len(buffer)
         self._pending = buffer[position:]
         self._bound_unfinished_line()
+        if self._error is not None:
+            # As EventTooLargeError does: the chunk was parsed whole, its events are not lost.
+            error, self._error = self._error, None
+            error.events = events  # type: ignore[attr-defined]
+            if hasattr(error, "add_note"):
+                error.add_note(
+                    "fastsse: the chunk was parsed whole; "
+                    f"the {len(events)} events it completed are in .events"
+                )
+            raise error
         discarded = self._oversized - oversized_before
         if discarded and not self._skip_oversized:
             raise EventTooLargeError(
@@ -193,19 +219,21 @@ class PureParser:
         elif name == b"id" and b"\0" not in value:
             self._id_buffer = value.decode("utf-8", "replace")
         elif name == b"retry" and value.isdigit():  # bytes.isdigit(): ASCII digits only.
-            digits = value.lstrip(b"0") or b"0"
-            retry = int(digits) if len(digits) <= RETRY_MAX_DIGITS else RETRY_SATURATED
-            self._retry = self._event_retry = retry
+            self._retry = self._event_retry = retry_value(value)
 
     def _dispatch(self, events: list[Event]) -> None:
         self._last_event_id = self._id_buffer
         if self._data:
-            events.append(
-                Event(
+            try:
+                event = Event(
                     event=self._event_type.decode("utf-8", "replace") or "message",
                     data=b"\n".join(self._data).decode("utf-8", "replace"),
                     id=self._last_event_id,
                     retry=self._event_retry,
                 )
-            )
+            except Exception as error:  # In practice MemoryError: the chunk goes on regardless.
+                if self._error is None:
+                    self._error = error
+            else:
+                events.append(event)
         self._clear_event_fields()

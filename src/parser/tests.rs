@@ -239,3 +239,58 @@ fn starting_last_event_id_is_used_until_replaced() {
         [event("message", "b", "42")]
     );
 }
+
+/// Every two-chunk split of `stream` under `max_event_size` gives `expected` and ends with the
+/// last event ID `last_id`.
+fn parse_limited(stream: &[u8], max_event_size: usize, expected: &[Event], last_id: &str) {
+    for at in 0..=stream.len() {
+        let mut parser = Parser::new().with_max_event_size(max_event_size);
+        let mut events = parser.feed_to_vec(&stream[..at]);
+        events.extend(parser.feed_to_vec(&stream[at..]));
+        assert_eq!(events, expected, "split at {at}");
+        assert_eq!(parser.last_event_id(), last_id, "split at {at}");
+    }
+}
+
+#[test]
+fn an_abandoned_events_data_and_id_never_reach_the_next_event() {
+    // The abandoned event's first data line was read from the chunk, then a line too long for
+    // the limit dropped the event: neither that line nor the event's id may leak.
+    parse_limited(
+        b"data: keep\n\nid: 9\ndata: lost\ndata: 0123456789abcdef\n\nevent: e\n\ndata: next\n\n",
+        16,
+        &[message("keep"), message("next")],
+        "",
+    );
+    // The same with the event's only data line ending a chunk, kept for the next one.
+    parse_limited(
+        b"id: 1\ndata: a\n\nid: 2\ndata: partial\n0123456789abcdef0\n\ndata: b\n\n",
+        16,
+        &[event("message", "a", "1"), event("message", "b", "1")],
+        "1",
+    );
+}
+
+#[test]
+fn data_lines_join_wherever_the_chunks_split_them() {
+    // One data line read from the chunk, a second from the next chunk, a third carried over.
+    let stream = b"data: one\ndata: two\ndata: three\n\ndata:\ndata\n\ndata: last\n\n";
+    assert_eq!(
+        parse(stream),
+        [message("one\ntwo\nthree"), message("\n"), message("last")]
+    );
+}
+
+#[test]
+fn the_last_event_id_outlives_finish_unlike_the_specs_letter() {
+    // The spec starts each stream with an empty buffer; browsers (and this parser) keep it, so
+    // that a reconnection resumes from it.
+    let mut parser = Parser::new();
+    parser.feed_to_vec(b"id: 5\ndata: a\n\n");
+    parser.finish();
+    assert_eq!(parser.last_event_id(), "5");
+    assert_eq!(
+        parser.feed_to_vec(b"data: b\n\n"),
+        [event("message", "b", "5")]
+    );
+}
