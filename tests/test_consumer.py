@@ -72,9 +72,13 @@ class EventSource(Source):
         return self._events()
 
     async def _events(self) -> AsyncIterator[Event]:
-        async for batch in self._play():
-            for item in batch:
-                yield item
+        batches = self._play()
+        try:
+            async for batch in batches:
+                for item in batch:
+                    yield item
+        finally:
+            await batches.aclose()  # closed with this iterator, not whenever it is collected
 
 
 class BatchSource(Source):
@@ -458,6 +462,72 @@ async def test_stream_error_is_raised_after_the_queue_is_handled(
             await consumer.run()
     assert sorted(gate.finished) == list(range(WORKERS + QUEUE))
     assert consumer.stats.handled == WORKERS + QUEUE
+    assert_settled(consumer.stats)
+
+
+@pytest.mark.parametrize("fatal", [SystemExit, KeyboardInterrupt])
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_base_exception_in_a_handler_propagates_with_exact_counts(
+    make_source: Callable[..., Source], kind: str, fatal: type[BaseException]
+) -> None:
+    raised = fatal("handler says stop")
+    calls: list[int] = []
+
+    def work(e: Event) -> None:
+        calls.append(int(e.id))
+        if len(calls) == 11:
+            raise raised
+
+    async def async_handler(e: Event) -> None:
+        await anyio.lowlevel.checkpoint()
+        work(e)
+
+    source = make_source(evs(0, 64), forever)
+    consumer = Consumer(source, async_handler if kind == "async" else work, workers=1)
+    with anyio.fail_after(TIMEOUT), pytest.raises(fatal) as info:
+        await consumer.run()
+    assert info.value is raised  # itself, not wrapped in an exception group
+    assert calls == list(range(11))  # nothing was handled after it
+    stats = consumer.stats
+    assert (stats.handled, stats.failed) == (10, 1)
+    assert stats.cancelled == stats.received - 11
+    assert source.closed
+    assert_settled(stats)
+
+
+async def test_base_exception_in_one_of_many_sync_handlers_keeps_counts_exact() -> None:
+    returned = 0
+    lock = threading.Lock()
+
+    def handler(e: Event) -> None:
+        nonlocal returned
+        if e.id == "100":
+            raise SystemExit(3)
+        with lock:
+            returned += 1
+
+    consumer = Consumer(BatchSource([evs(0, 1000)]), handler, workers=4)
+    with anyio.fail_after(TIMEOUT), pytest.raises(SystemExit) as info:
+        await consumer.run()
+    assert info.value.code == 3
+    assert consumer.stats.failed == 1
+    assert consumer.stats.handled == returned  # every call that returned, and only those
+    assert consumer.stats.received == 1000
+    assert consumer.stats.cancelled == 1000 - 1 - returned
+    assert_settled(consumer.stats)
+
+
+async def test_base_exception_from_the_stream_propagates_itself() -> None:
+    async def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    gate = Gate()
+    gate.release.set()
+    source = BatchSource([evs(0, 5), interrupt])
+    consumer = Consumer(source, gate, workers=1)
+    with anyio.fail_after(TIMEOUT), pytest.raises(KeyboardInterrupt):
+        await consumer.run()
+    assert consumer.stats.received == 5
     assert_settled(consumer.stats)
 
 

@@ -53,7 +53,11 @@ _INITIAL_THREAD_BATCH = 16
 
 logger = logging.getLogger("fastsse")
 
-_Outcome = tuple[int, list[tuple[Event, Exception]], Optional[Awaitable[object]]]
+#: What a trip to a worker thread did: handler calls made, the exceptions they raised, the
+#: awaitable a "sync" handler returned (if one did), the BaseException that ended the trip.
+_Outcome = tuple[
+    int, list[tuple[Event, Exception]], Optional[Awaitable[object]], Optional[BaseException]
+]
 
 
 class QueueOverflowError(FastSSEError):
@@ -78,7 +82,8 @@ class ConsumerStats:
     received: int = 0
     #: Handler calls that returned.
     handled: int = 0
-    #: Handler calls that raised (each passed to ``on_error``).
+    #: Handler calls that raised: an ``Exception`` is passed to ``on_error``; any other
+    #: ``BaseException`` (``SystemExit``, ``KeyboardInterrupt``...) ends the run, which raises it.
     failed: int = 0
     #: Events discarded by the overflow policy (``drop_oldest``, ``drop_newest``, and with
     #: ``error`` the events that did not fit).
@@ -117,6 +122,9 @@ class Consumer:
 
     A handler that raises is counted in ``stats.failed`` and passed to ``on_error(event, exc)``
     (called in the event loop; default: logged to the ``fastsse`` logger), and the run goes on.
+    A handler raising a ``BaseException`` that is not an ``Exception`` (``SystemExit``,
+    ``KeyboardInterrupt``) ends the run as ``stop(drain=False)`` would, and :meth:`run` raises
+    that exception itself once every event is counted.
 
     ``await consumer.run()`` returns when the stream ends and every queued event is handled, or
     after :meth:`stop`. It raises what the stream raised (again after the queue is handled).
@@ -174,6 +182,7 @@ class Consumer:
         self._stopping = False  # stop(): read no more
         self._input_done = False  # the reader is finished: no event will be queued any more
         self._abort = False  # stop(drain=False) or cancellation: handle no more
+        self._fatal: BaseException | None = None  # a handler's SystemExit or the like
         self._items: anyio.Event | None = None  # what idle workers wait on
         self._room: anyio.Event | None = None  # what a blocked reader waits on
         self._read_scope: anyio.CancelScope | None = None
@@ -225,6 +234,8 @@ class Consumer:
                 self._queue.clear()
                 self._stats.cancelled += leftover
                 self._stats.queued = 0
+        if self._fatal is not None:
+            raise self._fatal
         if error is not None:
             raise error
 
@@ -289,6 +300,12 @@ class Consumer:
         except Exception as error:
             # Not raised here: the workers still handle what was queued (see run()).
             return error
+        except anyio.get_cancelled_exc_class():
+            raise
+        except BaseException as fatal:
+            # Raised by run() itself, not wrapped in the task group's exception group.
+            self._end_with(fatal)
+            return None
         finally:
             self._input_done = True
             self._wake_workers()
@@ -422,9 +439,12 @@ class Consumer:
         except Exception as error:
             stats.failed += 1
             self._report(event, error)
-        except BaseException:
+        except anyio.get_cancelled_exc_class():
             stats.cancelled += 1
             raise
+        except BaseException as fatal:
+            stats.failed += 1
+            self._end_with(fatal)
         else:
             stats.handled += 1
         finally:
@@ -436,15 +456,19 @@ class Consumer:
         settled = 0
         try:
             # Not abandoned on cancellation: the thread's results are counted, never lost.
-            done, failures, pending = await anyio.to_thread.run_sync(
+            done, failures, pending, fatal = await anyio.to_thread.run_sync(
                 self._call_in_thread, events, limiter=limiter
             )
             settled = done - (pending is not None)
-            stats.failed += len(failures)
-            stats.handled += settled - len(failures)
+            failed = len(failures) + (fatal is not None)
+            stats.failed += failed
+            stats.handled += settled - failed
             stats.in_flight -= settled
             for event, error in failures:
                 self._report(event, error)
+            if fatal is not None:
+                self._end_with(fatal)
+                return
             if pending is not None:
                 # The "sync" handler returned an awaitable: it is async after all.
                 self._in_thread = False
@@ -466,6 +490,7 @@ class Consumer:
         started = time.perf_counter()
         done = 0
         pending: Awaitable[object] | None = None
+        fatal: BaseException | None = None
         for event in events:
             if self._abort:
                 break
@@ -475,6 +500,11 @@ class Consumer:
             except Exception as error:
                 failures.append((event, error))
                 continue
+            except BaseException as error:
+                # Carried back to the event loop: raised in this thread, it would lose the
+                # counts of the calls before it.
+                fatal = error
+                break
             if result is not None and inspect.isawaitable(result):
                 pending = result
                 break
@@ -482,7 +512,15 @@ class Consumer:
             # Unsynchronised between threads on purpose: it is only an estimate.
             cost = (time.perf_counter() - started) / done
             self._thread_cost = max(1e-9, 0.5 * self._thread_cost + 0.5 * cost)
-        return done, failures, pending
+        return done, failures, pending, fatal
+
+    def _end_with(self, fatal: BaseException) -> None:
+        """A handler or the stream raised ``fatal`` (SystemExit or the like): end the run as
+        ``stop(drain=False)`` does, and have :meth:`run` raise it itself (not wrapped in the
+        task group's exception group) once every event is counted."""
+        if self._fatal is None:
+            self._fatal = fatal
+        self._stop(drain=False)
 
     def _report(self, event: Event, error: Exception) -> None:
         try:
