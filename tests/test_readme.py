@@ -7,6 +7,8 @@ import io
 import re
 from pathlib import Path
 
+from fastsse._corpus import DESCRIPTIONS, GENERATORS
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -32,3 +34,11 @@ def test_parse_example_prints_what_its_comments_say() -> None:
     with contextlib.redirect_stdout(out):
         exec(compile(example, str(README), "exec"), {})
     assert out.getvalue().splitlines() == expected
+
+
+def test_benchmark_table_describes_each_corpus_as_fastsse_bench_does() -> None:
+    text = README.read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| parse")}
+    assert set(DESCRIPTIONS) == set(GENERATORS)
+    for name, description in DESCRIPTIONS.items():
+        assert f"parse {description}" in rows, name
