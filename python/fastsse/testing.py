@@ -40,6 +40,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+import h11
+
 __all__ = [
     "Abort",
     "Action",
@@ -62,8 +64,6 @@ __all__ = [
 _log = logging.getLogger(__name__)
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 16 * 1024 * 1024
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_HEX = re.compile(rb"[0-9A-Fa-f]+")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
@@ -459,12 +459,11 @@ class SSEServer:
     async def _exchange(self, conn: _Connection) -> bool:
         """Serve one request; True when the response ended cleanly."""
         try:
-            request = await _read_request(conn.reader)
-        except (_BadRequest, asyncio.LimitOverrunError) as exc:
-            status = exc.status if isinstance(exc, _BadRequest) else 431
+            request = await _read_request(conn.reader, conn.writer)
+        except _BadRequest as exc:
             conn.watch()
             return await conn.respond(
-                "GET", Response(status, str(exc).encode(), content_type="text/plain")
+                "GET", Response(exc.status, str(exc).encode(), content_type="text/plain")
             )
         if request is None:
             return False
@@ -583,58 +582,47 @@ class _Connection:
             self.writer.transport.abort()
 
 
-async def _read_request(reader: asyncio.StreamReader) -> RecordedRequest | None:
-    """Read one request, or None if the client closed first. Raises _BadRequest."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError:
-        return None
-    request_line, *header_lines = head[:-4].split(b"\r\n")
-    parts = request_line.split(b" ")
-    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[2].startswith(b"HTTP/1."):
-        raise _BadRequest(400, "malformed request line")
-    try:
-        target = parts[1].decode("ascii")
-    except UnicodeDecodeError:
-        raise _BadRequest(400, "non-ASCII request target") from None
-    headers = []
-    for line in header_lines:
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
-            raise _BadRequest(400, "malformed header line")
-        headers.append((name.decode("ascii").lower(), value.strip(b" \t")))
-    request = RecordedRequest(parts[0].decode("ascii"), target, tuple(headers))
-    encoding = request.header_bytes("transfer-encoding")
-    length = request.header_bytes("content-length")
-    if encoding is not None:
-        if encoding.lower() != b"chunked":
-            raise _BadRequest(501, "unsupported transfer-encoding")
-        body = await _read_chunked(reader)
-    elif length is not None:
-        if not length.isdigit():
-            raise _BadRequest(400, "malformed content-length")
-        if int(length) > _MAX_BODY:
-            raise _BadRequest(413, "request body too large")
-        body = await reader.readexactly(int(length))
-    else:
-        return request
-    return RecordedRequest(request.method, target, request.headers, body)
+async def _read_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> RecordedRequest | None:
+    """Read one request with h11, or None if the client left before sending a whole one.
 
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    Raises _BadRequest with the status to answer: 400 for a malformed request, 413 for a body
+    over _MAX_BODY, 431 for a head over _MAX_HEAD, 501 for a transfer-encoding h11 cannot read.
+    """
+    parser = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
+    request: RecordedRequest | None = None
     body = bytearray()
+    closed = False
     while True:
-        size_field = (await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip()
-        if not _HEX.fullmatch(size_field):
-            raise _BadRequest(400, "malformed chunk size")
-        size = int(size_field, 16)
-        if size == 0:
-            break
-        if len(body) + size > _MAX_BODY:
-            raise _BadRequest(413, "request body too large")
-        body += await reader.readexactly(size)
-        if await reader.readexactly(2) != b"\r\n":
-            raise _BadRequest(400, "malformed chunk")
-    while await reader.readuntil(b"\r\n") != b"\r\n":
-        pass  # trailers are not recorded
-    return bytes(body)
+        try:
+            event = parser.next_event()
+        except h11.RemoteProtocolError as error:
+            if closed:
+                return None  # cut off mid-request: nobody is left to answer
+            raise _BadRequest(error.error_status_hint, str(error)) from None
+        if event is h11.NEED_DATA:
+            # Small reads until the head is parsed, so h11 sees an oversized head while it is
+            # still incomplete, which is when it enforces max_incomplete_event_size.
+            data = await reader.read(4096 if request is None else 65536)
+            closed = not data
+            parser.receive_data(data)
+        elif isinstance(event, h11.Request):
+            request = RecordedRequest(
+                event.method.decode("ascii"),
+                event.target.decode("ascii"),  # h11 admits visible ASCII only
+                tuple((name.decode("ascii"), value) for name, value in event.headers),
+            )
+            length = request.header_bytes("content-length")
+            if length is not None and int(length) > _MAX_BODY:  # h11 checked it is digits
+                raise _BadRequest(413, "request body too large")
+            if parser.they_are_waiting_for_100_continue:
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        elif isinstance(event, h11.Data):
+            body += event.data
+            if len(body) > _MAX_BODY:
+                raise _BadRequest(413, "request body too large")
+        elif isinstance(event, h11.EndOfMessage) and request is not None:
+            return RecordedRequest(request.method, request.target, request.headers, bytes(body))
+        else:  # ConnectionClosed before a request began
+            return None
