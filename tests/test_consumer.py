@@ -19,7 +19,7 @@ import anyio.abc
 import anyio.lowlevel
 import psutil
 import pytest
-from fastsse import AsyncEventStream, Event, EventStream, FastSSEError
+from fastsse import AsyncEventStream, Event, FastSSEError
 from fastsse._consumer import Consumer, ConsumerStats, QueueOverflowError
 from fastsse.testing import Response, SSEServer, event
 
@@ -685,29 +685,7 @@ async def test_stop_before_run_reads_nothing() -> None:
     consumer.stop()  # after the run: a no-op
 
 
-# -- arguments --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"workers": 0}, "workers must be an int >= 1"),
-        ({"workers": 2.5}, "workers must be an int >= 1"),
-        ({"queue_size": 0}, "queue_size must be an int >= 1"),
-        ({"queue_size": True}, "queue_size must be an int >= 1"),
-        ({"overflow": "drop"}, "overflow must be one of 'block', 'drop_oldest'"),
-    ],
-)
-def test_invalid_arguments_are_refused(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        Consumer(EventSource([]), lambda e: None, **options)
-
-
-def test_handler_and_stream_must_fit() -> None:
-    with pytest.raises(TypeError, match="handler must be callable"):
-        Consumer(EventSource([]), "print")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="async iterable of events"):
-        Consumer([ev(1)], lambda e: None)  # type: ignore[arg-type]
+# -- running once (bad arguments: tests/test_validation.py) ---------------------------------
 
 
 async def test_a_consumer_runs_once() -> None:
@@ -857,16 +835,3 @@ async def test_block_stops_reading_the_socket() -> None:
     stats = consumer.stats
     assert stats.received == stream.stats.events == stats.handled
     assert_settled(stats)
-
-
-def test_a_sync_stream_or_an_async_on_error_is_refused_at_once() -> None:
-    async def handle(event: Event) -> None:
-        pass
-
-    async def on_error(event: Event, error: Exception) -> None:
-        pass
-
-    with pytest.raises(TypeError, match="an AsyncEventStream, not an EventStream"):
-        Consumer(EventStream("http://127.0.0.1:9/"), handle)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="on_error must be a plain function"):
-        Consumer(EventSource([evs(0, 1)]), handle, on_error=on_error)  # type: ignore[arg-type]

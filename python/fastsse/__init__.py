@@ -1,6 +1,13 @@
 """fastsse: the fast, spec-exact Server-Sent Events client for Python, with a Rust parser."""
 
-from fastsse._consumer import Consumer, ConsumerStats, QueueOverflowError
+from fastsse._consumer import (
+    Consumer,
+    ConsumerStats,
+    ErrorHandler,
+    Handler,
+    Overflow,
+    QueueOverflowError,
+)
 from fastsse._errors import (
     ContentTypeError,
     EventTooLargeError,
@@ -27,10 +34,13 @@ __all__ = [
     "Consumer",
     "ConsumerStats",
     "ContentTypeError",
+    "ErrorHandler",
     "Event",
     "EventStream",
     "EventTooLargeError",
     "FastSSEError",
+    "Handler",
+    "Overflow",
     "Parser",
     "QueueOverflowError",
     "RetriesExhausted",

@@ -1,4 +1,4 @@
-"""Consume a stream with a bounded queue and a pool of workers (DESIGN.md section 4).
+"""Consume a stream with a bounded queue and a pool of workers.
 
 One reader (the task that awaits :meth:`Consumer.run`) moves events from the stream into a
 bounded queue; ``workers`` worker tasks take them out and call the handler. What happens when
@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, get_args
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, cast, get_args
 
 import anyio
 import anyio.lowlevel
@@ -36,10 +36,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Consumer", "ConsumerStats", "ErrorHandler", "Handler", "Overflow", "QueueOverflowError"]
 
-#: An async handler (awaited in a worker task) or a sync one (run in a worker thread).
-Handler = Callable[[Event], Optional[Awaitable[object]]]
-#: Called in the event loop with the event and the exception its handler raised.
-ErrorHandler = Callable[[Event, Exception], None]
+#: A Consumer's handler: an ``async def`` function (awaited in a worker task) or a plain one
+#: (run in a worker thread; an awaitable it returns is awaited). Any other result is ignored.
+Handler = Callable[[Event], object]
+#: A Consumer's ``on_error``: a plain function called in the event loop with the event and the
+#: exception its handler raised. Its result is ignored.
+ErrorHandler = Callable[[Event, Exception], object]
+#: What a Consumer does when its queue is full (see :class:`Consumer`).
 Overflow = Literal["block", "drop_oldest", "drop_newest", "error"]
 
 _POLICIES: tuple[str, ...] = get_args(Overflow)
@@ -102,33 +105,35 @@ class ConsumerStats:
 class Consumer:
     """Handle the events of ``stream`` with ``workers`` concurrent calls of ``handler``.
 
-    ``stream`` is an :class:`~fastsse.AsyncEventStream` (read a chunk at a time through its
-    ``batches()``; any object with a ``batches()`` method returning an async iterator of event
-    lists is read the same way) or any async iterable of events.
+    Args:
+        stream: an :class:`~fastsse.AsyncEventStream`, read a chunk at a time through its
+            ``batches()`` (any object with a ``batches()`` method returning an async iterator
+            of event lists is read the same way), or any async iterable of events.
+        handler: an ``async def`` function, awaited in one of ``workers`` worker tasks, or a
+            plain function, run in threads (at most ``workers`` at a time; a fast handler is
+            given several queued events per trip to its thread, a slow one a single event). A
+            plain function that returns an awaitable is recognised at its first call: the
+            awaitable is awaited and the handler is called in the event loop from then on.
+        workers: how many events are handled at once (an int >= 1, default 4). With 1, events
+            are handled one at a time in stream order; with more, they may finish in any order.
+        queue_size: how many events may wait between the stream and the workers (an int >= 1,
+            default 1024).
+        overflow: what happens when the queue is full (see :data:`~fastsse.Overflow`):
+            ``"block"`` (default) waits for room, so the socket is not read and memory stays
+            flat; ``"drop_oldest"`` discards the oldest waiting event, ``"drop_newest"`` the
+            arriving one, each counted in ``stats.dropped``; ``"error"`` stops reading and makes
+            :meth:`run` raise :class:`QueueOverflowError` once the queued events are handled.
+        on_error: a plain function called in the event loop as ``on_error(event, exception)``
+            for each handler call that raised an ``Exception`` (counted in ``stats.failed``);
+            the run goes on. Default: the failure is logged to the ``fastsse`` logger.
 
-    ``handler`` is an ``async def`` function, awaited in one of ``workers`` worker tasks, or a
-    plain function, run in threads (at most ``workers`` at a time; a fast handler is given
-    several queued events per trip to its thread, a slow one a single event). A plain function
-    that returns an awaitable is recognised at its first call: the awaitable is awaited and the
-    handler is called in the event loop from then on. With ``workers=1`` events are handled one
-    at a time in stream order; with more, up to ``workers`` run concurrently and may finish in
-    any order.
-
-    ``queue_size`` bounds the events waiting between the stream and the workers. When it is
-    full, ``overflow`` decides: ``"block"`` waits for room, so the socket is not read and memory
-    stays flat; ``"drop_oldest"`` discards the oldest waiting event, ``"drop_newest"`` the
-    arriving one, each counted in ``stats.dropped``; ``"error"`` stops reading and makes
-    :meth:`run` raise :class:`QueueOverflowError` once the queued events are handled.
-
-    A handler that raises is counted in ``stats.failed`` and passed to ``on_error(event, exc)``
-    (called in the event loop; default: logged to the ``fastsse`` logger), and the run goes on.
     A handler raising a ``BaseException`` that is not an ``Exception`` (``SystemExit``,
     ``KeyboardInterrupt``) ends the run as ``stop(drain=False)`` would, and :meth:`run` raises
     that exception itself once every event is counted.
 
     ``await consumer.run()`` returns when the stream ends and every queued event is handled, or
     after :meth:`stop`. It raises what the stream raised (again after the queue is handled).
-    A consumer runs once.
+    A consumer runs once; :attr:`stats` shows where every event went.
     """
 
     def __init__(
@@ -153,6 +158,8 @@ class Consumer:
             )
         _check_count("workers", workers)
         _check_count("queue_size", queue_size)
+        if not isinstance(overflow, str):
+            raise TypeError(f"overflow must be a str, one of {', '.join(map(repr, _POLICIES))}")
         if overflow not in _POLICIES:
             raise ValueError(
                 f"overflow must be one of {', '.join(map(repr, _POLICIES))}, got {overflow!r}"
@@ -195,6 +202,7 @@ class Consumer:
 
     @property
     def stats(self) -> ConsumerStats:
+        """Where every event went: live counts, updated as the consumer runs."""
         return self._stats
 
     # -- control ------------------------------------------------------------------------------
@@ -432,10 +440,11 @@ class Consumer:
         """Call the handler in the loop (or finish its ``result``); count how it ended."""
         stats = self._stats
         try:
-            if result is None:
-                result = self._handler(event)
-            if result is not None and (self._handler_is_coro or inspect.isawaitable(result)):
-                await result
+            outcome = self._handler(event) if result is None else result
+            if self._handler_is_coro:
+                await cast("Awaitable[object]", outcome)
+            elif inspect.isawaitable(outcome):
+                await outcome
         except Exception as error:
             stats.failed += 1
             self._report(event, error)
@@ -539,7 +548,9 @@ class Consumer:
 
 
 def _check_count(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__} {value!r}")
+    if value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 
