@@ -199,12 +199,23 @@ async def test_sync_function_returning_an_awaitable_is_awaited() -> None:
         await anyio.lowlevel.checkpoint()
         seen.append(int(e.id))
 
-    consumer = Consumer(EventSource([evs(0, 50)]), lambda e: record(e), workers=2)
+    callers: list[int] = []
+
+    def handler(e: Event) -> Awaitable[None]:
+        callers.append(threading.get_ident())
+        return record(e)
+
+    consumer = Consumer(EventSource([evs(0, 50)]), handler, workers=2)
     with anyio.fail_after(TIMEOUT):
         await consumer.run()
     assert sorted(seen) == list(range(50))
     assert consumer.stats.handled == 50
     assert_settled(consumer.stats)
+    # Recognised at its first call in a thread (one such call per worker at most), the
+    # handler is called in the event loop from then on.
+    loop_thread = threading.get_ident()
+    assert callers[0] != loop_thread
+    assert 1 <= len([c for c in callers if c != loop_thread]) <= 2
 
 
 @pytest.mark.parametrize("kind", ["async", "sync"])
@@ -369,6 +380,29 @@ async def test_block_policy_holds_the_reader_at_queue_size(
     assert sorted(gate.finished) == list(range(TOTAL))
     assert consumer.stats.max_queued == QUEUE
     assert_settled(consumer.stats)
+
+
+async def test_stop_without_drain_while_the_reader_waits_for_room_counts_every_event(
+    make_source: Callable[..., Source],
+) -> None:
+    gate = Gate()
+    source = held_source(make_source, gate, evs(WORKERS, TOTAL))
+    consumer = Consumer(source, gate, workers=WORKERS, queue_size=QUEUE, overflow="block")
+    async with anyio.create_task_group() as tg:
+        returned = await run_in_background(consumer, tg)
+        await wait_until(lambda: consumer.stats.queued == QUEUE)
+        assert consumer.stats.received == WORKERS + QUEUE  # the reader holds more
+        consumer.stop(drain=False)
+        with anyio.fail_after(TIMEOUT):
+            await returned.wait()
+    stats = consumer.stats
+    # Nothing was handled; every event taken from the stream, queued or held, is cancelled:
+    # the whole batch the reader held, or the one event.
+    held = TOTAL - WORKERS - QUEUE if isinstance(source, BatchSource) else 1
+    assert stats.received == WORKERS + QUEUE + held
+    assert (stats.handled, stats.cancelled) == (0, stats.received)
+    assert sorted(gate.cancelled) == list(range(WORKERS))
+    assert_settled(stats)
 
 
 # -- failing handlers -------------------------------------------------------------------------

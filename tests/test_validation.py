@@ -54,6 +54,11 @@ async def on_error_async(event: Event, error: Exception) -> None:
     pass
 
 
+class AsyncCallable:
+    async def __call__(self, event: Event, error: Exception) -> None:
+        pass
+
+
 def consumer(**options: Any) -> Callable[[], object]:
     options.setdefault("stream", Source())
     options.setdefault("handler", handle)
@@ -87,6 +92,7 @@ REFUSED: list[Case] = [
     ("Consumer", consumer(overflow=None), TypeError, "overflow must be a str"),
     ("Consumer", consumer(on_error=5), TypeError, "on_error must be callable or None"),
     ("Consumer", consumer(on_error=on_error_async), TypeError, "on_error must be a plain"),
+    ("Consumer", consumer(on_error=AsyncCallable()), TypeError, "on_error must be a plain"),
     # Parser, Event (checked by the Rust binding)
     ("Parser", lambda: Parser(last_event_id=5), TypeError, "str"),
     ("Parser", lambda: Parser(last_event_id=b"1"), TypeError, "str"),
