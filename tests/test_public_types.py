@@ -6,10 +6,14 @@ with the exported aliases. A deliberately wrong snippet shows that mypy does che
 
 from __future__ import annotations
 
+import inspect
 import textwrap
 from pathlib import Path
+from typing import Any
 
+import fastsse
 import pytest
+from fastsse import testing
 from mypy import api
 
 USER_CODE = """
@@ -84,3 +88,23 @@ bad_error_handler: fastsse.ErrorHandler = count
     assert 'Incompatible return value type (got "str", expected "Literal[' in out
     assert "Incompatible types in assignment" in out
     assert len(out.splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    "documented",
+    [
+        fastsse.Consumer,
+        testing.SSEServer,
+        testing.Response,
+        testing.event,
+        testing.split,
+        testing.delay,
+    ],
+    ids=lambda obj: obj.__qualname__,
+)
+def test_every_parameter_is_documented_where_help_shows_it(documented: Any) -> None:
+    doc = inspect.getdoc(documented) or ""
+    names = inspect.signature(documented).parameters
+    assert names
+    for name in names:
+        assert f"``{name}``" in doc or f"{name}:" in doc, f"{name} is not in the docstring"

@@ -169,7 +169,7 @@ def comment(text: str = "ping") -> bytes:
 
 
 def split(data: bytes, at: Iterable[int], *, pause: float = 0.0) -> list[Action]:
-    """``data`` cut at the given offsets into separate writes, with ``pause`` seconds between.
+    """``data`` cut at the offsets ``at`` into separate writes, ``pause`` seconds apart.
 
     Splice it into a body with ``*``: ``body=[*split(event("é"), at=[7])]`` splits inside the é.
     Each offset is an int from 0 to ``len(data)``.
