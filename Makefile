@@ -1,28 +1,50 @@
 # The README's two commands are `make demo` and `make test`; .ci/run calls `make test`.
 # Both install into a project virtual environment (.venv), never into the interpreter that
 # runs them, so a distribution's own python3 under PEP 668 works as well as pyenv's.
+# Another interpreter or place: `make test PYTHON=python3.12 VENV=/tmp/venv`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# -v shows maturin's and cargo's progress (`Compiling pyo3 ...`) during the Rust build, which
+# pip otherwise hides for a minute or more.
 PIP := $(PY) -m pip --disable-pip-version-check
+BUILD_PIP := $(PIP) install -v
 
-.PHONY: demo test dev check bench venv fuzz wheel
+.PHONY: demo test dev check bench venv rust fuzz wheel
 
 $(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { \
+	    echo "error: '$(PYTHON)' not found: install Python >= 3.9, or name one with PYTHON=..." >&2; \
+	    exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 9))' || { \
+	    echo "error: fastsse needs Python >= 3.9; '$(PYTHON)' is $$($(PYTHON) -V 2>&1)." \
+	        "Name another with PYTHON=..." >&2; \
+	    exit 1; }
+	@echo "creating the virtual environment $(VENV) with $(PYTHON)"
 	@$(PYTHON) -m venv $(VENV) || { \
-	    echo "error: '$(PYTHON) -m venv' failed; on Debian or Ubuntu: apt-get install python3-venv" >&2; \
-	    rm -rf $(VENV); exit 1; }
+	    rm -rf $(VENV); \
+	    echo "error: '$(PYTHON) -m venv $(VENV)' failed (see above), so nothing was installed." >&2; \
+	    echo "On Debian or Ubuntu, install the venv module: sudo apt-get install python3-venv" >&2; \
+	    exit 1; }
 
 venv: $(PY)
 
-demo: $(PY)
-	@echo "building fastsse (Rust, about a minute the first time)..."
-	$(PIP) install --progress-bar on .
+# maturin would try to download Rust when cargo is missing; say what to install instead.
+rust:
+	@command -v cargo >/dev/null 2>&1 || { \
+	    echo "error: building fastsse needs a Rust toolchain, rustc >= 1.85 with cargo:" \
+	        "install it from https://rustup.rs (distributions often package older ones)" >&2; \
+	    exit 1; }
+
+demo: $(PY) rust
+	@echo "installing fastsse into $(VENV) (the Rust build takes a minute or two the first time)"
+	$(BUILD_PIP) .
 	$(PY) -m fastsse demo
 
-dev: $(PY)
-	@echo "installing the dev dependencies and building fastsse (Rust, about a minute the first time)..."
-	$(PIP) install --progress-bar on -e '.[dev]'
+dev: $(PY) rust
+	@echo "installing fastsse and its dev dependencies into $(VENV) (the Rust build takes a" \
+	    "minute or two the first time)"
+	$(BUILD_PIP) -e '.[dev]'
 
 # Every quality gate, then every test: Rust first (fast to fail), then Python.
 test: dev wheel

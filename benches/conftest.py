@@ -3,6 +3,7 @@ table printed after pytest-benchmark's own, with events/s, MB/s and ratios to ht
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import pytest
@@ -14,6 +15,52 @@ GetCorpus = Callable[[str], "tuple[_corpus.Corpus, list[bytes]]"]
 Record = Callable[[_bench.Result], None]
 
 _RESULTS = pytest.StashKey[list[_bench.Result]]()
+
+
+@dataclass(frozen=True)
+class Target:
+    """A speed the project aims for on one benchmark group, as a ratio to httpx-sse measured
+    in the same run. Printed for developers after the table; never by ``fastsse bench``."""
+
+    corpus: str
+    #: fastsse's speed over httpx-sse's.
+    min_ratio: float
+    min_mb_per_s: float = 0.0
+
+    def describe(self) -> str:
+        goal = f">= {self.min_ratio:g}x httpx-sse"
+        if self.min_mb_per_s:
+            goal += f" and >= {self.min_mb_per_s:,.0f} MB/s"
+        return goal
+
+
+TARGETS = (
+    Target("small", 10),
+    Target("llm", 10),
+    Target("64k", 1, 1500),
+    # End to end over loopback HTTP (test_bench_e2e.py).
+    Target("e2e llm, 16 KiB chunks", 3),
+    Target("e2e llm, chunk per event", 1.3),
+    Target("llm + JSON", 3),
+)
+
+
+def check_targets(results: list[_bench.Result]) -> list[str]:
+    """One line per target whose group was measured with both fastsse and httpx-sse."""
+    found = {(result.corpus, result.parser): result for result in results}
+    lines = []
+    for target in TARGETS:
+        fast = found.get((target.corpus, "fastsse"))
+        base = found.get((target.corpus, "httpx-sse"))
+        if fast is None or base is None:
+            continue
+        ratio = base.seconds / fast.seconds
+        met = ratio >= target.min_ratio and fast.mb_per_s >= target.min_mb_per_s
+        lines.append(
+            f"  {'met   ' if met else 'MISSED'}  {target.corpus:<10} {ratio:5.1f}x httpx-sse, "
+            f"{fast.mb_per_s:,.0f} MB/s  (target {target.describe()})"
+        )
+    return lines
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +101,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     )
     terminalreporter.write_sep("-", "throughput, best round (MB = 10^6 bytes)")
     terminalreporter.write_line(_bench.format_table(results))
-    targets = _bench.check_targets(results)
+    targets = check_targets(results)
     if targets:
         terminalreporter.write_line("\nTargets:")
         for line in targets:

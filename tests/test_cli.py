@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from fastsse._corpus import DESCRIPTIONS
 from fastsse._demo import run_demo
 from fastsse.cli import main
 
@@ -34,6 +35,11 @@ def test_bench_prints_the_comparison_table(capsys: pytest.CaptureFixture[str]) -
     assert rows[1][-2] == "1.0x"
     assert rows[2][-1] == "1.0x"
     assert all(row[-2].endswith("x") and row[-1].endswith("x") for row in rows)
+    # The corpus is described in the README's words, and nothing but measurements follows.
+    assert f"  small      {DESCRIPTIONS['small']}  " in out
+    assert "target" not in out.lower()
+    assert "MISSED" not in out
+    assert out.rstrip().splitlines()[-1].split() == rows[-1]  # the table is the last thing
 
 
 def test_bad_arguments_are_refused_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:

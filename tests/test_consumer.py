@@ -19,7 +19,7 @@ import anyio.abc
 import anyio.lowlevel
 import psutil
 import pytest
-from fastsse import AsyncEventStream, Event, EventStream, FastSSEError
+from fastsse import AsyncEventStream, Event, FastSSEError
 from fastsse._consumer import Consumer, ConsumerStats, QueueOverflowError
 from fastsse.testing import Response, SSEServer, event
 
@@ -72,9 +72,13 @@ class EventSource(Source):
         return self._events()
 
     async def _events(self) -> AsyncIterator[Event]:
-        async for batch in self._play():
-            for item in batch:
-                yield item
+        batches = self._play()
+        try:
+            async for batch in batches:
+                for item in batch:
+                    yield item
+        finally:
+            await batches.aclose()  # closed with this iterator, not whenever it is collected
 
 
 class BatchSource(Source):
@@ -195,12 +199,23 @@ async def test_sync_function_returning_an_awaitable_is_awaited() -> None:
         await anyio.lowlevel.checkpoint()
         seen.append(int(e.id))
 
-    consumer = Consumer(EventSource([evs(0, 50)]), lambda e: record(e), workers=2)
+    callers: list[int] = []
+
+    def handler(e: Event) -> Awaitable[None]:
+        callers.append(threading.get_ident())
+        return record(e)
+
+    consumer = Consumer(EventSource([evs(0, 50)]), handler, workers=2)
     with anyio.fail_after(TIMEOUT):
         await consumer.run()
     assert sorted(seen) == list(range(50))
     assert consumer.stats.handled == 50
     assert_settled(consumer.stats)
+    # Recognised at its first call in a thread (one such call per worker at most), the
+    # handler is called in the event loop from then on.
+    loop_thread = threading.get_ident()
+    assert callers[0] != loop_thread
+    assert 1 <= len([c for c in callers if c != loop_thread]) <= 2
 
 
 @pytest.mark.parametrize("kind", ["async", "sync"])
@@ -367,6 +382,29 @@ async def test_block_policy_holds_the_reader_at_queue_size(
     assert_settled(consumer.stats)
 
 
+async def test_stop_without_drain_while_the_reader_waits_for_room_counts_every_event(
+    make_source: Callable[..., Source],
+) -> None:
+    gate = Gate()
+    source = held_source(make_source, gate, evs(WORKERS, TOTAL))
+    consumer = Consumer(source, gate, workers=WORKERS, queue_size=QUEUE, overflow="block")
+    async with anyio.create_task_group() as tg:
+        returned = await run_in_background(consumer, tg)
+        await wait_until(lambda: consumer.stats.queued == QUEUE)
+        assert consumer.stats.received == WORKERS + QUEUE  # the reader holds more
+        consumer.stop(drain=False)
+        with anyio.fail_after(TIMEOUT):
+            await returned.wait()
+    stats = consumer.stats
+    # Nothing was handled; every event taken from the stream, queued or held, is cancelled:
+    # the whole batch the reader held, or the one event.
+    held = TOTAL - WORKERS - QUEUE if isinstance(source, BatchSource) else 1
+    assert stats.received == WORKERS + QUEUE + held
+    assert (stats.handled, stats.cancelled) == (0, stats.received)
+    assert sorted(gate.cancelled) == list(range(WORKERS))
+    assert_settled(stats)
+
+
 # -- failing handlers -------------------------------------------------------------------------
 
 
@@ -458,6 +496,72 @@ async def test_stream_error_is_raised_after_the_queue_is_handled(
             await consumer.run()
     assert sorted(gate.finished) == list(range(WORKERS + QUEUE))
     assert consumer.stats.handled == WORKERS + QUEUE
+    assert_settled(consumer.stats)
+
+
+@pytest.mark.parametrize("fatal", [SystemExit, KeyboardInterrupt])
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_base_exception_in_a_handler_propagates_with_exact_counts(
+    make_source: Callable[..., Source], kind: str, fatal: type[BaseException]
+) -> None:
+    raised = fatal("handler says stop")
+    calls: list[int] = []
+
+    def work(e: Event) -> None:
+        calls.append(int(e.id))
+        if len(calls) == 11:
+            raise raised
+
+    async def async_handler(e: Event) -> None:
+        await anyio.lowlevel.checkpoint()
+        work(e)
+
+    source = make_source(evs(0, 64), forever)
+    consumer = Consumer(source, async_handler if kind == "async" else work, workers=1)
+    with anyio.fail_after(TIMEOUT), pytest.raises(fatal) as info:
+        await consumer.run()
+    assert info.value is raised  # itself, not wrapped in an exception group
+    assert calls == list(range(11))  # nothing was handled after it
+    stats = consumer.stats
+    assert (stats.handled, stats.failed) == (10, 1)
+    assert stats.cancelled == stats.received - 11
+    assert source.closed
+    assert_settled(stats)
+
+
+async def test_base_exception_in_one_of_many_sync_handlers_keeps_counts_exact() -> None:
+    returned = 0
+    lock = threading.Lock()
+
+    def handler(e: Event) -> None:
+        nonlocal returned
+        if e.id == "100":
+            raise SystemExit(3)
+        with lock:
+            returned += 1
+
+    consumer = Consumer(BatchSource([evs(0, 1000)]), handler, workers=4)
+    with anyio.fail_after(TIMEOUT), pytest.raises(SystemExit) as info:
+        await consumer.run()
+    assert info.value.code == 3
+    assert consumer.stats.failed == 1
+    assert consumer.stats.handled == returned  # every call that returned, and only those
+    assert consumer.stats.received == 1000
+    assert consumer.stats.cancelled == 1000 - 1 - returned
+    assert_settled(consumer.stats)
+
+
+async def test_base_exception_from_the_stream_propagates_itself() -> None:
+    async def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    gate = Gate()
+    gate.release.set()
+    source = BatchSource([evs(0, 5), interrupt])
+    consumer = Consumer(source, gate, workers=1)
+    with anyio.fail_after(TIMEOUT), pytest.raises(KeyboardInterrupt):
+        await consumer.run()
+    assert consumer.stats.received == 5
     assert_settled(consumer.stats)
 
 
@@ -615,29 +719,7 @@ async def test_stop_before_run_reads_nothing() -> None:
     consumer.stop()  # after the run: a no-op
 
 
-# -- arguments --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"workers": 0}, "workers must be an int >= 1"),
-        ({"workers": 2.5}, "workers must be an int >= 1"),
-        ({"queue_size": 0}, "queue_size must be an int >= 1"),
-        ({"queue_size": True}, "queue_size must be an int >= 1"),
-        ({"overflow": "drop"}, "overflow must be one of 'block', 'drop_oldest'"),
-    ],
-)
-def test_invalid_arguments_are_refused(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        Consumer(EventSource([]), lambda e: None, **options)
-
-
-def test_handler_and_stream_must_fit() -> None:
-    with pytest.raises(TypeError, match="handler must be callable"):
-        Consumer(EventSource([]), "print")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="async iterable of events"):
-        Consumer([ev(1)], lambda e: None)  # type: ignore[arg-type]
+# -- running once (bad arguments: tests/test_validation.py) ---------------------------------
 
 
 async def test_a_consumer_runs_once() -> None:
@@ -787,16 +869,3 @@ async def test_block_stops_reading_the_socket() -> None:
     stats = consumer.stats
     assert stats.received == stream.stats.events == stats.handled
     assert_settled(stats)
-
-
-def test_a_sync_stream_or_an_async_on_error_is_refused_at_once() -> None:
-    async def handle(event: Event) -> None:
-        pass
-
-    async def on_error(event: Event, error: Exception) -> None:
-        pass
-
-    with pytest.raises(TypeError, match="an AsyncEventStream, not an EventStream"):
-        Consumer(EventStream("http://127.0.0.1:9/"), handle)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="on_error must be a plain function"):
-        Consumer(EventSource([evs(0, 1)]), handle, on_error=on_error)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ import math
 import pickle
 import random
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -355,6 +356,20 @@ def test_parse_retry_after_http_date_in_the_past_is_zero() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=DATE_TS) == 0.0
 
 
+@pytest.mark.parametrize("zone", ["JST-9", "EST+5"])  # POSIX zones: no tz database needed
+def test_parse_retry_after_asctime_is_utc_in_any_local_zone(
+    monkeypatch: pytest.MonkeyPatch, zone: str
+) -> None:
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        assert time.localtime(DATE_TS).tm_hour != 7  # the zone is in effect
+        assert parse_retry_after("Wed Oct 21 07:28:00 2015", now=DATE_TS - 90.0) == 90.0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_parse_retry_after_defaults_to_wall_clock() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     future = parse_retry_after("Fri, 01 Jan 9999 00:00:00 GMT")
@@ -538,3 +553,10 @@ def test_edge_configurations_are_accepted(kwargs: dict[str, Any]) -> None:
     policy = Retry(**kwargs)
     for key, value in kwargs.items():
         assert getattr(policy, key) == value
+
+
+def test_server_retry_is_capped_exactly_when_the_cap_is_not_whole_milliseconds() -> None:
+    # The clamp in whole milliseconds rounds 1000.5 ms up; the cap itself must still hold.
+    backoff = Retry(min_server_retry=0.5, max_server_retry=1.0005, jitter=False).start()
+    backoff.server_retry(10**30)
+    assert backoff.next_delay() == 1.0005

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from fastsse._corpus import DESCRIPTIONS, GENERATORS
 from fastsse.testing import Response, SSEServer, event
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -86,3 +87,11 @@ def test_anthropic_example_streams_the_answer(monkeypatch: pytest.MonkeyPatch) -
     assert out == "Hello! I'm Claude. How can I help?"
     assert request.header("x-api-key") == "sk-ant-readme"
     assert request.header("anthropic-version") == "2023-06-01"
+
+
+def test_benchmark_table_describes_each_corpus_as_fastsse_bench_does() -> None:
+    text = README.read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| parse")}
+    assert set(DESCRIPTIONS) == set(GENERATORS)
+    for name, description in DESCRIPTIONS.items():
+        assert f"parse {description}" in rows, name

@@ -268,6 +268,9 @@ def test_wait_for_requests_is_bounded(server: SSEServer) -> None:
         (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
         (b"GET / HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 requires Host
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999\r\n\r\n", 413),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
     ],
 )
 def test_malformed_request_gets_an_error_status(
@@ -282,6 +285,35 @@ def test_malformed_request_gets_an_error_status(
     assert server.requests == []
     server.respond(Response(body=[event("still alive")]))
     assert client.get(server.url).content == event("still alive")
+
+
+def test_expect_100_continue_is_answered(server: SSEServer) -> None:
+    server.respond(Response(body=[event("ok")]))
+    head = b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(head)
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):  # bounded by the socket's timeout
+            chunk = sock.recv(1)
+            assert chunk, "closed before answering 100 Continue"
+            interim += chunk
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    (request,) = server.wait_for_requests(1)
+    assert (request.path, request.body) == ("/up", b"hello")
+
+
+def test_a_request_cut_off_midway_is_not_recorded_nor_answered(server: SSEServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(4096) == b""  # no answer: the server closed its side
+    server.wait_for_idle()
+    assert server.requests == []
 
 
 # -- failures -------------------------------------------------------------------------------------

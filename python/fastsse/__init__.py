@@ -1,7 +1,14 @@
 """fastsse: the fast, spec-exact Server-Sent Events client for Python, with a Rust parser."""
 
 from fastsse._compat import EventSource, aconnect_sse, connect_sse
-from fastsse._consumer import Consumer, ConsumerStats, QueueOverflowError
+from fastsse._consumer import (
+    Consumer,
+    ConsumerStats,
+    ErrorHandler,
+    Handler,
+    Overflow,
+    QueueOverflowError,
+)
 from fastsse._errors import (
     ContentTypeError,
     EventTooLargeError,
@@ -41,6 +48,7 @@ __all__ = [
     "Consumer",
     "ConsumerStats",
     "ContentTypeError",
+    "ErrorHandler",
     "Event",
     "EventSource",
     "EventStream",
@@ -48,8 +56,10 @@ __all__ = [
     "FastSSEError",
     "Fault",
     "FaultKind",
+    "Handler",
     "InvalidRequestError",
     "LLMError",
+    "Overflow",
     "Parser",
     "QueueOverflowError",
     "RetriesExhausted",

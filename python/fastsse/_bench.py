@@ -248,59 +248,17 @@ def format_table(results: Sequence[Result]) -> str:
     return "\n".join(out)
 
 
-@dataclass(frozen=True)
-class Target:
-    """A speed fastsse must reach on one corpus."""
-
-    corpus: str
-    #: fastsse's speed over httpx-sse's.
-    min_ratio: float
-    min_mb_per_s: float = 0.0
-
-    def describe(self) -> str:
-        goal = f">= {self.min_ratio:g}x httpx-sse"
-        if self.min_mb_per_s:
-            goal += f" and >= {self.min_mb_per_s:,.0f} MB/s"
-        return goal
-
-
-TARGETS = (
-    Target("small", 10),
-    Target("llm", 10),
-    Target("64k", 1, 1500),
-    # End to end over loopback HTTP (benches/test_bench_e2e.py).
-    Target("e2e llm, 16 KiB chunks", 3),
-    Target("e2e llm, chunk per event", 1.3),
-    Target("llm + JSON", 3),
-)
-
 #: How the contenders of one corpus are listed in tables.
 PARSER_ORDER = ["fastsse", "fastsse batches", "httpx-sse", "pure", "httpx bytes, no parsing"]
 
 
-def check_targets(results: Sequence[Result]) -> list[str]:
-    """One line per target whose corpus was measured with both fastsse and httpx-sse."""
-    found = {(result.corpus, result.parser): result for result in results}
-    lines = []
-    for target in TARGETS:
-        fast = found.get((target.corpus, "fastsse"))
-        base = found.get((target.corpus, "httpx-sse"))
-        if fast is None or base is None:
-            continue
-        ratio = base.seconds / fast.seconds
-        met = ratio >= target.min_ratio and fast.mb_per_s >= target.min_mb_per_s
-        lines.append(
-            f"  {'met   ' if met else 'MISSED'}  {target.corpus:<10} {ratio:5.1f}x httpx-sse, "
-            f"{fast.mb_per_s:,.0f} MB/s  (target {target.describe()})"
-        )
-    return lines
-
-
-def describe(corpora: Iterable[Corpus], chunk_size: int) -> str:
-    """One line per corpus: what it is and how big."""
+def describe(corpora: Iterable[Corpus]) -> str:
+    """One line per corpus: its name, what it is (as the README says) and how big."""
+    corpora = list(corpora)
+    width = max((len(c.description) for c in corpora), default=0)
     return "\n".join(
-        f"  {c.name:<10} {c.description:<30} {len(c.data) / 1e6:5.1f} MB  {c.events:>9,} events"
-        f"  in {chunk_size // 1024} KiB chunks"
+        f"  {c.name:<10} {c.description:<{width}}  {len(c.data) / 1e6:5.1f} MB"
+        f"  {c.events:>9,} events"
         for c in corpora
     )
 
@@ -318,14 +276,10 @@ def run_bench(
     write: Callable[[str], Any] = print if out is None else lambda text: print(text, file=out)
     corpora = [build(name, scale) for name in names]
     write(f"Parsing in {chunk_size:,}-byte chunks, best of {repeat} (MB = 10^6 bytes):")
-    write(describe(corpora, chunk_size))
+    write(describe(corpora))
     if parse_httpx_sse is None:
         write(HTTPX_SSE_MISSING)
     write("")
     results = run(corpora, chunk_size=chunk_size, repeat=repeat, min_time=min_time)
     write(format_table(results))
-    targets = check_targets(results)
-    if targets:
-        write("\nTargets:")
-        write("\n".join(targets))
     return results

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, get_args
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, cast, get_args
 
 import anyio
 import anyio.lowlevel
@@ -36,10 +36,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Consumer", "ConsumerStats", "ErrorHandler", "Handler", "Overflow", "QueueOverflowError"]
 
-#: An async handler (awaited in a worker task) or a sync one (run in a worker thread).
-Handler = Callable[[Event], Optional[Awaitable[object]]]
-#: Called in the event loop with the event and the exception its handler raised.
-ErrorHandler = Callable[[Event, Exception], None]
+#: A Consumer's handler: an ``async def`` function (awaited in a worker task) or a plain one
+#: (run in a worker thread; an awaitable it returns is awaited). Any other result is ignored.
+Handler = Callable[[Event], object]
+#: A Consumer's ``on_error``: a plain function called in the event loop with the event and the
+#: exception its handler raised. Its result is ignored.
+ErrorHandler = Callable[[Event, Exception], object]
+#: What a Consumer does when its queue is full (see :class:`Consumer`).
 Overflow = Literal["block", "drop_oldest", "drop_newest", "error"]
 
 _POLICIES: tuple[str, ...] = get_args(Overflow)
@@ -53,7 +56,11 @@ _INITIAL_THREAD_BATCH = 16
 
 logger = logging.getLogger("fastsse")
 
-_Outcome = tuple[int, list[tuple[Event, Exception]], Optional[Awaitable[object]]]
+#: What a trip to a worker thread did: handler calls made, the exceptions they raised, the
+#: awaitable a "sync" handler returned (if one did), the BaseException that ended the trip.
+_Outcome = tuple[
+    int, list[tuple[Event, Exception]], Optional[Awaitable[object]], Optional[BaseException]
+]
 
 
 class QueueOverflowError(FastSSEError):
@@ -78,7 +85,8 @@ class ConsumerStats:
     received: int = 0
     #: Handler calls that returned.
     handled: int = 0
-    #: Handler calls that raised (each passed to ``on_error``).
+    #: Handler calls that raised: an ``Exception`` is passed to ``on_error``; any other
+    #: ``BaseException`` (``SystemExit``, ``KeyboardInterrupt``...) ends the run, which raises it.
     failed: int = 0
     #: Events discarded by the overflow policy (``drop_oldest``, ``drop_newest``, and with
     #: ``error`` the events that did not fit).
@@ -97,30 +105,35 @@ class ConsumerStats:
 class Consumer:
     """Handle the events of ``stream`` with ``workers`` concurrent calls of ``handler``.
 
-    ``stream`` is an :class:`~fastsse.AsyncEventStream` (read a chunk at a time through its
-    ``batches()``; any object with a ``batches()`` method returning an async iterator of event
-    lists is read the same way) or any async iterable of events.
+    Args:
+        stream: an :class:`~fastsse.AsyncEventStream`, read a chunk at a time through its
+            ``batches()`` (any object with a ``batches()`` method returning an async iterator
+            of event lists is read the same way), or any async iterable of events.
+        handler: an ``async def`` function, awaited in one of ``workers`` worker tasks, or a
+            plain function, run in threads (at most ``workers`` at a time; a fast handler is
+            given several queued events per trip to its thread, a slow one a single event). A
+            plain function that returns an awaitable is recognised at its first call: the
+            awaitable is awaited and the handler is called in the event loop from then on.
+        workers: how many events are handled at once (an int >= 1, default 4). With 1, events
+            are handled one at a time in stream order; with more, they may finish in any order.
+        queue_size: how many events may wait between the stream and the workers (an int >= 1,
+            default 1024).
+        overflow: what happens when the queue is full (see :data:`~fastsse.Overflow`):
+            ``"block"`` (default) waits for room, so the socket is not read and memory stays
+            flat; ``"drop_oldest"`` discards the oldest waiting event, ``"drop_newest"`` the
+            arriving one, each counted in ``stats.dropped``; ``"error"`` stops reading and makes
+            :meth:`run` raise :class:`QueueOverflowError` once the queued events are handled.
+        on_error: a plain function called in the event loop as ``on_error(event, exception)``
+            for each handler call that raised an ``Exception`` (counted in ``stats.failed``);
+            the run goes on. Default: the failure is logged to the ``fastsse`` logger.
 
-    ``handler`` is an ``async def`` function, awaited in one of ``workers`` worker tasks, or a
-    plain function, run in threads (at most ``workers`` at a time; a fast handler is given
-    several queued events per trip to its thread, a slow one a single event). A plain function
-    that returns an awaitable is recognised at its first call: the awaitable is awaited and the
-    handler is called in the event loop from then on. With ``workers=1`` events are handled one
-    at a time in stream order; with more, up to ``workers`` run concurrently and may finish in
-    any order.
-
-    ``queue_size`` bounds the events waiting between the stream and the workers. When it is
-    full, ``overflow`` decides: ``"block"`` waits for room, so the socket is not read and memory
-    stays flat; ``"drop_oldest"`` discards the oldest waiting event, ``"drop_newest"`` the
-    arriving one, each counted in ``stats.dropped``; ``"error"`` stops reading and makes
-    :meth:`run` raise :class:`QueueOverflowError` once the queued events are handled.
-
-    A handler that raises is counted in ``stats.failed`` and passed to ``on_error(event, exc)``
-    (called in the event loop; default: logged to the ``fastsse`` logger), and the run goes on.
+    A handler raising a ``BaseException`` that is not an ``Exception`` (``SystemExit``,
+    ``KeyboardInterrupt``) ends the run as ``stop(drain=False)`` would, and :meth:`run` raises
+    that exception itself once every event is counted.
 
     ``await consumer.run()`` returns when the stream ends and every queued event is handled, or
     after :meth:`stop`. It raises what the stream raised (again after the queue is handled).
-    A consumer runs once.
+    A consumer runs once; :attr:`stats` shows where every event went.
     """
 
     def __init__(
@@ -145,6 +158,8 @@ class Consumer:
             )
         _check_count("workers", workers)
         _check_count("queue_size", queue_size)
+        if not isinstance(overflow, str):
+            raise TypeError(f"overflow must be a str, one of {', '.join(map(repr, _POLICIES))}")
         if overflow not in _POLICIES:
             raise ValueError(
                 f"overflow must be one of {', '.join(map(repr, _POLICIES))}, got {overflow!r}"
@@ -174,6 +189,7 @@ class Consumer:
         self._stopping = False  # stop(): read no more
         self._input_done = False  # the reader is finished: no event will be queued any more
         self._abort = False  # stop(drain=False) or cancellation: handle no more
+        self._fatal: BaseException | None = None  # a handler's SystemExit or the like
         self._items: anyio.Event | None = None  # what idle workers wait on
         self._room: anyio.Event | None = None  # what a blocked reader waits on
         self._read_scope: anyio.CancelScope | None = None
@@ -186,6 +202,7 @@ class Consumer:
 
     @property
     def stats(self) -> ConsumerStats:
+        """Where every event went: live counts, updated as the consumer runs."""
         return self._stats
 
     # -- control ------------------------------------------------------------------------------
@@ -225,6 +242,8 @@ class Consumer:
                 self._queue.clear()
                 self._stats.cancelled += leftover
                 self._stats.queued = 0
+        if self._fatal is not None:
+            raise self._fatal
         if error is not None:
             raise error
 
@@ -289,6 +308,12 @@ class Consumer:
         except Exception as error:
             # Not raised here: the workers still handle what was queued (see run()).
             return error
+        except anyio.get_cancelled_exc_class():
+            raise
+        except BaseException as fatal:
+            # Raised by run() itself, not wrapped in the task group's exception group.
+            self._end_with(fatal)
+            return None
         finally:
             self._input_done = True
             self._wake_workers()
@@ -415,16 +440,20 @@ class Consumer:
         """Call the handler in the loop (or finish its ``result``); count how it ended."""
         stats = self._stats
         try:
-            if result is None:
-                result = self._handler(event)
-            if result is not None and (self._handler_is_coro or inspect.isawaitable(result)):
-                await result
+            outcome = self._handler(event) if result is None else result
+            if self._handler_is_coro:
+                await cast("Awaitable[object]", outcome)
+            elif inspect.isawaitable(outcome):
+                await outcome
         except Exception as error:
             stats.failed += 1
             self._report(event, error)
-        except BaseException:
+        except anyio.get_cancelled_exc_class():
             stats.cancelled += 1
             raise
+        except BaseException as fatal:
+            stats.failed += 1
+            self._end_with(fatal)
         else:
             stats.handled += 1
         finally:
@@ -436,15 +465,19 @@ class Consumer:
         settled = 0
         try:
             # Not abandoned on cancellation: the thread's results are counted, never lost.
-            done, failures, pending = await anyio.to_thread.run_sync(
+            done, failures, pending, fatal = await anyio.to_thread.run_sync(
                 self._call_in_thread, events, limiter=limiter
             )
             settled = done - (pending is not None)
-            stats.failed += len(failures)
-            stats.handled += settled - len(failures)
+            failed = len(failures) + (fatal is not None)
+            stats.failed += failed
+            stats.handled += settled - failed
             stats.in_flight -= settled
             for event, error in failures:
                 self._report(event, error)
+            if fatal is not None:
+                self._end_with(fatal)
+                return
             if pending is not None:
                 # The "sync" handler returned an awaitable: it is async after all.
                 self._in_thread = False
@@ -466,6 +499,7 @@ class Consumer:
         started = time.perf_counter()
         done = 0
         pending: Awaitable[object] | None = None
+        fatal: BaseException | None = None
         for event in events:
             if self._abort:
                 break
@@ -475,6 +509,11 @@ class Consumer:
             except Exception as error:
                 failures.append((event, error))
                 continue
+            except BaseException as error:
+                # Carried back to the event loop: raised in this thread, it would lose the
+                # counts of the calls before it.
+                fatal = error
+                break
             if result is not None and inspect.isawaitable(result):
                 pending = result
                 break
@@ -482,7 +521,15 @@ class Consumer:
             # Unsynchronised between threads on purpose: it is only an estimate.
             cost = (time.perf_counter() - started) / done
             self._thread_cost = max(1e-9, 0.5 * self._thread_cost + 0.5 * cost)
-        return done, failures, pending
+        return done, failures, pending, fatal
+
+    def _end_with(self, fatal: BaseException) -> None:
+        """A handler or the stream raised ``fatal`` (SystemExit or the like): end the run as
+        ``stop(drain=False)`` does, and have :meth:`run` raise it itself (not wrapped in the
+        task group's exception group) once every event is counted."""
+        if self._fatal is None:
+            self._fatal = fatal
+        self._stop(drain=False)
 
     def _report(self, event: Event, error: Exception) -> None:
         try:
@@ -501,7 +548,9 @@ class Consumer:
 
 
 def _check_count(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__} {value!r}")
+    if value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 

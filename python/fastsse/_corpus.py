@@ -24,12 +24,22 @@ _WORD_LIST = (
 )
 _WORDS = tuple(_WORD_LIST.split())
 
+#: What each corpus holds, in a few words: printed by ``fastsse bench`` and quoted verbatim in
+#: the README's benchmark table as "parse <description>" (tests/test_readme.py checks it).
+DESCRIPTIONS = {
+    "small": "one-line events, data: x",
+    "llm": "LLM token events, ~150 B JSON + id",
+    "64k": "64 KiB base64 payloads",
+    "multiline": "typed events, 2-20 data lines",
+}
+
 
 @dataclass(frozen=True)
 class Corpus:
     """An event stream to parse, and how many events it holds."""
 
     name: str
+    #: One of DESCRIPTIONS.
     description: str
     data: bytes
     events: int
@@ -51,7 +61,7 @@ def small_events(size: int = 2_000_000) -> Corpus:
     """``data: x`` events: the per-event overhead, with nothing else to do."""
     event = b"data: x\n\n"
     count = max(1, size // len(event))
-    return Corpus("small", "data: x", event * count, count)
+    return Corpus("small", DESCRIPTIONS["small"], event * count, count)
 
 
 def llm_tokens(size: int = 4_000_000, *, seed: int = 1) -> Corpus:
@@ -76,7 +86,7 @@ def llm_tokens(size: int = 4_000_000, *, seed: int = 1) -> Corpus:
         total += len(event)
         count += 1
     parts.append(b"data: [DONE]\n\n")
-    return Corpus("llm", "LLM tokens, ~150 B JSON + id", b"".join(parts), count + 1)
+    return Corpus("llm", DESCRIPTIONS["llm"], b"".join(parts), count + 1)
 
 
 def large_payloads(size: int = 8_000_000, *, payload: int = 64 * 1024, seed: int = 2) -> Corpus:
@@ -88,7 +98,7 @@ def large_payloads(size: int = 8_000_000, *, payload: int = 64 * 1024, seed: int
     events = [
         b"data: " + base64.b64encode(rng.randbytes(raw))[:payload] + b"\n\n" for _ in range(count)
     ]
-    return Corpus("64k", "64 KiB payloads", b"".join(events), count)
+    return Corpus("64k", DESCRIPTIONS["64k"], b"".join(events), count)
 
 
 def multiline_events(size: int = 4_000_000, *, seed: int = 3) -> Corpus:
@@ -109,7 +119,7 @@ def multiline_events(size: int = 4_000_000, *, seed: int = 3) -> Corpus:
         parts.append(encoded)
         total += len(encoded)
         count += 1
-    return Corpus("multiline", "multi-line data, typed", b"".join(parts), count)
+    return Corpus("multiline", DESCRIPTIONS["multiline"], b"".join(parts), count)
 
 
 #: The benchmark corpora by name, each built at ``scale`` times its default size.

@@ -40,6 +40,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+import h11
+
 __all__ = [
     "Abort",
     "Action",
@@ -62,9 +64,43 @@ __all__ = [
 _log = logging.getLogger(__name__)
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 16 * 1024 * 1024
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_HEX = re.compile(rb"[0-9A-Fa-f]+")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+# -- argument checks --------------------------------------------------------------------------
+
+
+def _check_number(name: str, value: float, *, minimum: float = 0.0) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not value >= minimum:  # also refuses NaN
+        raise ValueError(f"{name} must be >= {minimum:g}, got {value!r}")
+
+
+def _check_int(name: str, value: int, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{name} must be {bounds}, got {value!r}")
+
+
+def _check_line(name: str, value: str | None) -> None:
+    """A value written on one line of the stream or the head: a line break would end it."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {value!r}")
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"{name} must be one line, got {value!r}")
+
+
+def _check_handler(name: str, value: object) -> None:
+    if not isinstance(value, Response) and not callable(value):
+        raise TypeError(
+            f"{name} must be a Response or a function of the RecordedRequest returning one, "
+            f"got {value!r}"
+        )
 
 
 # -- actions ----------------------------------------------------------------------------------
@@ -75,6 +111,9 @@ class Delay:
     """Send nothing for ``seconds`` (cut short if the client disconnects)."""
 
     seconds: float
+
+    def __post_init__(self) -> None:
+        _check_number("seconds", self.seconds)
 
 
 @dataclass(frozen=True)
@@ -102,7 +141,17 @@ def event(
     id: str | None = None,
     retry: int | None = None,
 ) -> bytes:
-    """Serialise one event; every line of ``data`` (CR, LF or CRLF ends) gets its own ``data:``."""
+    """Serialise one event; every line of ``data`` (CR, LF or CRLF ends) gets its own ``data:``.
+
+    ``event`` and ``id`` must be one line each and ``retry`` an int >= 0; write the bytes
+    yourself to send a malformed event.
+    """
+    if not isinstance(data, str):
+        raise TypeError(f"data must be a str, got {data!r}")
+    _check_line("event", event)
+    _check_line("id", id)
+    if retry is not None:
+        _check_int("retry", retry, 0)
     lines = [] if event is None else [f"event: {event}"]
     if id is not None:
         lines.append(f"id: {id}")
@@ -113,16 +162,25 @@ def event(
 
 
 def comment(text: str = "ping") -> bytes:
-    """A comment line, the usual heartbeat: ``: ping``."""
+    """A comment line, the usual heartbeat: ``: ping`` (one per line of ``text``)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {text!r}")
     return "".join(f": {line}\n" for line in _NEWLINE.split(text)).encode()
 
 
 def split(data: bytes, at: Iterable[int], *, pause: float = 0.0) -> list[Action]:
-    """``data`` cut at the given offsets into separate writes, with ``pause`` seconds between.
+    """``data`` cut at the offsets ``at`` into separate writes, ``pause`` seconds apart.
 
     Splice it into a body with ``*``: ``body=[*split(event("é"), at=[7])]`` splits inside the é.
+    Each offset is an int from 0 to ``len(data)``.
     """
-    cuts = [0, *sorted(set(at)), len(data)]
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {data!r}")
+    offsets = list(at)
+    for offset in offsets:
+        _check_int("each offset in at", offset, 0, len(data))
+    _check_number("pause", pause)
+    cuts = [0, *sorted(set(offsets)), len(data)]
     parts: list[Action] = []
     for start, end in zip(cuts, cuts[1:]):
         if parts and pause:
@@ -132,18 +190,22 @@ def split(data: bytes, at: Iterable[int], *, pause: float = 0.0) -> list[Action]
 
 
 def delay(seconds: float) -> Delay:
+    """Send nothing for ``seconds`` (>= 0), or until the client disconnects."""
     return Delay(seconds)
 
 
 def stall() -> Stall:
+    """Keep the connection open and silent until the client leaves or the server stops."""
     return Stall()
 
 
 def close() -> Close:
+    """End the response cleanly here; the actions after it are not played."""
     return Close()
 
 
 def abort() -> Abort:
+    """Reset the connection (TCP RST) here, even in the middle of an event."""
     return Abort()
 
 
@@ -154,11 +216,20 @@ def abort() -> Abort:
 class Response:
     """One scripted response.
 
-    A ``bytes`` body is sent with ``Content-Length``. Any other iterable is streamed lazily as
-    actions, with ``Transfer-Encoding: chunked`` (each write is one chunk) or, when ``chunked``
-    is false, with no framing and the end marked by closing the connection. If ``headers`` set
-    ``Content-Length`` or ``Transfer-Encoding`` themselves, the body is written verbatim.
-    Generators can only be played once: wrap them in a handler, ``lambda req: Response(...)``.
+    Args:
+        status: the HTTP status, a three-digit int (default 200).
+        body: ``bytes``, sent with ``Content-Length``, or an iterable of actions (``bytes``,
+            :func:`event`, :func:`delay`, :func:`abort`...), played lazily: with
+            ``Transfer-Encoding: chunked`` (each write is one chunk) or, when ``chunked`` is
+            false, with no framing and the end marked by closing the connection. If ``headers``
+            set ``Content-Length`` or ``Transfer-Encoding`` themselves, the body is written
+            verbatim. Generators can only be played once: wrap them in a handler,
+            ``lambda req: Response(...)``.
+        headers: more response headers, names and values as ``str`` (one line each).
+        content_type: the ``Content-Type`` header, or None for none (default
+            ``text/event-stream``); a ``Content-Type`` in ``headers`` wins.
+        chunked: frame an iterable body with chunked transfer coding (default True).
+
     Each write costs a system call; to stream fast, write larger bytes or use stream_bytes.
     """
 
@@ -167,6 +238,23 @@ class Response:
     headers: Mapping[str, str] = field(default_factory=dict)
     content_type: str | None = "text/event-stream"
     chunked: bool = True
+
+    def __post_init__(self) -> None:
+        _check_int("status", self.status, 100, 999)
+        if isinstance(self.body, str):
+            raise TypeError("body must be bytes or an iterable of actions, not str: encode it")
+        if not isinstance(self.body, (bytes, bytearray, memoryview, Iterable)):
+            raise TypeError(f"body must be bytes or an iterable of actions, got {self.body!r}")
+        if not isinstance(self.headers, Mapping):
+            raise TypeError(f"headers must be a mapping of str to str, got {self.headers!r}")
+        for name, value in self.headers.items():
+            _check_line("a header name", name)
+            _check_line(f"header {name}", value)
+            if value is None:
+                raise TypeError(f"header {name} must be a str, got None")
+        _check_line("content_type", self.content_type)
+        if not isinstance(self.chunked, bool):
+            raise TypeError(f"chunked must be a bool, got {self.chunked!r}")
 
     @classmethod
     def json(
@@ -184,6 +272,7 @@ class Response:
         cls, corpus: bytes, chunk_size: int = 16384, headers: Mapping[str, str] | None = None
     ) -> Response:
         """Stream a pre-built corpus in HTTP chunks of ``chunk_size`` bytes, at full speed."""
+        _check_int("chunk_size", chunk_size, 1)
         view = memoryview(corpus)
         return cls.stream_chunks(
             (view[i : i + chunk_size] for i in range(0, len(view), chunk_size)), headers
@@ -202,6 +291,7 @@ class Response:
         The chunk framing is done up front and sent ``write_size`` bytes per system call, so
         the server costs next to nothing and a benchmark measures the client, not the server.
         """
+        _check_int("write_size", write_size, 1)
         framed = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in chunks if chunk)
         view = memoryview(framed + b"0\r\n\r\n")
         writes = [view[i : i + write_size] for i in range(0, len(view), write_size)]
@@ -272,8 +362,16 @@ class _Script:
 class SSEServer:
     """A scriptable HTTP/1.1 server on loopback; see the module docstring.
 
-    ``responses`` are queued for every path (like :meth:`respond`). A request for a path with
-    nothing scripted gets ``fallback``, a 404 unless told otherwise.
+    Args:
+        *responses: each a :class:`Response` or a handler (a function of the
+            :class:`RecordedRequest` returning one), queued for any path without a route of
+            its own, as :meth:`respond` queues them.
+        host: the address to listen on (default ``127.0.0.1``).
+        port: the port to listen on; 0 (default) picks a free one, read back from :attr:`port`.
+        fallback: the answer to a request for which nothing is scripted (default: a 404).
+
+    Run it with ``with SSEServer() as server:``, ``async with``, or :meth:`start` and
+    :meth:`stop`.
     """
 
     def __init__(
@@ -283,6 +381,12 @@ class SSEServer:
         port: int = 0,
         fallback: Handler = _NOT_FOUND,
     ) -> None:
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a str, got {host!r}")
+        if not host:
+            raise ValueError("host must not be empty")
+        _check_int("port", port, 0, 65535)
+        _check_handler("fallback", fallback)
         self.host = host
         self._requested_port = port
         self._fallback = fallback
@@ -302,11 +406,20 @@ class SSEServer:
 
     def respond(self, *responses: Handler) -> None:
         """Queue responses for any path that has no route of its own."""
+        for response in responses:
+            _check_handler("each response", response)
         with self._cond:
             self._default.pending.extend(responses)
 
     def route(self, path: str, *responses: Handler) -> None:
-        """Queue responses for requests to ``path`` (the query string is ignored)."""
+        """Queue responses for requests to ``path``, such as ``"/feed"`` (the query string of a
+        request is ignored)."""
+        if not isinstance(path, str):
+            raise TypeError(f"path must be a str, got {path!r}")
+        if not path.startswith("/") or "?" in path:
+            raise ValueError(f"path must start with '/' and have no query string, got {path!r}")
+        for response in responses:
+            _check_handler("each response", response)
         with self._cond:
             self._routes.setdefault(path, _Script()).pending.extend(responses)
 
@@ -333,6 +446,9 @@ class SSEServer:
         return f"http://{self.host}:{self.port}/"
 
     def url_for(self, path: str) -> str:
+        """The URL of ``path`` on this server, such as ``server.url_for("/feed?since=3")``."""
+        if not isinstance(path, str):
+            raise TypeError(f"path must be a str, got {path!r}")
         return self.url + path.lstrip("/")
 
     @property
@@ -349,6 +465,8 @@ class SSEServer:
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> list[RecordedRequest]:
         """Block until ``n`` requests have arrived and return them, or raise TimeoutError."""
+        _check_int("n", n, 0)
+        _check_number("timeout", timeout)
         with self._cond:
             if not self._cond.wait_for(lambda: len(self._requests) >= n, timeout):
                 raise TimeoutError(f"{len(self._requests)} requests arrived, waited for {n}")
@@ -356,6 +474,7 @@ class SSEServer:
 
     def wait_for_idle(self, timeout: float = 5.0) -> None:
         """Block until no connection is open; TimeoutError after ``timeout``."""
+        _check_number("timeout", timeout)
         with self._cond:
             if not self._cond.wait_for(lambda: self._open == 0, timeout):
                 raise TimeoutError(f"{self._open} connections still open")
@@ -369,6 +488,8 @@ class SSEServer:
     # lifecycle
 
     def start(self, timeout: float = 5.0) -> SSEServer:
+        """Start listening (within ``timeout`` seconds) and serving in a background thread."""
+        _check_number("timeout", timeout)
         if self._thread is not None:
             raise RuntimeError("SSEServer already started")
         started: Future[int] = Future()
@@ -380,6 +501,7 @@ class SSEServer:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the listener and every open connection, then join the server thread."""
+        _check_number("timeout", timeout)
         thread, self._thread = self._thread, None
         if thread is None:
             return
@@ -459,12 +581,11 @@ class SSEServer:
     async def _exchange(self, conn: _Connection) -> bool:
         """Serve one request; True when the response ended cleanly."""
         try:
-            request = await _read_request(conn.reader)
-        except (_BadRequest, asyncio.LimitOverrunError) as exc:
-            status = exc.status if isinstance(exc, _BadRequest) else 431
+            request = await _read_request(conn.reader, conn.writer)
+        except _BadRequest as exc:
             conn.watch()
             return await conn.respond(
-                "GET", Response(status, str(exc).encode(), content_type="text/plain")
+                "GET", Response(exc.status, str(exc).encode(), content_type="text/plain")
             )
         if request is None:
             return False
@@ -583,58 +704,47 @@ class _Connection:
             self.writer.transport.abort()
 
 
-async def _read_request(reader: asyncio.StreamReader) -> RecordedRequest | None:
-    """Read one request, or None if the client closed first. Raises _BadRequest."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError:
-        return None
-    request_line, *header_lines = head[:-4].split(b"\r\n")
-    parts = request_line.split(b" ")
-    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[2].startswith(b"HTTP/1."):
-        raise _BadRequest(400, "malformed request line")
-    try:
-        target = parts[1].decode("ascii")
-    except UnicodeDecodeError:
-        raise _BadRequest(400, "non-ASCII request target") from None
-    headers = []
-    for line in header_lines:
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
-            raise _BadRequest(400, "malformed header line")
-        headers.append((name.decode("ascii").lower(), value.strip(b" \t")))
-    request = RecordedRequest(parts[0].decode("ascii"), target, tuple(headers))
-    encoding = request.header_bytes("transfer-encoding")
-    length = request.header_bytes("content-length")
-    if encoding is not None:
-        if encoding.lower() != b"chunked":
-            raise _BadRequest(501, "unsupported transfer-encoding")
-        body = await _read_chunked(reader)
-    elif length is not None:
-        if not length.isdigit():
-            raise _BadRequest(400, "malformed content-length")
-        if int(length) > _MAX_BODY:
-            raise _BadRequest(413, "request body too large")
-        body = await reader.readexactly(int(length))
-    else:
-        return request
-    return RecordedRequest(request.method, target, request.headers, body)
+async def _read_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> RecordedRequest | None:
+    """Read one request with h11, or None if the client left before sending a whole one.
 
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    Raises _BadRequest with the status to answer: 400 for a malformed request, 413 for a body
+    over _MAX_BODY, 431 for a head over _MAX_HEAD, 501 for a transfer-encoding h11 cannot read.
+    """
+    parser = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
+    request: RecordedRequest | None = None
     body = bytearray()
+    closed = False
     while True:
-        size_field = (await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip()
-        if not _HEX.fullmatch(size_field):
-            raise _BadRequest(400, "malformed chunk size")
-        size = int(size_field, 16)
-        if size == 0:
-            break
-        if len(body) + size > _MAX_BODY:
-            raise _BadRequest(413, "request body too large")
-        body += await reader.readexactly(size)
-        if await reader.readexactly(2) != b"\r\n":
-            raise _BadRequest(400, "malformed chunk")
-    while await reader.readuntil(b"\r\n") != b"\r\n":
-        pass  # trailers are not recorded
-    return bytes(body)
+        try:
+            event = parser.next_event()
+        except h11.RemoteProtocolError as error:
+            if closed:
+                return None  # cut off mid-request: nobody is left to answer
+            raise _BadRequest(error.error_status_hint, str(error)) from None
+        if event is h11.NEED_DATA:
+            # Small reads until the head is parsed, so h11 sees an oversized head while it is
+            # still incomplete, which is when it enforces max_incomplete_event_size.
+            data = await reader.read(4096 if request is None else 65536)
+            closed = not data
+            parser.receive_data(data)
+        elif isinstance(event, h11.Request):
+            request = RecordedRequest(
+                event.method.decode("ascii"),
+                event.target.decode("ascii"),  # h11 admits visible ASCII only
+                tuple((name.decode("ascii"), value) for name, value in event.headers),
+            )
+            length = request.header_bytes("content-length")
+            if length is not None and int(length) > _MAX_BODY:  # h11 checked it is digits
+                raise _BadRequest(413, "request body too large")
+            if parser.they_are_waiting_for_100_continue:
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        elif isinstance(event, h11.Data):
+            body += event.data
+            if len(body) > _MAX_BODY:
+                raise _BadRequest(413, "request body too large")
+        elif isinstance(event, h11.EndOfMessage) and request is not None:
+            return RecordedRequest(request.method, request.target, request.headers, bytes(body))
+        else:  # ConnectionClosed before a request began
+            return None
