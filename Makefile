@@ -17,7 +17,7 @@ venv: $(PY)
 
 demo: $(PY)
 	@echo "building fastsse (Rust, about a minute the first time)..."
-	$(PIP) install --progress-bar on .
+	$(PIP) install --progress-bar on '.[aiohttp]'
 	$(PY) -m fastsse demo
 
 dev: $(PY)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,14 @@ KINDS = ("sync", "async")
 TIMEOUT = 5.0
 
 T = TypeVar("T")
+
+
+def transport_error(name: str) -> tuple[type[Exception], ...]:
+    """The exception class ``name`` of httpx and of httpx2 (when loaded): a stream raises those
+    of its client's library."""
+    return tuple(
+        getattr(sys.modules[lib], name) for lib in ("httpx", "httpx2") if lib in sys.modules
+    )
 
 
 def fast_retry(**overrides: Any) -> Retry:

@@ -63,13 +63,18 @@ def run_in_pieces(kind: str, url: str, steps: Steps, **options: Any) -> list[lis
     return run_bounded(lambda: anyio.run(arun))
 
 
-def resuming(*events: bytes, first: list[Any]) -> Callable[[RecordedRequest], Response]:
-    """The first request gets ``first``; a resumed one, the events after its Last-Event-ID."""
+def resuming(
+    *events: bytes, first: list[Any], per_connection: int | None = None
+) -> Callable[[RecordedRequest], Response]:
+    """The first request gets ``first``; a resumed one, the events after its Last-Event-ID (at
+    most ``per_connection`` of them: a transport may read several writes at once)."""
 
     def respond(request: RecordedRequest) -> Response:
         if request.last_event_id is None:
             return Response(body=first)
-        return Response(body=[*events[int(request.last_event_id) :], stall()])
+        start = int(request.last_event_id)
+        end = None if per_connection is None else start + per_connection
+        return Response(body=[*events[start:end], stall()])
 
     return respond
 
@@ -89,7 +94,7 @@ def test_a_partial_event_of_a_closed_connection_is_not_joined_to_the_next(
 def test_a_break_mid_batch_keeps_the_rest_of_the_batch(server: SSEServer, kind: str) -> None:
     events = [event(name, id=str(i)) for i, name in enumerate("abcde", 1)]
     # a, b, c arrive in one chunk; the break after a leaves b and c to the next iteration.
-    server.respond(resuming(*events, first=[b"".join(events[:3]), events[3], stall()]))
+    server.respond(resuming(*events, first=[b"".join(events[:3]), stall()], per_connection=1))
     pieces = run_in_pieces(kind, server.url, [("events", 1), ("events", 3), ("events", 1)])
     assert pieces == [["a"], ["b", "c", "d"], ["e"]]
     # The break after a closed the connection: b and c came from the backlog, then d from a
@@ -126,9 +131,11 @@ def test_an_oversized_event_of_a_closed_connection_does_not_swallow_the_next(
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_post_stream_is_never_sent_twice(server: SSEServer, kind: str) -> None:
     server.respond(Response(body=[event("tok1", id="1"), event("tok2", id="2"), stall()]))
+    # The second iteration wants more than the first connection delivered (tok2 may have come
+    # in the read that brought tok1), so it must ask for the stream again, and may not.
     with pytest.raises(StreamInterruptedError, match="does not reconnect"):
         run_in_pieces(
-            kind, server.url, [("events", 1), ("events", 1)], method="POST", json={"q": "hi"}
+            kind, server.url, [("events", 1), ("events", 2)], method="POST", json={"q": "hi"}
         )
     assert [request.method for request in server.requests] == ["POST"]
 

@@ -7,22 +7,20 @@ reconnect. ``AsyncEventStream`` and ``EventStream`` only move bytes and wait.
 
 from __future__ import annotations
 
-import asyncio.trsock
 import contextlib
 import enum
 import logging
 import re
-import socket
 import threading
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Literal, Protocol, TypeVar, Union
+from typing import Any, Callable, Generic, Literal, TypeVar, Union
 
 import anyio
 import httpx
 
-from fastsse import _json
+from fastsse import _clients, _json, _transport
 from fastsse._errors import (
     ContentTypeError,
     EventTooLargeError,
@@ -121,7 +119,8 @@ class _Session:
         self.params = params
         self.json = json
         self.content = content
-        self.timeout = httpx.Timeout(connect_timeout, read=read_timeout)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
         # Re-sending a POST can repeat its side effects (an LLM call is billed again), so only
         # GET reconnects unless the caller asks.
         self.reconnect = self.method == "GET" if reconnect is None else reconnect
@@ -138,6 +137,7 @@ class _Session:
         self._deferred: EventTooLargeError | None = None
 
     def build_request(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        """The next request, built by ``client`` (of httpx or httpx2) with its own classes."""
         self.requests += 1
         headers = self.headers
         # Bytes, so that an id outside Latin-1 reaches the server as the UTF-8 it was. HTTP
@@ -156,11 +156,11 @@ class _Session:
         return client.build_request(
             self.method,
             self.url,
-            headers=headers,
+            headers=headers.raw,
             params=self.params,
             json=self.json,
             content=self.content,
-            timeout=self.timeout,
+            timeout=_clients.timeout(client, connect=self.connect_timeout, read=self.read_timeout),
         )
 
     def judge(self, response: httpx.Response) -> _Verdict:
@@ -253,7 +253,7 @@ class _Session:
         dropped_partial, self._cut_mid_event = self._cut_mid_event, False
         if cause is not None:
             self.stats.errors += 1
-        if isinstance(cause, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
+        if cause is not None and _clients.classify(cause) == "invalid_request":
             raise cause  # Our own request is at fault: asking again cannot help.
         if not self.reconnect:
             if cause is None and not dropped_partial:
@@ -299,36 +299,13 @@ def _media_type(response: httpx.Response) -> str:
     return content_type.partition(";")[0].strip().lower()
 
 
-class _Socket(Protocol):
-    """A socket.socket, or asyncio's TransportSocket view of one."""
-
-    def shutdown(self, how: int, /) -> None: ...
-
-
-def _socket_of(network_stream: Any) -> _Socket | None:
-    """The socket of an HTTP/1 connection (that of an HTTP/2 one is shared by other requests,
-    so it is never ours to shut down)."""
-    if network_stream is None:
-        return None
-    ssl_object = network_stream.get_extra_info("ssl_object")
-    if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
-        return None
-    sock = network_stream.get_extra_info("socket")
-    return sock if isinstance(sock, (socket.socket, asyncio.trsock.TransportSocket)) else None
-
-
-def _shutdown(sock: _Socket | None) -> None:
-    """Wakes a read blocked on ``sock`` in another thread (closing the fd would not)."""
-    if sock is not None:
-        with contextlib.suppress(OSError):  # Already closed: nothing to wake.
-            sock.shutdown(socket.SHUT_RDWR)
-
-
 class _StreamBase(Generic[_Client]):
     """Construction, state and properties shared by the sync and async streams."""
 
     #: The socket of the connection in use, shut down by close() to wake a blocked read.
-    _socket: _Socket | None = None
+    _socket: _clients.Socket | None = None
+    #: Whether the stream drives an AsyncClient (else a Client).
+    _asynchronous = False
     #: The connection loop (a generator): requests, responses, parsing, reconnects.
     _loop: Any = None
 
@@ -365,6 +342,8 @@ class _StreamBase(Generic[_Client]):
             on_oversize=on_oversize,
             reconnect=reconnect,
         )
+        if client is not None:
+            _clients.check_client(client, asynchronous=self._asynchronous)
         self._client: _Client | None = client
         self._owns_client = client is None
         self._closed = False
@@ -432,6 +411,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
 
     _scope: anyio.CancelScope | None = None
     _loop: AsyncGenerator[list[Event], None] | None = None
+    _asynchronous = True
 
     async def __aenter__(self) -> AsyncEventStream:
         return self
@@ -505,7 +485,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
         self._closed = True
         if self._scope is not None:
             self._scope.cancel()
-        _shutdown(self._socket)
+        _clients.shutdown(self._socket)
         loop = self._loop
         # A loop running in another task stops at the cancelled scope instead.
         if loop is not None and not getattr(loop, "ag_running", False):
@@ -535,7 +515,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
 
     async def _read(self, response: httpx.Response) -> AsyncIterator[bytes]:
         """The body's chunks, each read interruptible by ``aclose()`` from another task."""
-        self._socket = _socket_of(response.extensions.get("network_stream"))
+        self._socket = _clients.socket_of(response)
         if self._socket is not None:
             # aclose() shuts the socket down, which ends a blocked read: a cancel scope per
             # read would cost more than parsing the chunk.
@@ -552,7 +532,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     async def _connection_loop(self) -> AsyncGenerator[list[Event], None]:
         session = self._session
         if self._client is None:
-            self._client = httpx.AsyncClient()
+            self._client = _transport.async_client()
         client = self._client
         try:
             while True:
@@ -583,7 +563,9 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                             await response.aclose()
                 except FastSSEError:
                     raise
-                except httpx.TransportError as error:
+                except Exception as error:
+                    if _clients.classify(error) is None:
+                        raise
                     cause = error
                 if self._closed:
                     return
@@ -674,7 +656,7 @@ class EventStream(_StreamBase[httpx.Client]):
         self._closed = True
         if self._wake is not None:
             self._wake.set()
-        _shutdown(self._socket)
+        _clients.shutdown(self._socket)
         loop = self._loop
         running = getattr(loop, "gi_running", False)
         # A loop that another thread runs, or holds suspended, is closed by that thread: its
@@ -693,16 +675,16 @@ class EventStream(_StreamBase[httpx.Client]):
         """httpcore's trace hook: keeps a new connection's socket as soon as it exists, so that
         ``close()`` from another thread can also wake a wait for the response headers."""
         if name in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
-            self._socket = _socket_of(info.get("return_value"))
+            self._socket = _clients.network_socket(info.get("return_value"))
             if self._closed:
-                _shutdown(self._socket)
+                _clients.shutdown(self._socket)
 
     def _connection_loop(self) -> Generator[list[Event], None, None]:
         session = self._session
         self._reader = threading.get_ident()
         self._wake = threading.Event()
         if self._client is None:
-            self._client = httpx.Client()
+            self._client = _transport.sync_client()
         client = self._client
         try:
             while not self._closed:
@@ -712,7 +694,7 @@ class EventStream(_StreamBase[httpx.Client]):
                     request.extensions["trace"] = self._trace
                     response = client.send(request, stream=True, follow_redirects=True)
                     # A reused keep-alive connection made no connect event.
-                    self._socket = _socket_of(response.extensions.get("network_stream"))
+                    self._socket = _clients.socket_of(response)
                     try:
                         if self._closed:  # close() came while connecting.
                             return
@@ -734,7 +716,9 @@ class EventStream(_StreamBase[httpx.Client]):
                         response.close()
                 except FastSSEError:
                     raise
-                except httpx.TransportError as error:
+                except Exception as error:
+                    if _clients.classify(error) is None:
+                        raise
                     cause = error
                 if self._closed:
                     return
@@ -768,15 +752,23 @@ def _preview_timeout(response: httpx.Response) -> None:
 
 async def _aread_preview(response: httpx.Response) -> bytes:
     _preview_timeout(response)
-    with contextlib.suppress(httpx.TransportError):
-        async for chunk in response.aiter_bytes():
-            return chunk[:_BODY_PREVIEW]
+    # A transport that took its timeouts once, at the request (httpx-aiohttp's), is bounded here.
+    with anyio.move_on_after(_BODY_PREVIEW_TIMEOUT):
+        try:
+            async for chunk in response.aiter_bytes():
+                return chunk[:_BODY_PREVIEW]
+        except Exception as error:
+            if _clients.classify(error) is None:
+                raise
     return b""
 
 
 def _read_preview(response: httpx.Response) -> bytes:
     _preview_timeout(response)
-    with contextlib.suppress(httpx.TransportError):
+    try:
         for chunk in response.iter_bytes():
             return chunk[:_BODY_PREVIEW]
+    except Exception as error:
+        if _clients.classify(error) is None:
+            raise
     return b""

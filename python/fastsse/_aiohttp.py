@@ -1,0 +1,67 @@
+"""httpx-aiohttp's client, made to send each request once and to name its failures as httpx
+does. Imported only when httpx-aiohttp is installed.
+
+aiohttp re-sends an idempotent request (a GET) once when the connection fails before the
+response starts (``ServerDisconnectedError``, ``ClientOSError``): RFC 9112 allows it for a
+reused keep-alive connection, and aiohttp does it for any. Under a stream that reconnects on its
+own, every failed attempt would hit the server twice with no delay between the two, and the
+stream's backoff would never see the first failure. And httpx-aiohttp maps every connection
+error, a refused connection included, to ``httpx.ConnectTimeout``. A middleware on our aiohttp
+session does both jobs: it raises the exception httpx's own transport raises for the same
+failure, which aiohttp neither retries nor remaps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport, HttpxAiohttpClient
+
+__all__ = ["AiohttpClient"]
+
+
+class AiohttpClient(HttpxAiohttpClient):
+    """An ``httpx.AsyncClient`` on httpx-aiohttp's transport that sends each request once."""
+
+    def _init_transport(self, *args: Any, **kwargs: Any) -> httpx.AsyncBaseTransport:
+        return _send_once(super()._init_transport(*args, **kwargs))
+
+    def _init_proxy_transport(self, *args: Any, **kwargs: Any) -> httpx.AsyncBaseTransport:
+        return _send_once(super()._init_proxy_transport(*args, **kwargs))
+
+
+def _send_once(transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+    # The transport makes its aiohttp session at its first request (in the event loop, as
+    # aiohttp wants): give it ours, the same as its own plus the middleware.
+    if isinstance(transport, AiohttpTransport) and transport.client is None:
+        transport.client = lambda: _session(transport)
+    return transport
+
+
+def _session(transport: AiohttpTransport) -> aiohttp.ClientSession:
+    limits = transport.limits
+    connector = aiohttp.TCPConnector(
+        keepalive_timeout=limits.keepalive_expiry,
+        ssl=transport.ssl_context,
+        limit=limits.max_connections or 0,  # 0: no limit, as httpx's None
+    )
+    return aiohttp.ClientSession(connector=connector, middlewares=(_not_resent,))
+
+
+async def _not_resent(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    try:
+        return await handler(request)
+    except aiohttp.ConnectionTimeoutError as error:
+        raise httpx.ConnectTimeout(str(error)) from error
+    except aiohttp.ClientConnectorError as error:  # refused, DNS, TLS: before any byte was sent
+        raise httpx.ConnectError(str(error)) from error
+    except aiohttp.ServerDisconnectedError as error:
+        raise httpx.RemoteProtocolError(
+            "Server disconnected without sending a response."
+        ) from error
+    except aiohttp.ClientOSError as error:
+        raise httpx.ReadError(str(error) or type(error).__name__) from error
