@@ -54,12 +54,27 @@ class Decision:
     cause: BaseException | None
 
 
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @dataclass(frozen=True)
 class RecordingRetry(Retry):
-    """A Retry whose backoffs record every decision, with a scripted (fixed) jitter draw."""
+    """A Retry whose backoffs record every decision, with a scripted (fixed) jitter draw and,
+    when given, an injected clock (else the real one)."""
 
     rng_value: float = 0.5
     log: list[Decision] = field(default_factory=list, compare=False, hash=False, repr=False)
+    clock: Callable[[], float] | None = field(default=None, compare=False, hash=False)
 
     def start(
         self,
@@ -67,7 +82,7 @@ class RecordingRetry(Retry):
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] | None = None,
     ) -> Backoff:
-        return _RecordingBackoff(self, clock=clock, rng=lambda: self.rng_value)
+        return _RecordingBackoff(self, clock=self.clock or clock, rng=lambda: self.rng_value)
 
     @property
     def delays(self) -> list[float | None]:

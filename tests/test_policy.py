@@ -6,6 +6,7 @@ import dataclasses
 import math
 import pickle
 import random
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -273,6 +274,21 @@ def test_retry_after_is_a_floor_that_jitter_cannot_undercut() -> None:
     assert backoff.attempts == 1  # a Retry-After response still counts as a failed attempt
 
 
+@pytest.mark.parametrize("draw", [0.0, 0.001, 0.3])
+def test_server_retry_floor_holds_after_jitter(draw: float) -> None:
+    backoff = start(jitter=True, rng=lambda: draw, min_server_retry=0.5)
+    assert backoff.next_delay() == pytest.approx(draw)  # no retry: yet, no floor
+    backoff.server_retry(0)
+    for _ in range(5):
+        assert backoff.next_delay() >= 0.5
+
+
+def test_server_retry_floor_leaves_longer_draws_alone() -> None:
+    backoff = start(jitter=True, rng=lambda: 0.5, min_server_retry=0.5, max_delay=60.0)
+    backoff.server_retry(4000)
+    assert backoff.next_delay() == pytest.approx(2.0)
+
+
 def test_retry_after_shorter_than_backoff_keeps_backoff() -> None:
     backoff = start()
     for _ in range(5):
@@ -474,14 +490,35 @@ def test_retry_is_immutable_and_hashable() -> None:
             r"max_server_retry \(5.0\) must be >= min_server_retry \(10.0\)",
         ),
         ({"max_attempts": -1}, "max_attempts must be >= 0 or None"),
-        ({"max_attempts": 1.5}, "max_attempts must be an int or None"),
-        ({"max_attempts": True}, "max_attempts must be an int or None"),
         ({"max_retry_after": -1.0}, "max_retry_after must be >= 0"),
         ({"max_retry_after": math.inf}, "max_retry_after must be a finite number"),
     ],
 )
 def test_invalid_configuration_is_rejected(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
+        Retry(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"initial": "1"}, "initial must be a number of seconds, got '1'"),
+        ({"initial": None}, "initial must be a number of seconds, got None"),
+        ({"multiplier": True}, "multiplier must be a number of seconds, got True"),
+        ({"max_delay": [60]}, "max_delay must be a number of seconds"),
+        ({"reset_after": "30"}, "reset_after must be a number of seconds"),
+        ({"min_server_retry": None}, "min_server_retry must be a number of seconds"),
+        ({"max_server_retry": "60"}, "max_server_retry must be a number of seconds"),
+        ({"max_retry_after": b"1"}, "max_retry_after must be a number of seconds"),
+        ({"max_attempts": 1.5}, "max_attempts must be an int or None, got 1.5"),
+        ({"max_attempts": True}, "max_attempts must be an int or None, got True"),
+        ({"max_attempts": "3"}, "max_attempts must be an int or None"),
+        ({"jitter": 1}, "jitter must be True or False, got 1"),
+        ({"jitter": None}, "jitter must be True or False, got None"),
+    ],
+)
+def test_configuration_of_the_wrong_type_is_rejected(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)):
         Retry(**kwargs)
 
 

@@ -1,5 +1,9 @@
 """Iterating a stream in pieces: a ``break``, then another iteration, must neither lose, repeat
-nor corrupt an event, and must never re-send a request that does not reconnect."""
+nor corrupt an event, and must never re-send a request that does not reconnect.
+
+A ``break`` leaves the connection open on both flavours (the next iteration goes on reading
+it); ``interrupt()`` between pieces ends it, and the next iteration resumes with Last-Event-ID.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import anyio
 import pytest
 from fastsse import AsyncEventStream, EventStream, StreamInterruptedError
 from fastsse.testing import RecordedRequest, Response, SSEServer, event, stall
-from stream_helpers import KINDS, TIMEOUT, run_bounded
+from stream_helpers import KINDS, TIMEOUT, fast_retry, run_bounded
 
 #: Iterations of one stream: ("events" or "json", how many items before breaking).
 Steps = list[tuple[str, int]]
@@ -22,10 +26,14 @@ def server() -> Iterator[SSEServer]:
         yield server
 
 
-def run_in_pieces(kind: str, url: str, steps: Steps, **options: Any) -> list[list[str]]:
+def run_in_pieces(
+    kind: str, url: str, steps: Steps, *, interrupt: bool = False, **options: Any
+) -> list[list[str]]:
     """Iterates the stream once per step, each time breaking after ``n`` items; ``how`` is
-    "events" or "json". Returns the data (or decoded ``n`` values) each piece got."""
+    "events" or "json". With ``interrupt``, ``interrupt()`` is called after each piece.
+    Returns the data (or decoded ``n`` values) each piece got."""
     options.setdefault("read_timeout", TIMEOUT)
+    options.setdefault("retry", fast_retry())
     if kind == "sync":
 
         def run() -> list[list[str]]:
@@ -39,6 +47,8 @@ def run_in_pieces(kind: str, url: str, steps: Steps, **options: Any) -> list[lis
                         if len(piece) == n:
                             break
                     pieces.append(piece)
+                    if interrupt:
+                        stream.interrupt()
             return pieces
 
         return run_bounded(run)
@@ -58,23 +68,20 @@ def run_in_pieces(kind: str, url: str, steps: Steps, **options: Any) -> list[lis
                     # later; closing it says "now", as contextlib.aclosing does.
                     await source.aclose()  # type: ignore[attr-defined]
                     pieces.append(piece)
+                    if interrupt:
+                        stream.interrupt()
         return pieces
 
     return run_bounded(lambda: anyio.run(arun))
 
 
-def resuming(
-    *events: bytes, first: list[Any], per_connection: int | None = None
-) -> Callable[[RecordedRequest], Response]:
-    """The first request gets ``first``; a resumed one, the events after its Last-Event-ID (at
-    most ``per_connection`` of them: a transport may read several writes at once)."""
+def resuming(*events: bytes, first: list[Any]) -> Callable[[RecordedRequest], Response]:
+    """The first request gets ``first``; a resumed one, the events after its Last-Event-ID."""
 
     def respond(request: RecordedRequest) -> Response:
         if request.last_event_id is None:
             return Response(body=first)
-        start = int(request.last_event_id)
-        end = None if per_connection is None else start + per_connection
-        return Response(body=[*events[start:end], stall()])
+        return Response(body=[*events[int(request.last_event_id) :], stall()])
 
     return respond
 
@@ -85,7 +92,7 @@ def test_a_partial_event_of_a_closed_connection_is_not_joined_to_the_next(
 ) -> None:
     events = [event("a", id="1"), event("b", id="2")]
     server.respond(resuming(*events, first=[events[0] + b"data: PARTIAL", stall()]))
-    pieces = run_in_pieces(kind, server.url, [("events", 1), ("events", 1)])
+    pieces = run_in_pieces(kind, server.url, [("events", 1), ("events", 1)], interrupt=True)
     assert pieces == [["a"], ["b"]]
     assert [request.last_event_id for request in server.requests] == [None, "1"]
 
@@ -94,19 +101,39 @@ def test_a_partial_event_of_a_closed_connection_is_not_joined_to_the_next(
 def test_a_break_mid_batch_keeps_the_rest_of_the_batch(server: SSEServer, kind: str) -> None:
     events = [event(name, id=str(i)) for i, name in enumerate("abcde", 1)]
     # a, b, c arrive in one chunk; the break after a leaves b and c to the next iteration.
-    server.respond(resuming(*events, first=[b"".join(events[:3]), stall()], per_connection=1))
+    server.respond(resuming(*events, first=[b"".join(events[:3]), stall()]))
+    pieces = run_in_pieces(kind, server.url, [("events", 1), ("events", 3)], interrupt=True)
+    assert pieces == [["a"], ["b", "c", "d"]]
+    # interrupt() after a ended the connection: b and c came from the backlog, then d from a
+    # connection resumed after c.
+    assert [request.last_event_id for request in server.requests] == [None, "3"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_break_mid_batch_keeps_the_connection_and_the_rest_of_the_batch(
+    server: SSEServer, kind: str
+) -> None:
+    events = [event(name, id=str(i)) for i, name in enumerate("abcde", 1)]
+    server.respond(Response(body=[b"".join(events[:3]), events[3], events[4], stall()]))
     pieces = run_in_pieces(kind, server.url, [("events", 1), ("events", 3), ("events", 1)])
     assert pieces == [["a"], ["b", "c", "d"], ["e"]]
-    # The break after a closed the connection: b and c came from the backlog, then d from a
-    # connection resumed after c; the break after d closed that one too.
-    assert [request.last_event_id for request in server.requests] == [None, "3", "4"]
+    assert len(server.requests) == 1  # every piece read the same connection
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_three_hundred_breaks_use_one_request(server: SSEServer, kind: str, method: str) -> None:
+    server.respond(Response(body=[*(event(str(i), id=str(i)) for i in range(300)), stall()]))
+    pieces = run_in_pieces(kind, server.url, [("events", 1)] * 300, method=method)
+    assert pieces == [[str(i)] for i in range(300)]
+    assert [request.method for request in server.requests] == [method]
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_json_keeps_the_rest_of_the_batch_across_a_break(server: SSEServer, kind: str) -> None:
     events = [event(f'{{"n": {i}}}', id=str(i)) for i in range(1, 5)]
     server.respond(resuming(*events, first=[b"".join(events[:3]), stall()]))
-    pieces = run_in_pieces(kind, server.url, [("json", 1), ("json", 3)])
+    pieces = run_in_pieces(kind, server.url, [("json", 1), ("json", 3)], interrupt=True)
     assert pieces == [["1"], ["2", "3", "4"]]
     assert [request.last_event_id for request in server.requests] == [None, "3"]
 
@@ -122,6 +149,7 @@ def test_an_oversized_event_of_a_closed_connection_does_not_swallow_the_next(
         kind,
         server.url,
         [("events", 1), ("events", 2)],
+        interrupt=True,
         max_event_size=64,
         on_oversize="skip",
     )
@@ -129,13 +157,26 @@ def test_an_oversized_event_of_a_closed_connection_does_not_swallow_the_next(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_post_stream_is_never_sent_twice(server: SSEServer, kind: str) -> None:
+def test_a_post_stream_goes_on_after_a_break(server: SSEServer, kind: str) -> None:
     server.respond(Response(body=[event("tok1", id="1"), event("tok2", id="2"), stall()]))
-    # The second iteration wants more than the first connection delivered (tok2 may have come
-    # in the read that brought tok1), so it must ask for the stream again, and may not.
+    pieces = run_in_pieces(
+        kind, server.url, [("events", 1), ("events", 1)], method="POST", json={"q": "hi"}
+    )
+    assert pieces == [["tok1"], ["tok2"]]
+    assert [request.method for request in server.requests] == ["POST"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_post_stream_cannot_be_interrupted(server: SSEServer, kind: str) -> None:
+    server.respond(Response(body=[event("tok1", id="1"), event("tok2", id="2"), stall()]))
     with pytest.raises(StreamInterruptedError, match="does not reconnect"):
         run_in_pieces(
-            kind, server.url, [("events", 1), ("events", 2)], method="POST", json={"q": "hi"}
+            kind,
+            server.url,
+            [("events", 1), ("events", 1)],
+            interrupt=True,
+            method="POST",
+            json={"q": "hi"},
         )
     assert [request.method for request in server.requests] == ["POST"]
 
@@ -150,7 +191,7 @@ def test_a_stream_that_ended_gives_nothing_more(server: SSEServer, kind: str) ->
 
 def test_an_owned_client_is_closed_when_the_stream_ends_by_itself(server: SSEServer) -> None:
     server.respond(Response(body=[event("a")]), Response(204))
-    stream = EventStream(server.url)
+    stream = EventStream(server.url, retry=fast_retry())
     assert [e.data for e in run_bounded(lambda: list(stream))] == ["a"]
     assert stream._client is None  # Released without close() or a with block.
 

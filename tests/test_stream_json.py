@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -32,8 +33,8 @@ def server() -> Iterator[SSEServer]:
         yield server
 
 
-@pytest.fixture
-def without_orjson(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+@contextmanager
+def orjson_hidden(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """fastsse._json as imported where orjson is not installed; restored afterwards."""
     monkeypatch.setitem(sys.modules, "orjson", None)  # makes `import orjson` fail
     importlib.reload(fastsse._json)
@@ -42,7 +43,13 @@ def without_orjson(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     finally:
         monkeypatch.undo()
         importlib.reload(fastsse._json)
-        assert fastsse._json.BACKEND == _ORIGINAL_BACKEND
+
+
+@pytest.fixture
+def without_orjson(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    with orjson_hidden(monkeypatch):
+        yield
+    assert fastsse._json.BACKEND == _ORIGINAL_BACKEND
 
 
 _ORIGINAL_BACKEND = fastsse._json.BACKEND
@@ -162,7 +169,8 @@ def test_malformed_event_is_logged_by_default(
         values, stats = decode(kind, server.url)
     assert values == VALUES
     assert stats.json_errors == 1
-    (record,) = [r for r in caplog.records if r.name == "fastsse" and r.levelno >= logging.WARNING]
+    warnings = [r for r in caplog.records if r.name == "fastsse" and r.levelno >= logging.WARNING]
+    (record,) = [r for r in warnings if "not JSON" in r.getMessage()]
     message = record.getMessage()
     assert "not JSON" in message
     assert "'bad'" in message  # the event's id
@@ -257,7 +265,12 @@ def test_without_orjson_malformed_event_is_logged(
     assert any("not JSON" in r.getMessage() for r in caplog.records)
 
 
-def test_orjson_is_restored_after_the_fallback_tests() -> None:
+def test_orjson_is_restored_after_hiding_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = fastsse._json.loads
+    with orjson_hidden(monkeypatch):
+        assert fastsse._json.BACKEND == "json"
+        assert fastsse._json.loads is json.loads
+    assert fastsse._json.loads is original
     if _ORIGINAL_BACKEND == "orjson":
         import orjson
 

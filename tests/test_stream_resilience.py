@@ -33,6 +33,7 @@ from fastsse.testing import (
 from stream_helpers import (
     KINDS,
     TIMEOUT,
+    FakeClock,
     RecordingRetry,
     collect,
     fast_retry,
@@ -283,14 +284,22 @@ def test_backoff_sequence_grows_and_caps(server: SSEServer, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_backoff_grows_again_after_a_healthy_connection(server: SSEServer, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("lived", "delays"), [(31.0, [0.004, 0.008, 0.004]), (29.0, [0.004, 0.008, 0.016])]
+)
+def test_backoff_starts_over_after_a_connection_that_lived_reset_after(
+    server: SSEServer, kind: str, lived: float, delays: list[float]
+) -> None:
     busy = Response(503, b"busy", content_type="text/plain")
-    server.respond(Response(body=[event("a", id="1"), close()]), busy, busy, Response(204))
-    policy = recording()
-    outcome = collect(kind, server.url, retry=policy)
+    server.respond(busy, busy, Response(body=[event("a", id="1"), close()]), Response(204))
+    clock = FakeClock()
+    # reset_after is 30 s: the healthy connection "lives" ``lived`` seconds on the fake clock.
+    policy = recording(clock=clock, reset_after=30.0)
+    outcome = collect(kind, server.url, retry=policy, on_connect=lambda _: clock.advance(lived))
     assert outcome.error is None
-    # Reset after the healthy connection, then growing again: not stuck at 4 ms.
-    assert policy.delays == pytest.approx([0.004, 0.008, 0.016])
+    assert outcome.data == ["a"]
+    # Two failures grew the delay; after the healthy connection it starts over, or not.
+    assert policy.delays == pytest.approx(delays)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -312,6 +321,19 @@ def test_backoff_jitter_scales_the_delay_by_the_draw(server: SSEServer, kind: st
     policy = recording(jitter=True, rng_value=0.25)
     assert collect(kind, server.url, retry=policy).error is None
     assert policy.delays == pytest.approx([0.001, 0.002, 0.004])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_server_retry_floor_holds_after_jitter(server: SSEServer, kind: str) -> None:
+    server.respond(
+        Response(body=[b"retry: 0\n", event("a", id="1"), close()]),
+        Response(body=[event("b", id="2"), close()]),
+        Response(204),
+    )
+    policy = recording(jitter=True, rng_value=0.0, min_server_retry=0.01)
+    outcome = collect(kind, server.url, retry=policy)
+    assert outcome.error is None
+    assert policy.delays == pytest.approx([0.01, 0.01])  # a zero draw, floored
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -501,11 +523,19 @@ async def test_aclose_from_another_task_ends_a_blocked_read_and_closes_the_socke
 async def test_aclose_from_another_task_ends_a_backoff_wait() -> None:
     busy = Response(503, b"busy", content_type="text/plain")
     async with SSEServer(busy) as server:
-        stream = AsyncEventStream(server.url, retry=fast_retry(initial=30.0, max_delay=30.0))
-        got, took = await _consume_until_closed(stream, lambda _: server.wait_for_requests_async(1))
+        waiting = anyio.Event()
+        stream = AsyncEventStream(
+            server.url,
+            retry=fast_retry(initial=30.0, max_delay=30.0),
+            on_fault=lambda fault, delay: waiting.set(),
+        )
+        # on_fault runs in the consuming task just before its wait: once the test task runs
+        # again, the consumer is asleep in the 30 s wait.
+        got, took = await _consume_until_closed(stream, lambda _: waiting.wait())
         assert took < 1.0
         assert got == []
         assert len(server.requests) == 1
+        assert stream.stats.reconnects == 1
         await server.wait_for_idle_async(1.0)
 
 
@@ -614,11 +644,17 @@ def test_close_from_another_thread_while_the_consumer_is_busy(server: SSEServer)
 
 def test_close_from_another_thread_ends_a_backoff_wait(server: SSEServer) -> None:
     server.respond(Response(503, b"busy", content_type="text/plain"))
-    stream = EventStream(server.url, retry=fast_retry(initial=30.0, max_delay=30.0))
+    waiting = threading.Event()
+    # on_fault is called with the delay just before the stream waits it: the wait is the
+    # reader's next step, so close() below lands in it (or just before it, which it must see).
+    stream = EventStream(
+        server.url,
+        retry=fast_retry(initial=30.0, max_delay=30.0),
+        on_fault=lambda fault, delay: waiting.set(),
+    )
     thread, _got, outcome = _iterate_in_thread(stream)
     try:
-        server.wait_for_requests(1)
-        _wait_until_blocked_inside(stream)
+        assert waiting.wait(TIMEOUT)
         stream.close()
         thread.join(1.0)
         assert not thread.is_alive()
@@ -627,6 +663,7 @@ def test_close_from_another_thread_ends_a_backoff_wait(server: SSEServer) -> Non
         thread.join(TIMEOUT)
     assert outcome == ["ended"]
     assert len(server.requests) == 1
+    assert stream.stats.reconnects == 1  # the 30 s wait was decided, and cut short
 
 
 def test_close_from_another_thread_while_waiting_for_response_headers() -> None:
@@ -691,6 +728,111 @@ def test_close_before_iterating_yields_nothing(server: SSEServer, kind: str) -> 
 
         assert run_bounded(lambda: anyio.run(run)) == []
     assert server.requests == []
+
+
+# -- interrupt() -----------------------------------------------------------------------------------
+
+
+def test_interrupt_from_another_thread_reconnects_at_once_and_resumes(server: SSEServer) -> None:
+    server.respond(
+        Response(body=[event("one", id="1"), stall()]), Response(body=[event("two", id="2")])
+    )
+    faults: list[str] = []
+    stream = EventStream(
+        server.url,
+        retry=fast_retry(initial=30.0, max_delay=30.0),
+        on_fault=lambda fault, delay: faults.append(f"{fault.kind} {delay}"),
+    )
+
+    def run() -> list[str]:
+        got = []
+        for item in stream:
+            got.append(item.data)
+            if item.data == "one":
+                _wait_until_blocked_inside_after(stream, lambda: run_bounded(stream.interrupt))
+            else:
+                break
+        return got
+
+    assert run_bounded(run) == ["one", "two"]
+    stream.close()
+    assert [r.last_event_id for r in server.requests] == [None, "1"]
+    assert faults == ["interrupted 0.0"]  # no 30 s backoff
+    assert stream.stats.errors == 0
+
+
+def _wait_until_blocked_inside_after(stream: EventStream, action: Callable[[], object]) -> None:
+    """Runs ``action`` from another thread once this thread is blocked reading the stream."""
+
+    def later() -> None:
+        _wait_until_blocked_inside(stream)
+        action()
+
+    threading.Thread(target=later, daemon=True).start()
+
+
+def test_interrupt_ends_a_backoff_wait(server: SSEServer) -> None:
+    server.respond(Response(503, b"busy", content_type="text/plain"), Response(body=[event("a")]))
+    waiting = threading.Event()
+    stream = EventStream(
+        server.url,
+        retry=fast_retry(initial=30.0, max_delay=30.0),
+        on_fault=lambda fault, delay: waiting.set(),
+    )
+
+    def interrupt_in_the_wait() -> None:
+        assert waiting.wait(TIMEOUT)
+        stream.interrupt()
+
+    threading.Thread(target=interrupt_in_the_wait, daemon=True).start()
+    with stream:
+        assert run_bounded(lambda: next(stream).data, 2.0) == "a"
+    assert len(server.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_async_interrupt_from_another_task_reconnects_and_resumes() -> None:
+    async with SSEServer(
+        Response(body=[event("one", id="1"), stall()]), Response(body=[event("two", id="2")])
+    ) as server:
+        stream = AsyncEventStream(server.url, retry=fast_retry(initial=30.0, max_delay=30.0))
+        got: list[str] = []
+        with anyio.fail_after(TIMEOUT):
+            async with stream, anyio.create_task_group() as group:
+
+                async def consume() -> None:
+                    async for item in stream:
+                        got.append(item.data)
+                        if len(got) == 2:
+                            return
+
+                group.start_soon(consume)
+                await _poll(lambda: got and getattr(stream._loop, "ag_running", False))
+                stream.interrupt()
+        assert got == ["one", "two"]
+        assert [r.last_event_id for r in server.requests] == [None, "1"]
+
+
+@pytest.mark.anyio
+async def test_async_interrupt_ends_a_backoff_wait() -> None:
+    busy = Response(503, b"busy", content_type="text/plain")
+    async with SSEServer(busy, Response(body=[event("a")])) as server:
+        waiting = anyio.Event()
+        stream = AsyncEventStream(
+            server.url,
+            retry=fast_retry(initial=30.0, max_delay=30.0),
+            on_fault=lambda fault, delay: waiting.set(),
+        )
+        with anyio.fail_after(2.0):
+            async with stream, anyio.create_task_group() as group:
+
+                async def interrupt_in_the_wait() -> None:
+                    await waiting.wait()
+                    stream.interrupt()
+
+                group.start_soon(interrupt_in_the_wait)
+                assert (await stream.__anext__()).data == "a"
+        assert len(server.requests) == 2
 
 
 # -- a 100 MB line: bounded memory ---------------------------------------------------------------

@@ -5,6 +5,7 @@ from fastsse._errors import (
     ContentTypeError,
     EventTooLargeError,
     FastSSEError,
+    InvalidRequestError,
     RetriesExhausted,
     SSEError,
     StreamInterruptedError,
@@ -12,7 +13,17 @@ from fastsse._errors import (
 )
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event, Parser
 from fastsse._policy import Backoff, Retry
-from fastsse._stream import DEFAULT_READ_TIMEOUT, AsyncEventStream, EventStream, StreamStats
+from fastsse._stream import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    JSON,
+    AsyncEventStream,
+    EventStream,
+    Fault,
+    FaultKind,
+    StreamStats,
+)
+from fastsse._transport import async_client
 
 #: httpx-sse's name for an event; the same class, so code written for httpx-sse keeps working.
 ServerSentEvent = Event
@@ -20,8 +31,10 @@ ServerSentEvent = Event
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_MAX_EVENT_SIZE",
     "DEFAULT_READ_TIMEOUT",
+    "JSON",
     "AsyncEventStream",
     "Backoff",
     "Consumer",
@@ -31,6 +44,9 @@ __all__ = [
     "EventStream",
     "EventTooLargeError",
     "FastSSEError",
+    "Fault",
+    "FaultKind",
+    "InvalidRequestError",
     "Parser",
     "QueueOverflowError",
     "RetriesExhausted",
@@ -41,4 +57,5 @@ __all__ = [
     "StreamStats",
     "UnexpectedStatusError",
     "__version__",
+    "async_client",
 ]

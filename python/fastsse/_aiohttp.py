@@ -33,11 +33,34 @@ class AiohttpClient(HttpxAiohttpClient):
 
 
 def _send_once(transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-    # The transport makes its aiohttp session at its first request (in the event loop, as
-    # aiohttp wants): give it ours, the same as its own plus the middleware.
     if isinstance(transport, AiohttpTransport) and transport.client is None:
+        # The transport makes its aiohttp session at its first request (in the event loop, as
+        # aiohttp wants): have it make ours, the same as its own plus the middleware.
         transport.client = lambda: _session(transport)
+        return _AsHttpx(transport)
     return transport
+
+
+class _AsHttpx(httpx.AsyncBaseTransport):
+    """Refuses a URL that httpx's transport refuses, with httpx's words (aiohttp's name only
+    the URL)."""
+
+    def __init__(self, transport: AiohttpTransport) -> None:
+        self._transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        scheme = request.url.scheme
+        if scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(
+                f"Request URL has an unsupported protocol '{scheme}://'."
+                if scheme
+                else "Request URL is missing an 'http://' or 'https://' protocol.",
+                request=request,
+            )
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
 
 
 def _session(transport: AiohttpTransport) -> aiohttp.ClientSession:

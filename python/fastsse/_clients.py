@@ -1,9 +1,9 @@
 """What differs between the HTTP client libraries a stream accepts: httpx, and httpx2 (pydantic's
 fork of httpx, which the OpenAI and Anthropic SDKs use: the same API, its own classes).
 
-A stream never names one library's classes: it asks here which library a client comes from,
-builds its timeouts from that library, and has any of their exceptions classified. httpx2 is
-never imported by fastsse: a client of it can only exist if the caller imported it.
+The stream drivers never name one library's exception classes: they have them classified here,
+and find here the socket to shut down, on either library's transport or on httpx-aiohttp's.
+fastsse never imports httpx2: a client of it only exists if the caller imported it.
 """
 
 from __future__ import annotations
@@ -14,34 +14,24 @@ import socket
 import sys
 from collections.abc import Iterator
 from types import ModuleType
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
+
+from fastsse._errors import FastSSEError
+from fastsse._machine import FaultKind
 
 __all__ = [
-    "FaultKind",
+    "LIBRARIES",
     "Socket",
-    "check_client",
+    "accepts",
     "classify",
-    "is_async",
     "library_of",
-    "network_socket",
+    "response_socket",
     "shutdown",
     "socket_of",
-    "timeout",
 ]
 
 #: The client libraries, by the name of their top-level module.
 LIBRARIES = ("httpx", "httpx2")
-
-#: How a connection attempt or a connection failed, in the stream's words.
-FaultKind = Literal[
-    "refused",  # nothing listens on the port
-    "dns",  # the host name does not resolve
-    "connect_timeout",  # no answer to the connection attempt in time
-    "connect",  # any other failure to connect (TLS, network unreachable, ...)
-    "read_timeout",  # no bytes for read_timeout seconds
-    "broken",  # the connection was reset or cut, before or during the response
-    "invalid_request",  # the request itself cannot be sent (scheme, URL, headers)
-]
 
 
 def library_of(client: object) -> ModuleType:
@@ -61,30 +51,24 @@ def library_of(client: object) -> ModuleType:
     )
 
 
-def is_async(client: object) -> bool:
-    """Whether ``client`` is an ``AsyncClient`` (of httpx or httpx2); TypeError if no client."""
-    return isinstance(client, library_of(client).AsyncClient)
-
-
-def check_client(client: object, *, asynchronous: bool) -> None:
-    """Raises a clear TypeError when ``client`` is not the kind of client the stream drives."""
-    if is_async(client) != asynchronous:
-        wanted, got = ("AsyncClient", "Client") if asynchronous else ("Client", "AsyncClient")
-        stream = "AsyncEventStream" if asynchronous else "EventStream"
-        raise TypeError(
-            f"{stream} needs an {wanted} (httpx or httpx2), got a {got}: "
-            f"{type(client).__module__}.{type(client).__qualname__}"
-        )
-
-
-def timeout(client: object, *, connect: float | None, read: float | None) -> Any:
-    """A ``Timeout`` of ``client``'s own library: each library only understands its own."""
-    return library_of(client).Timeout(connect, read=read)
+def accepts(client: object, classes: tuple[type, ...]) -> bool:
+    """Whether ``client`` is an instance of one of ``classes`` (httpx's), or of the class of the
+    same name in another client library (httpx2's)."""
+    if isinstance(client, classes):
+        return True
+    try:
+        library = library_of(client)
+    except TypeError:
+        return False
+    names = {cls.__name__ for cls in classes}
+    return any(isinstance(client, getattr(library, name)) for name in names)
 
 
 def classify(error: BaseException) -> FaultKind | None:
     """The stream's name for a transport error of httpx or httpx2 (on any transport), or None
     when ``error`` is none of theirs (the stream then lets it propagate)."""
+    if isinstance(error, FastSSEError):
+        return None  # SSEError derives from httpx.TransportError, as httpx-sse's does.
     for name in LIBRARIES:
         lib = sys.modules.get(name)
         if lib is None:
@@ -127,12 +111,12 @@ class Socket(Protocol):
     def fileno(self) -> int: ...
 
 
-def socket_of(response: Any) -> Socket | None:
+def response_socket(response: Any) -> Socket | None:
     """The socket of ``response``'s HTTP/1 connection, on httpx's or httpx2's own transport or
     on httpx-aiohttp's; None when unknown, or shared with other requests (HTTP/2)."""
     network_stream = response.extensions.get("network_stream")
     if network_stream is not None:
-        return network_socket(network_stream)
+        return socket_of(network_stream)
     # httpx-aiohttp keeps aiohttp's response on its byte stream (it speaks HTTP/1 only).
     aiohttp_response = getattr(response.stream, "_aiohttp_response", None)
     connection = getattr(aiohttp_response, "connection", None)
@@ -140,8 +124,9 @@ def socket_of(response: Any) -> Socket | None:
     return _socket(None if transport is None else transport.get_extra_info("socket"))
 
 
-def network_socket(network_stream: Any) -> Socket | None:
-    """The socket of an httpcore (or httpcore2) network stream, unless it carries HTTP/2."""
+def socket_of(network_stream: Any) -> Socket | None:
+    """The socket of an httpcore (or httpcore2) network stream, unless it carries HTTP/2 (whose
+    socket other requests share, so it is never ours to shut down)."""
     if network_stream is None:
         return None
     ssl_object = network_stream.get_extra_info("ssl_object")

@@ -19,8 +19,11 @@ class EventTooLargeError(FastSSEError, ValueError):
 
     Its bytes were discarded as they arrived, so memory stayed bounded, and parsing resumes
     after the blank line that ends it. Nothing else is lost: ``events`` holds every event the
-    same chunk completed, before and after the oversized one.
+    same chunk completed, before and after the oversized one. ``response`` is the response
+    it came in, when a stream raised it.
     """
+
+    response: httpx.Response | None = None
 
     def __init__(
         self, message: str, *, events: list[Event], max_event_size: int, discarded: int = 1
@@ -36,23 +39,71 @@ class SSEError(FastSSEError, httpx.TransportError):
 
 
 class RetriesExhausted(FastSSEError):
-    """The reconnect policy gave up: ``max_attempts`` consecutive reconnects all failed."""
+    """The reconnect policy gave up: ``max_attempts`` consecutive reconnects all failed.
+
+    ``last_cause`` is the exception of the last failure (also ``__cause__``), ``url`` the
+    stream's request (``"GET https://..."``), and ``response`` the last failure's response when
+    it came from one (a 503, say), else None.
+    """
 
     attempts: int
     last_cause: BaseException | None
+    url: str
+    reason: str
+    response: httpx.Response | None
 
-    def __init__(self, attempts: int, last_cause: BaseException | None = None) -> None:
-        detail = "" if last_cause is None else f"; last error: {_describe(last_cause)}"
+    def __init__(
+        self,
+        attempts: int,
+        last_cause: BaseException | None = None,
+        *,
+        url: str = "",
+        reason: str = "",
+        response: httpx.Response | None = None,
+    ) -> None:
         noun = "attempt" if attempts == 1 else "attempts"
-        super().__init__(f"gave up after {attempts} reconnect {noun}{detail}")
+        where = f"{url}: " if url else ""
+        if reason:
+            detail = f"; last error: {reason}"
+        elif last_cause is not None:
+            detail = f"; last error: {_describe(last_cause)}"
+        else:
+            detail = ""
+        advice = (
+            " (Retry(max_attempts=...) sets how many to make; None keeps trying)" if url else ""
+        )
+        super().__init__(f"{where}gave up after {attempts} reconnect {noun}{detail}{advice}")
         self.attempts = attempts
         self.last_cause = last_cause
+        self.url = url
+        self.reason = reason
+        self.response = response
         self.__cause__ = last_cause
 
-    def __reduce__(self) -> tuple[type[RetriesExhausted], tuple[int, BaseException | None]]:
+    def __reduce__(self) -> tuple[Any, ...]:
         # The message is derived from the attributes, so rebuild from them (the default
-        # reduce would call __init__ with the message as ``attempts``).
-        return type(self), (self.attempts, self.last_cause)
+        # reduce would call __init__ with the message as ``attempts``); the response is a
+        # live object of a connection, so it is not sent along.
+        return (
+            _rebuild_exhausted,
+            (type(self), self.attempts, self.last_cause, self.url, self.reason),
+        )
+
+
+def _rebuild_exhausted(
+    cls: type[RetriesExhausted],
+    attempts: int,
+    last_cause: BaseException | None,
+    url: str,
+    reason: str,
+) -> RetriesExhausted:
+    return cls(attempts, last_cause, url=url, reason=reason)
+
+
+class InvalidRequestError(FastSSEError, ValueError):
+    """The request cannot be sent as given (an unsupported scheme such as ``ftp://``, a
+    malformed URL, an illegal header): asking again cannot help, so the stream fails at once.
+    """
 
 
 def _describe(exc: BaseException) -> str:
@@ -64,7 +115,7 @@ class _ResponseError(SSEError):
     """An error about a response, which it keeps (``response``, ``request``) like httpx's."""
 
     def __init__(self, message: str, *, response: httpx.Response | None, body: bytes) -> None:
-        super().__init__(message, request=response.request if response is not None else None)
+        super().__init__(message, request=getattr(response, "request", None))
         self.response = response
         self.status_code = response.status_code if response is not None else 0
         self.body = body
@@ -100,4 +151,9 @@ class ContentTypeError(_ResponseError):
 
 
 class StreamInterruptedError(SSEError):
-    """A stream that does not reconnect (a POST, by default) broke before its end."""
+    """A stream that does not reconnect (a POST, by default) broke before its end.
+
+    ``response`` is the response whose body broke, when there was one.
+    """
+
+    response: httpx.Response | None = None

@@ -22,7 +22,13 @@ __all__ = ["Backoff", "RetriesExhausted", "Retry", "parse_retry_after"]
 _DELTA_SECONDS_OVERFLOW = 2**31
 
 
+def _check_number(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+
+
 def _check_finite(name: str, value: float) -> None:
+    _check_number(name, value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
 
@@ -34,8 +40,11 @@ class Retry:
     All durations are seconds. The delay before reconnect attempt ``n`` (counting from 0 since
     the last reset) is ``base * multiplier**n``, capped at ``max_delay``, then fully jittered
     (a uniform draw in ``[0, delay]``) when ``jitter`` is on. ``base`` is ``initial`` until the
-    server sends ``retry:``.
+    server sends ``retry:``; from then on no delay is shorter than ``min_server_retry``, jitter
+    included, so that ``retry: 0`` cannot cause a reconnect storm.
 
+    - ``initial`` (1 s), ``multiplier`` (1.5), ``max_delay`` (60 s): the exponential backoff.
+    - ``jitter`` (True): full jitter, so that many clients of one server spread out.
     - ``reset_after``: a connection that stayed up this long resets the backoff (``inf``: never).
     - ``min_server_retry`` / ``max_server_retry``: bounds for the server's ``retry:`` value, so
       ``retry: 0`` cannot cause a reconnect storm and a huge value cannot park the stream.
@@ -58,6 +67,9 @@ class Retry:
         for name in ("initial", "multiplier", "max_delay", "min_server_retry", "max_server_retry"):
             _check_finite(name, getattr(self, name))
         _check_finite("max_retry_after", self.max_retry_after)
+        _check_number("reset_after", self.reset_after)
+        if not isinstance(self.jitter, bool):
+            raise TypeError(f"jitter must be True or False, got {self.jitter!r}")
         if math.isnan(self.reset_after):
             raise ValueError("reset_after must be a number, got nan")
         if self.initial <= 0:
@@ -84,7 +96,7 @@ class Retry:
             )
         if self.max_attempts is not None:
             if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-                raise ValueError(f"max_attempts must be an int or None, got {self.max_attempts!r}")
+                raise TypeError(f"max_attempts must be an int or None, got {self.max_attempts!r}")
             if self.max_attempts < 0:
                 raise ValueError(f"max_attempts must be >= 0 or None, got {self.max_attempts!r}")
         if self.max_retry_after < 0:
@@ -107,7 +119,7 @@ class Backoff:
     injectable so that tests are deterministic.
     """
 
-    __slots__ = ("_attempts", "_base", "_clock", "_connected_at", "_policy", "_rng")
+    __slots__ = ("_attempts", "_base", "_clock", "_connected_at", "_floor", "_policy", "_rng")
 
     def __init__(
         self,
@@ -121,6 +133,8 @@ class Backoff:
         self._rng = rng
         self._attempts = 0
         self._base = policy.initial
+        #: No delay below this (after jitter): min_server_retry once the server sent retry:.
+        self._floor = 0.0
         self._connected_at: float | None = None
 
     @property
@@ -153,6 +167,7 @@ class Backoff:
         # ``int / 1000`` raises OverflowError past ~1e308.
         ms = min(ms, math.ceil(policy.max_server_retry * 1000))
         self._base = min(max(ms / 1000, policy.min_server_retry), policy.max_server_retry)
+        self._floor = policy.min_server_retry
 
     def reset(self) -> None:
         """Forget past failures: the next delay is the base delay again."""
@@ -191,7 +206,7 @@ class Backoff:
             # Reached after ~1700 attempts at 1.5x with max_attempts=None.
             delay = cap
         if policy.jitter:
-            delay *= min(max(self._rng(), 0.0), 1.0)
+            delay = max(delay * min(max(self._rng(), 0.0), 1.0), self._floor)
         if retry_after is not None:
             delay = max(delay, min(max(retry_after, 0.0), policy.max_retry_after))
         self._attempts += 1

@@ -1,313 +1,116 @@
 """Event streams on httpx that reconnect, resume with Last-Event-ID and never hang.
 
-``_Session`` holds everything the sync and async streams share and does no I/O: it builds
-each request, judges each response, feeds the parser and decides whether and when to
-reconnect. ``AsyncEventStream`` and ``EventStream`` only move bytes and wait.
+``StreamMachine`` (``_machine.py``) makes every decision and does no I/O. ``AsyncEventStream``
+and ``EventStream`` are its drivers: they move bytes and wait, and tell the machine what
+happened; ``_http.py`` translates httpx's errors into the machine's words.
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
-import logging
+import http.cookiejar
+import math
 import re
 import threading
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Coroutine, Generator
-from dataclasses import dataclass
-from typing import Any, Callable, Generic, Literal, TypeVar, Union
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Coroutine,
+    Generator,
+    Mapping,
+    Sequence,
+)
+from typing import Any, Callable, Generic, Literal, TypeVar, Union, cast
 
 import anyio
 import httpx
 
-from fastsse import _clients, _json, _transport
-from fastsse._errors import (
-    ContentTypeError,
-    EventTooLargeError,
-    FastSSEError,
-    SSEError,
-    StreamInterruptedError,
-    UnexpectedStatusError,
+from fastsse import _transport
+from fastsse._errors import FastSSEError
+from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event
+from fastsse._http import (
+    ASYNC_CLIENTS,
+    SYNC_CLIENTS,
+    Socket,
+    accepts,
+    add_cookies,
+    aread_preview,
+    classify,
+    read_preview,
+    request_timeout,
+    response_socket,
+    shutdown,
+    socket_of,
 )
-from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event, Parser
-from fastsse._policy import Retry, parse_retry_after
+from fastsse._machine import (
+    NOT_JSON,
+    STOP,
+    Fault,
+    FaultKind,
+    JSONErrorHandler,
+    Send,
+    StreamMachine,
+    StreamStats,
+    Verdict,
+    Wait,
+)
+from fastsse._policy import Retry
 
-__all__ = ["DEFAULT_READ_TIMEOUT", "AsyncEventStream", "EventStream", "StreamStats"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_READ_TIMEOUT",
+    "JSON",
+    "AsyncEventStream",
+    "EventStream",
+    "Fault",
+    "FaultKind",
+    "StreamStats",
+]
 
 #: No bytes for this long means the connection is dead. Generous, so that a feed that is
 #: quiet for minutes (with sparse heartbeats) survives; httpx's own 5 s would kill it.
 DEFAULT_READ_TIMEOUT = 300.0
+#: The connect (and write and pool) timeout of the client a stream makes for itself.
 DEFAULT_CONNECT_TIMEOUT = 30.0
-#: How much of an error response's body an error message quotes.
-_BODY_PREVIEW = 512
+
+#: A JSON value, as ``stream.json()`` yields them.
+JSON = Union[dict[str, "JSON"], list["JSON"], str, int, float, bool, None]
+HeaderTypes = Union[
+    httpx.Headers,
+    Mapping[str, str],
+    Mapping[bytes, bytes],
+    Sequence[tuple[str, str]],
+    Sequence[tuple[bytes, bytes]],
+]
+QueryParamTypes = Union[httpx.QueryParams, Mapping[str, Any], Sequence[tuple[str, Any]], str]
+CookieTypes = Union[httpx.Cookies, Mapping[str, str], http.cookiejar.CookieJar]
+AuthTypes = Union[tuple[str, str], httpx.Auth, Callable[[httpx.Request], httpx.Request]]
+TimeoutTypes = Union[float, httpx.Timeout]
+Content = Union[str, bytes, None]
 
 _T = TypeVar("_T")
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
 _Loop = TypeVar("_Loop")
-#: What h11 accepts in a header value: no control characters but tab.
-_LEGAL_HEADER_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
-#: An error response's body only decorates the error: wait this long at most for it.
-_BODY_PREVIEW_TIMEOUT = 1.0
-JSONErrorHandler = Callable[[Event, ValueError], None]
-Content = Union[str, bytes, None]
-
-logger = logging.getLogger("fastsse")
-
-
-@dataclass
-class StreamStats:
-    """Counters of one stream, across its reconnections."""
-
-    events: int = 0
-    bytes: int = 0
-    connections: int = 0
-    reconnects: int = 0
-    #: Failed connections, and responses that led to a reconnect or ended the stream.
-    errors: int = 0
-    #: Unterminated events discarded because their connection ended (never delivered).
-    dropped: int = 0
-    #: Events discarded for exceeding ``max_event_size``.
-    oversized: int = 0
-    #: Events whose data was not valid JSON, when decoding JSON.
-    json_errors: int = 0
-
-
-class _Verdict(enum.Enum):
-    STREAM = enum.auto()
-    STOP = enum.auto()
-    RETRY = enum.auto()
-    FAIL = enum.auto()
-
-
-#: What decode_event returns for data that is not JSON (None is valid JSON).
-NOT_JSON: Any = object()
 
 
 class _Closed(Exception):
     """The stream was closed while waiting."""
 
 
-class _Session:
-    """The I/O-free part of a stream: requests, verdicts, parsing, reconnect decisions."""
-
-    def __init__(
-        self,
-        url: httpx.URL | str,
-        *,
-        method: str,
-        headers: httpx._types.HeaderTypes | None,
-        params: httpx._types.QueryParamTypes | None,
-        json: Any,
-        content: Content,
-        last_event_id: str,
-        retry: Retry | None,
-        read_timeout: float | None,
-        connect_timeout: float,
-        max_event_size: int,
-        on_oversize: Literal["error", "skip"],
-        reconnect: bool | None,
-    ) -> None:
-        self.method = method.upper()
-        self.url = url
-        self.headers = httpx.Headers(headers)
-        # A Last-Event-ID header given by the caller is where the stream starts; from then on
-        # the stream owns the header.
-        given_header = self.headers.pop("Last-Event-ID", None)
-        last_event_id = last_event_id or given_header or ""
-        self.headers.setdefault("Accept", "text/event-stream")
-        self.headers.setdefault("Cache-Control", "no-cache")
-        self.params = params
-        self.json = json
-        self.content = content
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        # Re-sending a POST can repeat its side effects (an LLM call is billed again), so only
-        # GET reconnects unless the caller asks.
-        self.reconnect = self.method == "GET" if reconnect is None else reconnect
-        self.parser = Parser(
-            last_event_id=last_event_id, max_event_size=max_event_size, on_oversize=on_oversize
-        )
-        self.backoff = (retry or Retry()).start()
-        self.stats = StreamStats()
-        self._server_retry: int | None = None
-        #: Requests sent so far.
-        self.requests = 0
-        self._cut_mid_event = False
-        self._retry_after: float | None = None
-        self._deferred: EventTooLargeError | None = None
-
-    def build_request(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
-        """The next request, built by ``client`` (of httpx or httpx2) with its own classes."""
-        self.requests += 1
-        headers = self.headers
-        # Bytes, so that an id outside Latin-1 reaches the server as the UTF-8 it was. HTTP
-        # drops surrounding blanks from a header value, as browsers do before sending it.
-        last_event_id = self.parser.last_event_id.encode().strip(b" \t")
-        if last_event_id:
-            if _LEGAL_HEADER_VALUE.fullmatch(last_event_id):
-                headers = httpx.Headers([*headers.raw, (b"Last-Event-ID", last_event_id)])
-            else:
-                logger.warning(
-                    "the event id %r has control characters, so it cannot be sent back in a "
-                    "Last-Event-ID header; reconnecting to %s without it",
-                    last_event_id,
-                    self.url,
-                )
-        return client.build_request(
-            self.method,
-            self.url,
-            headers=headers.raw,
-            params=self.params,
-            json=self.json,
-            content=self.content,
-            timeout=_clients.timeout(client, connect=self.connect_timeout, read=self.read_timeout),
-        )
-
-    def judge(self, response: httpx.Response) -> _Verdict:
-        status = response.status_code
-        if status == 204:
-            return _Verdict.STOP
-        if status == 200 and _media_type(response) == "text/event-stream":
-            self.backoff.connected()
-            self.stats.connections += 1
-            return _Verdict.STREAM
-        if status in (408, 429) or status >= 500:
-            if status in (429, 503):
-                self._retry_after = parse_retry_after(response.headers.get("Retry-After", ""))
-            return _Verdict.RETRY
-        return _Verdict.FAIL
-
-    def refusal(self, response: httpx.Response, verdict: _Verdict, body: bytes) -> SSEError:
-        """A response that is not a stream: raises its error when it ends the stream, else
-        returns it as the cause of the reconnect."""
-        error = self.response_error(response, body)
-        if verdict is _Verdict.FAIL:
-            self.stats.errors += 1
-            raise error
-        return error
-
-    def response_error(self, response: httpx.Response, body: bytes) -> SSEError:
-        status = response.status_code
-        what = f"{status} {response.reason_phrase}".strip()
-        preview = f": {body!r}" if body else " (empty body)"
-        if 200 <= status < 300:
-            content_type = response.headers.get("Content-Type", "")
-            return ContentTypeError(
-                f"{self.method} {response.url} answered {what} with Content-Type "
-                f"{content_type!r}, not 200 with text/event-stream{preview}",
-                response=response,
-                content_type=content_type,
-                body=body,
-            )
-        return UnexpectedStatusError(
-            f"{self.method} {response.url} answered {what}{preview}",
-            response=response,
-            body=body,
-        )
-
-    def feed(self, chunk: bytes) -> list[Event]:
-        stats = self.stats
-        stats.bytes += len(chunk)
-        try:
-            events = self.parser.feed(chunk)
-        except EventTooLargeError as error:
-            # Deliver what the chunk completed first; the error follows them.
-            events = error.events
-            self._deferred = error
-        stats.oversized = self.parser.oversized
-        retry = self.parser.retry
-        if retry is not None and retry != self._server_retry:
-            self._server_retry = retry
-            self.backoff.server_retry(retry)
-        if events:
-            stats.events += len(events)
-        return events
-
-    def raise_deferred(self) -> None:
-        error, self._deferred = self._deferred, None
-        if error is not None:
-            raise error
-
-    def end_response(self) -> None:
-        """The response is over, whichever way (its end, a break, a close): an event it left
-        unfinished is dropped, never delivered, nor joined to the next connection's bytes."""
-        if self.parser.pending:
-            self.stats.dropped += 1
-            self._cut_mid_event = True
-        self.parser.finish()
-        self._deferred = None
-
-    def may_send_again(self) -> bool:
-        """Whether the request may be sent (again). A stream that does not reconnect (a POST,
-        by default) is sent once: asking again could repeat its side effects."""
-        if self.requests and not self.reconnect:
-            raise StreamInterruptedError(
-                f"the {self.method} stream from {self.url} was closed before its end, and it "
-                "does not reconnect (pass reconnect=True to resume it with Last-Event-ID)"
-            )
-        return True
-
-    def connection_ended(self, cause: BaseException | None) -> float | None:
-        """The connection ended (``cause`` is None for a clean end of stream). Returns the
-        delay before reconnecting, None when the stream is over, or raises."""
-        dropped_partial, self._cut_mid_event = self._cut_mid_event, False
-        if cause is not None:
-            self.stats.errors += 1
-        if cause is not None and _clients.classify(cause) == "invalid_request":
-            raise cause  # Our own request is at fault: asking again cannot help.
-        if not self.reconnect:
-            if cause is None and not dropped_partial:
-                return None
-            if isinstance(cause, FastSSEError):
-                raise cause
-            ending = "ended in the middle of an event" if cause is None else f"broke ({cause!r})"
-            raise StreamInterruptedError(
-                f"the {self.method} stream from {self.url} {ending}; it does not reconnect "
-                "(pass reconnect=True to resume it with Last-Event-ID)"
-            ) from cause
-        retry_after, self._retry_after = self._retry_after, None
-        delay = self.backoff.next_delay(cause, retry_after=retry_after)
-        self.stats.reconnects += 1
-        logger.info("reconnecting to %s in %.2f s after %r", self.url, delay, cause)
-        return delay
-
-    def decode_json(self, events: list[Event], on_error: JSONErrorHandler | None) -> list[Any]:
-        decoded = [self.decode_event(event, on_error) for event in events]
-        return [value for value in decoded if value is not NOT_JSON]
-
-    def decode_event(self, event: Event, on_error: JSONErrorHandler | None) -> Any:
-        """The event's data decoded, or ``NOT_JSON`` (after counting and reporting it)."""
-        try:
-            return _json.loads(event.data)
-        except ValueError as error:
-            self.stats.json_errors += 1
-            if on_error is None:
-                logger.warning(
-                    "skipped an event whose data is not JSON (id=%r, event=%r): %s; data=%r",
-                    event.id,
-                    event.event,
-                    error,
-                    event.data[:200],
-                )
-            else:
-                on_error(event, error)
-            return NOT_JSON
-
-
-def _media_type(response: httpx.Response) -> str:
-    content_type: str = response.headers.get("Content-Type", "")
-    return content_type.partition(";")[0].strip().lower()
+class _Interrupted(Exception):
+    """interrupt() ended a wait for a response."""
 
 
 class _StreamBase(Generic[_Client]):
     """Construction, state and properties shared by the sync and async streams."""
 
     #: The socket of the connection in use, shut down by close() to wake a blocked read.
-    _socket: _clients.Socket | None = None
-    #: Whether the stream drives an AsyncClient (else a Client).
-    _asynchronous = False
+    _socket: Socket | None = None
     #: The connection loop (a generator): requests, responses, parsing, reconnects.
     _loop: Any = None
+    _client_classes: tuple[type, ...] = ()
 
     def __init__(
         self,
@@ -315,80 +118,201 @@ class _StreamBase(Generic[_Client]):
         *,
         client: _Client | None = None,
         method: str = "GET",
-        headers: httpx._types.HeaderTypes | None = None,
-        params: httpx._types.QueryParamTypes | None = None,
+        headers: HeaderTypes | None = None,
+        params: QueryParamTypes | None = None,
         json: Any = None,
         content: Content = None,
+        data: Mapping[str, Any] | None = None,
+        files: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        cookies: CookieTypes | None = None,
+        auth: AuthTypes | None = None,
+        timeout: TimeoutTypes | None = None,
+        follow_redirects: bool | None = None,
+        extensions: Mapping[str, Any] | None = None,
         last_event_id: str = "",
         retry: Retry | None = None,
+        reconnect: bool | None = None,
         read_timeout: float | None = DEFAULT_READ_TIMEOUT,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        connect_timeout: float | None = None,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         on_oversize: Literal["error", "skip"] = "error",
-        reconnect: bool | None = None,
+        on_connect: Callable[[httpx.Response], None] | None = None,
+        on_fault: Callable[[Fault, float | None], None] | None = None,
     ) -> None:
-        self._session = _Session(
-            url,
+        """Open nothing yet: the first iteration sends the request.
+
+        The request (each keyword as httpx's ``client.stream()`` takes it; the stream sends it
+        again, with Last-Event-ID, on every reconnect):
+
+        - ``url``: the event stream's URL (relative to the client's ``base_url`` if it has one).
+        - ``client``: your own ``httpx.Client`` (``AsyncClient`` for ``AsyncEventStream``),
+          whose timeouts, redirect policy, auth, cookies, headers and transport apply; it is
+          not closed for you. Without one the stream makes and closes its own, with
+          ``DEFAULT_CONNECT_TIMEOUT`` and redirects followed.
+        - ``method`` (``"GET"``), ``headers``, ``params``, ``json``, ``content``, ``data``,
+          ``files``, ``cookies``, ``extensions``: as in httpx. ``Accept: text/event-stream``
+          and ``Cache-Control: no-cache`` are added unless given; a ``Last-Event-ID`` header
+          is where the stream starts.
+        - ``auth``, ``follow_redirects``, ``timeout``: as in httpx; None (the default) keeps
+          the client's.
+
+        Reconnecting:
+
+        - ``reconnect``: whether to reconnect after the connection ends; None (the default)
+          means yes for GET and no for other methods, whose side effects a re-sent request
+          would repeat (a stream that does not reconnect raises StreamInterruptedError when it
+          breaks mid-stream).
+        - ``retry``: the backoff policy (``fastsse.Retry``: delays, ``max_attempts``).
+        - ``last_event_id``: the id to resume after, sent on the first request.
+        - ``read_timeout``: seconds without a byte (comments count) after which the connection
+          counts as dead and is replaced; ``DEFAULT_READ_TIMEOUT`` (300 s) by default, whatever
+          the client's read timeout; None waits for ever.
+        - ``connect_timeout``: seconds to connect; None (the default) keeps the client's.
+
+        Limits and hooks:
+
+        - ``max_event_size``, ``on_oversize``: an event larger than this many bytes raises
+          EventTooLargeError (``"error"``) or is counted in ``stats.oversized`` and skipped
+          (``"skip"``); memory stays bounded either way.
+        - ``on_connect``: ``on_connect(response)`` is called when a response is accepted as an
+          event stream.
+        - ``on_fault``: ``on_fault(fault, delay)`` is called when a connection attempt or a
+          connection ends, with a ``Fault`` (kind, message, error, response); ``delay`` is the
+          wait before the next attempt, or None when the stream ends with an error.
+
+        Every failed attempt and every reconnect is also logged at WARNING on the ``fastsse``
+        logger. Wrong types raise TypeError, wrong values ValueError, here and not later.
+        """
+        _validate(
+            self._client_classes,
+            url=url,
+            client=client,
             method=method,
-            headers=headers,
-            params=params,
-            json=json,
             content=content,
+            data=data,
+            files=files,
+            auth=auth,
+            timeout=timeout,
+            follow_redirects=follow_redirects,
+            extensions=extensions,
             last_event_id=last_event_id,
             retry=retry,
+            reconnect=reconnect,
             read_timeout=read_timeout,
             connect_timeout=connect_timeout,
+            on_oversize=on_oversize,
+            on_connect=on_connect,
+            on_fault=on_fault,
+        )
+        try:
+            raw_headers = httpx.Headers(headers).raw
+            httpx.QueryParams(cast(Any, params))
+            if not isinstance(cookies, (Mapping, Sequence, http.cookiejar.CookieJar, type(None))):
+                raise TypeError(f"got {cookies!r} as cookies")
+            httpx.Cookies(cast(Any, cookies))
+        except (TypeError, ValueError, AttributeError) as error:
+            raise TypeError(
+                "headers, params and cookies must each be a mapping or a sequence of "
+                f"(name, value) pairs ({error})"
+            ) from None
+        self._machine = StreamMachine(
+            url,
+            method=method,
+            headers=raw_headers,
+            last_event_id=last_event_id,
+            retry=retry,
+            reconnect=reconnect,
+            read_timeout=read_timeout,
             max_event_size=max_event_size,
             on_oversize=on_oversize,
-            reconnect=reconnect,
+            on_connect=on_connect,
+            on_fault=on_fault,
         )
-        if client is not None:
-            _clients.check_client(client, asynchronous=self._asynchronous)
+        self._request_options: dict[str, Any] = {
+            key: value
+            for key, value in (
+                ("params", params),
+                ("json", json),
+                ("content", content),
+                ("data", data),
+                ("files", files),
+                ("extensions", extensions),
+            )
+            if value is not None
+        }
+        self._cookies = cookies
+        self._send_options: dict[str, Any] = {}
+        if auth is not None:
+            self._send_options["auth"] = auth
+        if follow_redirects is not None:
+            self._send_options["follow_redirects"] = follow_redirects
+        self._timeout = None if timeout is None else httpx.Timeout(timeout)
+        self._read_timeout = read_timeout
+        self._connect_timeout = connect_timeout
         self._client: _Client | None = client
         self._owns_client = client is None
-        self._closed = False
         # Events of a received batch not yet handed out one by one: iterating again (after a
         # ``break``) starts with them, so that none is skipped.
         self._backlog: deque[Event] = deque()
-        self._delivered_id = last_event_id
-        # The token of the iteration that owns the connection loop: only it may close the loop.
-        self._owner: object | None = None
-        # The stream ended for good (a 204, the end of a stream that does not reconnect, an
-        # error): iterating it again gives nothing more.
-        self._done = False
+        self._delivered_id = last_event_id or self._machine.parser.last_event_id
 
     @property
     def last_event_id(self) -> str:
         """The id to resume from: that of the last event handed out, as the spec keeps it."""
-        return self._delivered_id if self._backlog else self._session.parser.last_event_id
+        return self._delivered_id if self._backlog else self._machine.parser.last_event_id
 
     @property
     def stats(self) -> StreamStats:
-        return self._session.stats
+        """Counters of events, bytes, connections, reconnects, errors, drops."""
+        return self._machine.stats
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        """Whether ``close()`` was called."""
+        return self._machine.closed
+
+    @property
+    def response(self) -> httpx.Response | None:
+        """The latest response: its ``status_code``, ``headers`` and ``url`` (after
+        redirects). None until the first response arrives; it stays the last one received
+        while the stream reconnects."""
+        response: httpx.Response | None = self._machine.response_received
+        return response
+
+    def _new_client_options(self) -> dict[str, Any]:
+        return {"timeout": DEFAULT_CONNECT_TIMEOUT, "follow_redirects": True}
+
+    def _build_request(self, client: _Client, action: Send) -> httpx.Request:
+        base = self._timeout if self._timeout is not None else client.timeout
+        connect = base.connect if self._connect_timeout is None else self._connect_timeout
+        request = client.build_request(
+            action.method,
+            action.url,
+            headers=action.headers,
+            timeout=request_timeout(base, connect=connect, read=self._read_timeout),
+            **self._request_options,
+        )
+        if self._cookies is not None:
+            add_cookies(client, request, self._cookies)
+        return request
 
     def _loop_to_run(self, start: Callable[[], _Loop]) -> _Loop | None:
-        """The connection loop to iterate: the one in progress, else a new one from ``start``,
-        else None when the stream is over."""
+        """The connection loop to iterate: the one in progress (a ``break`` leaves it open),
+        else a new one from ``start``, else None when the stream is over."""
         if self._loop is None:
-            if self._done or self._closed or not self._session.may_send_again():
+            if self._machine.done or self._machine.closed:
                 return None
             self._loop = start()
         loop: _Loop = self._loop
         return loop
 
-    def _gives_up_loop(self, owner: object, loop: object) -> bool:
-        """An iteration ends: whether it must close ``loop``. A ``break`` ends the connection
-        (iterating again reconnects and resumes), unless a later iteration owns the loop."""
-        if self._owner is not owner:
-            return False
-        self._owner = None
-        if self._loop is loop:
+    def _left_after_close(self, loop: object) -> bool:
+        """An iteration ends: whether it must close ``loop`` (whose owner, ``close()`` from
+        another thread or task, left it to the iteration that held it)."""
+        if self._machine.closed and self._loop is loop:
             self._loop = None
-        return True
+            return True
+        return False
 
     def _next_from_backlog(self) -> Event:
         event = self._backlog.popleft()
@@ -405,13 +329,18 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     """An async Server-Sent Events stream that reconnects and resumes.
 
     ``async with AsyncEventStream(url) as stream: async for event in stream: ...``
-    Pass ``client=`` to use your own ``httpx.AsyncClient`` (it is not closed for you; the
-    stream sets its own timeouts on its requests: ``connect_timeout`` and ``read_timeout``).
+
+    Also ``await anext(stream)``, ``stream.batches()`` (a list per chunk: the fastest),
+    ``stream.json()``, ``stream.response``, ``stream.stats``, ``stream.last_event_id``,
+    ``stream.interrupt()`` and ``aclose()`` (or ``close()``), from any task. The constructor's
+    parameters are documented on ``__init__``.
     """
+
+    _client_classes = ASYNC_CLIENTS
 
     _scope: anyio.CancelScope | None = None
     _loop: AsyncGenerator[list[Event], None] | None = None
-    _asynchronous = True
+    _events: AsyncGenerator[Event, None] | None = None
 
     async def __aenter__(self) -> AsyncEventStream:
         return self
@@ -419,24 +348,29 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    async def __anext__(self) -> Event:
+        """The next event (``await anext(stream)``); raises StopAsyncIteration at the end."""
+        if self._events is None:
+            self._events = self.__aiter__()
+        return await self._events.__anext__()
+
     async def __aiter__(self) -> AsyncGenerator[Event, None]:
         backlog = self._backlog
-        # ``async for`` does not close what it iterates: closing this iterator must close the
-        # connection now, not whenever the garbage collector gets to it.
         batches = self.batches()
+        machine = self._machine
         try:
             async for batch in batches:
                 backlog.extend(batch)
-                while backlog and not self._closed:
+                while backlog and not machine.closed:
                     yield self._next_from_backlog()
         finally:
             await batches.aclose()
 
-    async def json(self, *, on_error: JSONErrorHandler | None = None) -> AsyncGenerator[Any, None]:
+    async def json(self, *, on_error: JSONErrorHandler | None = None) -> AsyncGenerator[JSON, None]:
         """Each event's data decoded as JSON. An event that is not JSON is counted in
         ``stats.json_errors`` and passed to ``on_error`` (default: logged), and the stream
         goes on."""
-        decode = self._session.decode_event
+        decode = self._machine.decode_event
         events = self.__aiter__()
         try:
             async for event in events:
@@ -448,12 +382,12 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
 
     async def json_batches(
         self, *, on_error: JSONErrorHandler | None = None
-    ) -> AsyncGenerator[list[Any], None]:
+    ) -> AsyncGenerator[list[JSON], None]:
         """The events' data decoded as JSON, as lists, one per chunk received; see ``json``."""
         batches = self.batches()
         try:
             async for batch in batches:
-                decoded = self._session.decode_json(batch, on_error)
+                decoded = self._machine.decode_json(batch, on_error)
                 if decoded:
                     yield decoded
         finally:
@@ -462,12 +396,10 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         """The events as lists, one per chunk received: the fastest way to consume.
 
-        Every iteration of a stream continues where the last one stopped; a ``break`` closes
-        the connection, and the next iteration resumes it with Last-Event-ID."""
+        Every iteration of a stream continues where the last one stopped, on the same
+        connection: a ``break`` leaves it open, and only ``aclose()`` closes it."""
         if getattr(self._loop, "ag_running", False):
             raise RuntimeError("this stream is already being iterated, by another task")
-        # Claimed first: an earlier iteration finalised late must not close the loop now.
-        owner = self._owner = object()
         if self._backlog:
             yield self._take_backlog()
         loop = self._loop_to_run(self._connection_loop)
@@ -477,21 +409,33 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
             async for batch in loop:
                 yield batch
         finally:
-            if self._gives_up_loop(owner, loop):
+            if self._left_after_close(loop):
                 await loop.aclose()
 
     async def aclose(self) -> None:
         """Close the stream and its connection now; safe from any task, and idempotent."""
-        self._closed = True
+        self._machine.close()
         if self._scope is not None:
             self._scope.cancel()
-        _clients.shutdown(self._socket)
+        shutdown(self._socket)
         loop = self._loop
         # A loop running in another task stops at the cancelled scope instead.
         if loop is not None and not getattr(loop, "ag_running", False):
-            self._owner = self._loop = None  # Closed here, not by the iteration that ran it.
+            self._loop = None  # Closed here, not by an iteration.
             await loop.aclose()
         await self._release()
+
+    #: ``close()`` as openai's ``AsyncStream`` names it; the same as ``aclose()``.
+    close = aclose
+
+    def interrupt(self) -> None:
+        """End the current connection (or backoff wait) and reconnect at once, resuming with
+        Last-Event-ID. Safe from any task. Raises StreamInterruptedError on a stream that does
+        not reconnect."""
+        self._machine.interrupt()
+        if self._scope is not None:
+            self._scope.cancel()
+        shutdown(self._socket)
 
     async def _release(self) -> None:
         if self._owns_client and self._client is not None and self._loop is None:
@@ -499,23 +443,26 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
             await client.aclose()
 
     async def _cancellable(self, awaitable: Awaitable[_T]) -> _T:
-        """Awaits ``awaitable`` so that ``aclose()`` from another task interrupts it."""
-        if self._closed:
+        """Awaits ``awaitable`` so that ``aclose()`` or ``interrupt()`` from another task
+        interrupts it."""
+        machine = self._machine
+        if machine.closed or machine.interrupted:
             if isinstance(awaitable, Coroutine):
                 awaitable.close()  # Never awaited: close it so Python does not warn.
-            raise _Closed
+            raise _Closed if machine.closed else _Interrupted
         with anyio.CancelScope() as scope:
             self._scope = scope
             try:
                 return await awaitable
             finally:
                 self._scope = None
-        # Only reached when aclose() cancelled the scope, which absorbed the cancellation.
-        raise _Closed
+        # Only reached when aclose() or interrupt() cancelled the scope, which absorbed the
+        # cancellation.
+        raise _Closed if machine.closed else _Interrupted
 
     async def _read(self, response: httpx.Response) -> AsyncIterator[bytes]:
         """The body's chunks, each read interruptible by ``aclose()`` from another task."""
-        self._socket = _clients.socket_of(response)
+        self._socket = response_socket(response)
         if self._socket is not None:
             # aclose() shuts the socket down, which ends a blocked read: a cancel scope per
             # read would cost more than parsing the chunk.
@@ -530,57 +477,62 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                 return
 
     async def _connection_loop(self) -> AsyncGenerator[list[Event], None]:
-        session = self._session
+        machine = self._machine
         if self._client is None:
-            self._client = _transport.async_client()
+            self._client = _transport.async_client(**self._new_client_options())
         client = self._client
         try:
             while True:
-                cause: BaseException | None = None
+                action = machine.next_action()
+                if action is STOP:
+                    return
+                if isinstance(action, Wait):
+                    with contextlib.suppress(_Interrupted):
+                        await self._cancellable(anyio.sleep(action.seconds))
+                    continue
+                assert isinstance(action, Send)
                 try:
-                    request = session.build_request(client)
+                    request = self._build_request(client, action)
                     response = await self._cancellable(
-                        client.send(request, stream=True, follow_redirects=True)
+                        client.send(request, stream=True, **self._send_options)
                     )
-                    try:
-                        verdict = session.judge(response)
-                        if verdict is _Verdict.STOP:
-                            self._done = True
-                            return
-                        if verdict is not _Verdict.STREAM:
-                            body = await self._cancellable(_aread_preview(response))
-                            cause = session.refusal(response, verdict, body)
-                        else:
-                            async for chunk in self._read(response):
-                                events = session.feed(chunk)
-                                if events:
-                                    yield events
-                                session.raise_deferred()
-                    finally:
-                        self._socket = None
-                        session.end_response()
-                        with anyio.CancelScope(shield=True):
-                            await response.aclose()
-                except FastSSEError:
+                except (FastSSEError, _Closed):
                     raise
+                except _Interrupted as error:
+                    machine.failed("interrupted", error)
+                    continue
                 except Exception as error:
-                    if _clients.classify(error) is None:
-                        raise
-                    cause = error
-                if self._closed:
-                    return
-                delay = session.connection_ended(cause)
-                if delay is None:
-                    self._done = True
-                    return
-                await self._cancellable(anyio.sleep(delay))
+                    _failed(machine, error)
+                    continue
+                try:
+                    verdict = machine.response(response)
+                    if verdict is Verdict.STREAM:
+                        async for chunk in self._read(response):
+                            events = machine.feed(chunk)
+                            if events:
+                                yield events
+                            machine.raise_deferred()
+                        machine.ended()
+                    elif verdict is Verdict.PREVIEW:
+                        machine.refused(await self._cancellable(aread_preview(response)))
+                except (FastSSEError, _Closed):
+                    raise
+                except _Interrupted as error:
+                    machine.failed("interrupted", error)
+                except Exception as error:
+                    _failed(machine, error)
+                finally:
+                    self._socket = None
+                    machine.end_response()
+                    with anyio.CancelScope(shield=True):
+                        await response.aclose()
         except _Closed:
             return
         except Exception:
-            self._done = True  # The stream's errors are final.
+            machine.done = True  # The stream's errors are final.
             raise
         finally:
-            if self._closed or self._done:
+            if machine.closed or machine.done:
                 self._loop = None
                 await self._release()
 
@@ -589,15 +541,20 @@ class EventStream(_StreamBase[httpx.Client]):
     """A synchronous Server-Sent Events stream that reconnects and resumes.
 
     ``with EventStream(url) as stream: for event in stream: ...``
-    ``close()`` may be called from another thread: a blocked read returns at once.
-    Pass ``client=`` to use your own ``httpx.Client`` (it is not closed for you; the stream
-    sets its own timeouts on its requests: ``connect_timeout`` and ``read_timeout``).
+
+    Also ``next(stream)``, ``stream.batches()``, ``stream.json()``, ``stream.response``,
+    ``stream.stats``, ``stream.last_event_id``, ``stream.interrupt()`` and ``close()``, which
+    may be called from another thread: a blocked read returns at once. The constructor's
+    parameters are documented on ``__init__``.
     """
+
+    _client_classes = SYNC_CLIENTS
 
     _loop: Generator[list[Event], None, None] | None = None
     #: Interrupts the wait before a reconnect.
     _wake: threading.Event | None = None
     _reader: int | None = None
+    _events: Generator[Event, None, None] | None = None
 
     def __enter__(self) -> EventStream:
         return self
@@ -605,66 +562,91 @@ class EventStream(_StreamBase[httpx.Client]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def __next__(self) -> Event:
+        """The next event (``next(stream)``); raises StopIteration at the end."""
+        if self._events is None:
+            self._events = self.__iter__()
+        return next(self._events)
+
     def __iter__(self) -> Generator[Event, None, None]:
         backlog = self._backlog
-        with contextlib.closing(self.batches()) as batches:
+        machine = self._machine
+        batches = self.batches()
+        try:
             for batch in batches:
                 backlog.extend(batch)
-                while backlog and not self._closed:
+                while backlog and not machine.closed:
                     yield self._next_from_backlog()
+        finally:
+            batches.close()
 
-    def json(self, *, on_error: JSONErrorHandler | None = None) -> Generator[Any, None, None]:
+    def json(self, *, on_error: JSONErrorHandler | None = None) -> Generator[JSON, None, None]:
         """Each event's data decoded as JSON; see ``AsyncEventStream.json``."""
-        decode = self._session.decode_event
-        with contextlib.closing(self.__iter__()) as events:
+        decode = self._machine.decode_event
+        events = self.__iter__()
+        try:
             for event in events:
                 value = decode(event, on_error)
                 if value is not NOT_JSON:
                     yield value
+        finally:
+            events.close()
 
     def json_batches(
         self, *, on_error: JSONErrorHandler | None = None
-    ) -> Generator[list[Any], None, None]:
+    ) -> Generator[list[JSON], None, None]:
         """The events' data decoded as JSON, as lists, one per chunk received."""
-        with contextlib.closing(self.batches()) as batches:
+        batches = self.batches()
+        try:
             for batch in batches:
-                decoded = self._session.decode_json(batch, on_error)
+                decoded = self._machine.decode_json(batch, on_error)
                 if decoded:
                     yield decoded
+        finally:
+            batches.close()
 
     def batches(self) -> Generator[list[Event], None, None]:
         """The events as lists, one per chunk received: the fastest way to consume; see
         ``AsyncEventStream.batches``."""
         if getattr(self._loop, "gi_running", False):
             raise RuntimeError("this stream is already being iterated, by another thread")
-        owner = self._owner = object()
         if self._backlog:
             yield self._take_backlog()
         loop = self._loop_to_run(self._connection_loop)
         if loop is None:
             return
         try:
-            # Not ``yield from``: that would close the loop whenever this iteration is closed.
+            # Not ``yield from``: that would close the loop whenever this iteration is closed,
+            # and a ``break`` leaves the connection open for the next iteration.
             for batch in loop:  # noqa: UP028
                 yield batch
         finally:
-            if self._gives_up_loop(owner, loop):
+            if self._left_after_close(loop):
                 loop.close()
 
     def close(self) -> None:
         """Close the stream and its connection now; safe from any thread, and idempotent."""
-        self._closed = True
+        self._machine.close()
         if self._wake is not None:
             self._wake.set()
-        _clients.shutdown(self._socket)
+        shutdown(self._socket)
         loop = self._loop
         running = getattr(loop, "gi_running", False)
         # A loop that another thread runs, or holds suspended, is closed by that thread: its
         # read was woken by the shutdown above, and it sees ``closed`` at its next step.
         if loop is not None and self._reader == threading.get_ident() and not running:
-            self._owner = self._loop = None  # Closed here, not by the iteration that ran it.
+            self._loop = None  # Closed here, not by an iteration.
             loop.close()
         self._release()
+
+    def interrupt(self) -> None:
+        """End the current connection (or backoff wait) and reconnect at once, resuming with
+        Last-Event-ID. Safe from any thread. Raises StreamInterruptedError on a stream that
+        does not reconnect."""
+        self._machine.interrupt()
+        if self._wake is not None:
+            self._wake.set()
+        shutdown(self._socket)
 
     def _release(self) -> None:
         if self._owns_client and self._client is not None and self._loop is None:
@@ -675,100 +657,149 @@ class EventStream(_StreamBase[httpx.Client]):
         """httpcore's trace hook: keeps a new connection's socket as soon as it exists, so that
         ``close()`` from another thread can also wake a wait for the response headers."""
         if name in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
-            self._socket = _clients.network_socket(info.get("return_value"))
-            if self._closed:
-                _clients.shutdown(self._socket)
+            self._socket = socket_of(info.get("return_value"))
+            if self._machine.closed or self._machine.interrupted:
+                shutdown(self._socket)
 
     def _connection_loop(self) -> Generator[list[Event], None, None]:
-        session = self._session
+        machine = self._machine
         self._reader = threading.get_ident()
-        self._wake = threading.Event()
+        wake = self._wake = threading.Event()
         if self._client is None:
-            self._client = _transport.sync_client()
+            self._client = _transport.sync_client(**self._new_client_options())
         client = self._client
         try:
-            while not self._closed:
-                cause: BaseException | None = None
+            while True:
+                action = machine.next_action()
+                if action is STOP:
+                    return
+                if isinstance(action, Wait):
+                    wake.wait(action.seconds)
+                    continue
+                assert isinstance(action, Send)
+                wake.clear()
                 try:
-                    request = session.build_request(client)
+                    request = self._build_request(client, action)
                     request.extensions["trace"] = self._trace
-                    response = client.send(request, stream=True, follow_redirects=True)
-                    # A reused keep-alive connection made no connect event.
-                    self._socket = _clients.socket_of(response)
-                    try:
-                        if self._closed:  # close() came while connecting.
-                            return
-                        verdict = session.judge(response)
-                        if verdict is _Verdict.STOP:
-                            self._done = True
-                            return
-                        if verdict is not _Verdict.STREAM:
-                            cause = session.refusal(response, verdict, _read_preview(response))
-                        else:
-                            for chunk in response.iter_bytes():
-                                events = session.feed(chunk)
-                                if events:
-                                    yield events
-                                session.raise_deferred()
-                    finally:
-                        self._socket = None
-                        session.end_response()
-                        response.close()
+                    response = client.send(request, stream=True, **self._send_options)
                 except FastSSEError:
                     raise
                 except Exception as error:
-                    if _clients.classify(error) is None:
-                        raise
-                    cause = error
-                if self._closed:
-                    return
-                delay = session.connection_ended(cause)
-                if delay is None:
-                    self._done = True
-                    return
-                if self._wake.wait(delay):
-                    return
+                    _failed(machine, error)
+                    continue
+                # A reused keep-alive connection made no connect event.
+                self._socket = response_socket(response)
+                try:
+                    if machine.closed:  # close() came while connecting.
+                        return
+                    verdict = machine.response(response)
+                    if verdict is Verdict.STREAM:
+                        for chunk in response.iter_bytes():
+                            events = machine.feed(chunk)
+                            if events:
+                                yield events
+                            machine.raise_deferred()
+                        machine.ended()
+                    elif verdict is Verdict.PREVIEW:
+                        machine.refused(read_preview(response))
+                except FastSSEError:
+                    raise
+                except Exception as error:
+                    _failed(machine, error)
+                finally:
+                    self._socket = None
+                    machine.end_response()
+                    response.close()
         except Exception:
-            self._done = True  # The stream's errors are final.
+            machine.done = True  # The stream's errors are final.
             raise
         finally:
-            if self._closed or self._done:
+            if machine.closed or machine.done:
                 self._loop = None
                 self._release()
 
 
-def _preview_timeout(response: httpx.Response) -> None:
-    """Shortens the read timeout for the rest of ``response``'s body: httpcore reads it from
-    the request's extensions at each read."""
-    timeout = dict(response.request.extensions.get("timeout", {}))
-    read = timeout.get("read")
-    timeout["read"] = _BODY_PREVIEW_TIMEOUT if read is None else min(read, _BODY_PREVIEW_TIMEOUT)
-    response.request.extensions["timeout"] = timeout
-
-
-# An error response's body only decorates the error message: its first chunk is enough, and a
-# body that stalls or breaks must neither delay the error nor turn a 4xx into a reconnect.
-
-
-async def _aread_preview(response: httpx.Response) -> bytes:
-    _preview_timeout(response)
-    # A transport that took its timeouts once, at the request (httpx-aiohttp's), is bounded here.
-    with anyio.move_on_after(_BODY_PREVIEW_TIMEOUT):
-        try:
-            async for chunk in response.aiter_bytes():
-                return chunk[:_BODY_PREVIEW]
-        except Exception as error:
-            if _clients.classify(error) is None:
-                raise
-    return b""
-
-
-def _read_preview(response: httpx.Response) -> bytes:
-    _preview_timeout(response)
+def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
+    """TypeError or ValueError for a constructor argument that cannot work."""
+    url = options["url"]
+    if not isinstance(url, (str, httpx.URL)):
+        raise TypeError(f"url must be a str or an httpx.URL, got {url!r}")
+    if not str(url).strip():
+        raise ValueError("url must not be empty")
     try:
-        for chunk in response.iter_bytes():
-            return chunk[:_BODY_PREVIEW]
-    except Exception as error:
-        if _clients.classify(error) is None:
-            raise
-    return b""
+        httpx.URL(url)
+    except httpx.InvalidURL as error:
+        raise ValueError(f"url {url!r} is not a valid URL: {error}") from None
+    client = options["client"]
+    if client is not None and not accepts(client, client_classes):
+        names = " or ".join(f"{c.__module__}.{c.__qualname__}" for c in client_classes)
+        names += " (or httpx2's)"
+        raise TypeError(f"client must be an {names} (or None), got {client!r}")
+    method = options["method"]
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a str such as 'GET' or 'POST', got {method!r}")
+    if not method or not _TOKEN.fullmatch(method):
+        raise ValueError(f"method must be an HTTP method such as 'GET' or 'POST', got {method!r}")
+    content = options["content"]
+    if content is not None and not isinstance(content, (str, bytes)):
+        raise TypeError(
+            "content must be str or bytes (a stream may send its request again, so an "
+            f"iterator cannot be its body), got {type(content).__name__}"
+        )
+    for name in ("data", "extensions"):
+        value = options[name]
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError(f"{name} must be a mapping or None, got {value!r}")
+    files = options["files"]
+    if files is not None and not isinstance(files, (Mapping, Sequence)):
+        raise TypeError(f"files must be a mapping or a sequence of pairs, got {files!r}")
+    auth = options["auth"]
+    if not (auth is None or isinstance(auth, (tuple, httpx.Auth)) or callable(auth)):
+        raise TypeError(
+            f"auth must be a (user, password) tuple, an httpx.Auth or None, got {auth!r}"
+        )
+    timeout = options["timeout"]
+    if not isinstance(timeout, httpx.Timeout) and timeout is not None:
+        _check_seconds("timeout", timeout, zero=True)
+    for name in ("follow_redirects", "reconnect"):
+        value = options[name]
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f"{name} must be True, False or None, got {value!r}")
+    last_event_id = options["last_event_id"]
+    if not isinstance(last_event_id, str):
+        raise TypeError(f"last_event_id must be a str, got {last_event_id!r}")
+    retry = options["retry"]
+    if retry is not None and not isinstance(retry, Retry):
+        raise TypeError(f"retry must be a fastsse.Retry or None, got {retry!r}")
+    for name in ("read_timeout", "connect_timeout"):
+        if options[name] is not None:
+            _check_seconds(name, options[name], zero=False)
+    on_oversize = options["on_oversize"]
+    if on_oversize not in ("error", "skip"):
+        raise ValueError(f"on_oversize must be 'error' or 'skip', got {on_oversize!r}")
+    for name in ("on_connect", "on_fault"):
+        value = options[name]
+        if value is not None and not callable(value):
+            raise TypeError(f"{name} must be callable or None, got {value!r}")
+
+
+def _check_seconds(name: str, value: object, *, zero: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        bound = ">= 0" if zero else "> 0"
+        raise ValueError(
+            f"{name} must be a finite number of seconds {bound} (or None), got {value!r}"
+        )
+
+
+#: An HTTP method is a token (RFC 9110).
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _failed(machine: StreamMachine, error: Exception) -> None:
+    """Tells ``machine`` of a failure of the client library; re-raises anything else."""
+    kind: FaultKind | None = classify(error)
+    if kind is None:
+        raise error
+    machine.failed(kind, error)

@@ -1,0 +1,164 @@
+"""The stream's decisions without any I/O: StreamMachine driven by hand, as a driver would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastsse import (
+    InvalidRequestError,
+    RetriesExhausted,
+    Retry,
+    StreamInterruptedError,
+    UnexpectedStatusError,
+)
+from fastsse._machine import STOP, Send, StreamMachine, Verdict, Wait
+
+URL = "http://example.test/feed"
+
+
+@dataclass
+class FakeResponse:
+    status_code: int = 200
+    reason_phrase: str = "OK"
+    headers: httpx.Headers = field(
+        default_factory=lambda: httpx.Headers({"Content-Type": "text/event-stream"})
+    )
+    url: str = URL
+
+
+def machine(**options: Any) -> StreamMachine:
+    defaults: dict[str, Any] = {
+        "method": "GET",
+        "headers": [],
+        "last_event_id": "",
+        "retry": Retry(initial=1.0, multiplier=2.0, jitter=False),
+        "reconnect": None,
+        "read_timeout": 300.0,
+        "max_event_size": 1024,
+        "on_oversize": "error",
+    }
+    defaults.update(options)
+    return StreamMachine(URL, **defaults)
+
+
+def send(m: StreamMachine) -> Send:
+    action = m.next_action()
+    assert isinstance(action, Send), action
+    return action
+
+
+def test_the_first_request_has_the_sse_headers_and_the_callers() -> None:
+    m = machine(headers=[(b"X-Token", b"t"), (b"last-event-id", b"41")])
+    action = send(m)
+    assert (action.method, action.url) == ("GET", URL)
+    assert action.headers == [
+        (b"X-Token", b"t"),
+        (b"Accept", b"text/event-stream"),
+        (b"Cache-Control", b"no-cache"),
+        (b"Last-Event-ID", b"41"),
+    ]
+
+
+def test_a_stream_then_a_clean_end_then_a_resumed_request() -> None:
+    m = machine()
+    send(m)
+    assert m.response(FakeResponse()) is Verdict.STREAM
+    events = m.feed(b"id: 1\ndata: a\n\ndata: par")
+    assert [(e.id, e.data) for e in events] == [("1", "a")]
+    m.raise_deferred()
+    m.ended()
+    m.end_response()
+    assert m.stats.dropped == 1  # the partial event
+    assert m.next_action() == Wait(1.0)
+    assert (b"Last-Event-ID", b"1") in send(m).headers
+    assert (m.stats.connections, m.stats.reconnects, m.stats.errors) == (1, 1, 0)
+
+
+def test_204_stops() -> None:
+    m = machine()
+    send(m)
+    assert m.response(FakeResponse(204, "No Content")) is Verdict.STOP
+    m.end_response()
+    assert m.next_action() is STOP
+    assert m.done
+
+
+def test_a_retryable_status_waits_at_least_its_retry_after() -> None:
+    m = machine()
+    send(m)
+    headers = httpx.Headers({"Retry-After": "7", "Content-Type": "text/plain"})
+    assert m.response(FakeResponse(503, "Service Unavailable", headers)) is Verdict.PREVIEW
+    m.refused(b"busy\nmore")
+    m.end_response()
+    assert m.next_action() == Wait(7.0)
+    assert m.stats.errors == 1
+
+
+def test_a_4xx_fails_with_its_body() -> None:
+    m = machine()
+    send(m)
+    headers = httpx.Headers({"Content-Type": "text/plain"})
+    assert m.response(FakeResponse(404, "Not Found", headers)) is Verdict.PREVIEW
+    with pytest.raises(UnexpectedStatusError, match="answered 404 Not Found: b'nope'"):
+        m.refused(b"nope")
+    assert m.next_action() is STOP
+
+
+def test_failures_grow_the_delay_then_give_up() -> None:
+    m = machine(retry=Retry(initial=1.0, multiplier=2.0, jitter=False, max_attempts=2))
+    delays = []
+    for _ in range(2):
+        send(m)
+        m.failed("refused", ConnectionRefusedError())
+        action = m.next_action()
+        assert isinstance(action, Wait)
+        delays.append(action.seconds)
+    send(m)
+    m.failed("refused", ConnectionRefusedError())
+    with pytest.raises(RetriesExhausted, match="gave up after 2 reconnect attempts"):
+        m.next_action()
+    assert delays == [1.0, 2.0]
+    assert m.next_action() is STOP
+
+
+def test_a_post_is_sent_once_and_a_cut_raises() -> None:
+    m = machine(method="post")
+    assert send(m).method == "POST"
+    m.response(FakeResponse())
+    m.feed(b"data: par")
+    m.ended()
+    m.end_response()
+    with pytest.raises(StreamInterruptedError, match="ended in the middle of an event"):
+        m.next_action()
+
+
+def test_close_stops_and_silences_later_failures() -> None:
+    m = machine()
+    send(m)
+    m.close()
+    m.failed("broken", OSError())
+    assert m.next_action() is STOP
+    assert m.stats.errors == 0
+
+
+def test_interrupt_skips_the_wait_and_resends_at_once() -> None:
+    m = machine()
+    send(m)
+    m.response(FakeResponse())
+    m.interrupt()
+    m.failed("broken", OSError())  # the shut-down socket
+    m.end_response()
+    send(m)
+    assert not m.interrupted
+    assert m.stats.errors == 0
+
+
+def test_a_request_that_cannot_be_sent_fails_at_once() -> None:
+    m = machine()
+    send(m)
+    m.failed("invalid_request", ValueError("Request URL has an unsupported protocol 'ftp://'."))
+    with pytest.raises(InvalidRequestError, match="cannot be sent: Request URL has an unsupp"):
+        m.next_action()

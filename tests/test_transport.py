@@ -1,0 +1,87 @@
+"""fastsse.async_client(): the transport it picks, its timeouts, and a request sent once per
+attempt (aiohttp on its own re-sends a GET whose connection fails before the response)."""
+
+from __future__ import annotations
+
+import sys
+
+import anyio
+import httpx
+import pytest
+from fastsse import AsyncEventStream, RetriesExhausted, async_client
+from fastsse._aiohttp import AiohttpClient
+from fastsse._stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
+from fastsse.testing import Response, SSEServer, event
+from httpx_aiohttp import AiohttpTransport
+from stream_helpers import RecordingRetry
+
+
+@pytest.fixture
+def server() -> SSEServer:
+    with SSEServer() as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.mark.anyio
+async def test_async_client_is_on_httpx_aiohttp_with_sse_timeouts(server: SSEServer) -> None:
+    server.respond(Response(body=[event("hi")]))
+    async with async_client(headers={"X-App": "demo"}) as client:
+        assert isinstance(client, httpx.AsyncClient)
+        assert isinstance(client, AiohttpClient)
+        assert client.timeout == httpx.Timeout(DEFAULT_CONNECT_TIMEOUT, read=DEFAULT_READ_TIMEOUT)
+        response = await client.get(server.url)
+    assert response.text == "data: hi\n\n"
+    assert server.requests[0].header("x-app") == "demo"
+
+
+def test_async_client_keeps_the_callers_timeout_and_transport() -> None:
+    assert async_client(timeout=5.0).timeout == httpx.Timeout(5.0)
+    transport = httpx.MockTransport(lambda request: httpx.Response(204))
+    client = async_client(transport=transport)
+    assert type(client) is httpx.AsyncClient  # the caller's transport, not aiohttp's
+    assert client.timeout.read == DEFAULT_READ_TIMEOUT
+
+
+def test_without_httpx_aiohttp_async_client_is_plain_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)  # import fails, as when missing
+    client = async_client()
+    assert type(client) is httpx.AsyncClient
+    assert client.timeout == httpx.Timeout(DEFAULT_CONNECT_TIMEOUT, read=DEFAULT_READ_TIMEOUT)
+
+
+@pytest.mark.anyio
+async def test_a_request_whose_connection_fails_is_sent_once(server: SSEServer) -> None:
+    server.respond(Response.hang_up())
+    async with async_client() as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+            await client.get(server.url)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_plain_httpx_aiohttp_would_send_it_twice(server: SSEServer) -> None:
+    """Why fastsse's client exists: the bare transport re-sends (if aiohttp stops doing so,
+    this test says the middleware can go)."""
+    server.respond(Response.hang_up())
+    async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+        with pytest.raises(httpx.TransportError):
+            await client.get(server.url)
+    assert len(server.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_every_failed_attempt_of_a_stream_hits_the_server_once(server: SSEServer) -> None:
+    server.respond(Response.hang_up())
+    policy = RecordingRetry(initial=0.005, multiplier=1.5, jitter=False, max_attempts=3)
+    with anyio.fail_after(5):
+        async with AsyncEventStream(server.url, retry=policy) as stream:
+            with pytest.raises(RetriesExhausted) as caught:
+                async for _ in stream:
+                    pass
+    assert isinstance(caught.value.last_cause, httpx.RemoteProtocolError)
+    # The first request and one per reconnect the backoff decided: none behind its back.
+    assert len(server.requests) == 4
+    *delays, gave_up = policy.delays
+    assert delays == pytest.approx([0.005, 0.0075, 0.01125])
+    assert gave_up is None
+    assert stream.stats.errors == 4
