@@ -29,6 +29,7 @@ import httpx
 
 from fastsse import _transport
 from fastsse._errors import FastSSEError
+from fastsse._events import AsyncEvents
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event
 from fastsse._http import (
     ASYNC_CLIENTS,
@@ -340,7 +341,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
 
     _scope: anyio.CancelScope | None = None
     _loop: AsyncGenerator[list[Event], None] | None = None
-    _events: AsyncGenerator[Event, None] | None = None
+    _events: AsyncEvents | None = None
 
     async def __aenter__(self) -> AsyncEventStream:
         return self
@@ -354,17 +355,9 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
             self._events = self.__aiter__()
         return await self._events.__anext__()
 
-    async def __aiter__(self) -> AsyncGenerator[Event, None]:
-        backlog = self._backlog
-        batches = self.batches()
-        machine = self._machine
-        try:
-            async for batch in batches:
-                backlog.extend(batch)
-                while backlog and not machine.closed:
-                    yield self._next_from_backlog()
-        finally:
-            await batches.aclose()
+    def __aiter__(self) -> AsyncEvents:
+        # An iterator object, not an async generator: see _events.py.
+        return AsyncEvents(self)
 
     async def json(self, *, on_error: JSONErrorHandler | None = None) -> AsyncGenerator[JSON, None]:
         """Each event's data decoded as JSON. An event that is not JSON is counted in
