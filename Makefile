@@ -36,4 +36,4 @@ test: dev
 	$(PY) -m pytest
 
 bench: dev
-	$(PY) -m pytest benches/ --benchmark-only --benchmark-columns=min,median,ops,rounds
+	$(PY) -m pytest benches/ --benchmark-only --benchmark-timer=time.thread_time --benchmark-columns=min,median,ops,rounds

