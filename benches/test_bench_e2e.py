@@ -117,7 +117,7 @@ def test_stream(
     benchmark.group = group
 
     count = benchmark.pedantic(
-        lambda: loop.run_until_complete(consume(client, url)), rounds=9, warmup_rounds=1
+        lambda: loop.run_until_complete(consume(client, url)), rounds=15, warmup_rounds=2
     )
 
     if count >= 0:

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from fastsse import AsyncEventStream, RetriesExhausted, async_client
 from fastsse._aiohttp import AiohttpClient
+from fastsse._clients import shutdown, socket_of
 from fastsse._stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
-from fastsse.testing import Response, SSEServer, event
+from fastsse.testing import Response, SSEServer, event, stall
 from httpx_aiohttp import AiohttpTransport
 from stream_helpers import RecordingRetry
 
@@ -85,3 +86,30 @@ async def test_every_failed_attempt_of_a_stream_hits_the_server_once(server: SSE
     assert delays == pytest.approx([0.005, 0.0075, 0.01125])
     assert gave_up is None
     assert stream.stats.errors == 4
+
+
+@pytest.mark.anyio
+async def test_the_socket_of_an_aiohttp_response_is_found_so_aclose_needs_no_cancel_scope(
+    server: SSEServer,
+) -> None:
+    server.respond(Response(body=[event("hi"), stall()]))
+    async with async_client() as client, client.stream("GET", server.url) as response:
+        sock = socket_of(response.extensions.get("network_stream"))
+        assert sock is not None
+        assert sock.fileno() >= 0
+        chunks = response.aiter_bytes()
+        assert await chunks.__anext__() == b"data: hi\n\n"
+        shutdown(sock)  # what aclose() from another task does: the blocked read ends
+        with anyio.fail_after(2), pytest.raises(httpx.ReadError):  # cut mid-body
+            await chunks.__anext__()
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+@pytest.mark.anyio
+async def test_on_trio_async_client_is_plain_httpx_and_a_stream_works(server: SSEServer) -> None:
+    server.respond(Response(body=[event("a", id="1"), event("b", id="2")]), Response(204))
+    assert type(async_client()) is httpx.AsyncClient  # aiohttp runs on asyncio only
+    with anyio.fail_after(5):
+        async with AsyncEventStream(server.url) as stream:
+            assert [e.data async for e in stream] == ["a", "b"]
+    assert stream.last_event_id == "2"

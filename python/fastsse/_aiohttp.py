@@ -13,6 +13,7 @@ failure, which aiohttp neither retries nor remaps.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -42,8 +43,9 @@ def _send_once(transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
 
 
 class _AsHttpx(httpx.AsyncBaseTransport):
-    """Refuses a URL that httpx's transport refuses, with httpx's words (aiohttp's name only
-    the URL)."""
+    """httpx-aiohttp's transport, closer to httpx's own: refuses a URL that httpx refuses, with
+    httpx's words (aiohttp's name only the URL), and hands out the connection's socket in the
+    ``network_stream`` extension, as httpcore does."""
 
     def __init__(self, transport: AiohttpTransport) -> None:
         self._transport = transport
@@ -57,10 +59,28 @@ class _AsHttpx(httpx.AsyncBaseTransport):
                 else "Request URL is missing an 'http://' or 'https://' protocol.",
                 request=request,
             )
-        return await self._transport.handle_async_request(request)
+        response = await self._transport.handle_async_request(request)
+        # httpx-aiohttp keeps aiohttp's response on the body stream it returns.
+        aiohttp_response = getattr(response.stream, "_aiohttp_response", None)
+        connection = getattr(aiohttp_response, "connection", None)
+        if connection is not None and connection.transport is not None:
+            response.extensions["network_stream"] = _NetworkStream(connection.transport)
+        return response
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+
+class _NetworkStream:
+    """httpcore's ``network_stream`` response extension, as much of it as tells the socket: a
+    stream's ``aclose()`` from another task shuts the socket down to end a blocked read, where
+    a cancel scope around every read would cost more than parsing the chunk."""
+
+    def __init__(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
+    def get_extra_info(self, name: str) -> Any:
+        return self._transport.get_extra_info(name)
 
 
 def _session(transport: AiohttpTransport) -> aiohttp.ClientSession:

@@ -2,7 +2,7 @@
 fork of httpx, which the OpenAI and Anthropic SDKs use: the same API, its own classes).
 
 The stream drivers never name one library's exception classes: they have them classified here,
-and find here the socket to shut down, on either library's transport or on httpx-aiohttp's.
+and find here the socket to shut down (on uvloop too).
 fastsse never imports httpx2: a client of it only exists if the caller imported it.
 """
 
@@ -25,7 +25,6 @@ __all__ = [
     "accepts",
     "classify",
     "library_of",
-    "response_socket",
     "shutdown",
     "socket_of",
 ]
@@ -109,19 +108,6 @@ class Socket(Protocol):
     """What ``shutdown`` needs of a socket: its file descriptor."""
 
     def fileno(self) -> int: ...
-
-
-def response_socket(response: Any) -> Socket | None:
-    """The socket of ``response``'s HTTP/1 connection, on httpx's or httpx2's own transport or
-    on httpx-aiohttp's; None when unknown, or shared with other requests (HTTP/2)."""
-    network_stream = response.extensions.get("network_stream")
-    if network_stream is not None:
-        return socket_of(network_stream)
-    # httpx-aiohttp keeps aiohttp's response on its byte stream (it speaks HTTP/1 only).
-    aiohttp_response = getattr(response.stream, "_aiohttp_response", None)
-    connection = getattr(aiohttp_response, "connection", None)
-    transport = getattr(connection, "transport", None)
-    return _socket(None if transport is None else transport.get_extra_info("socket"))
 
 
 def socket_of(network_stream: Any) -> Socket | None:

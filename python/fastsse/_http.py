@@ -16,7 +16,6 @@ from fastsse._clients import (
     accepts,
     classify,
     library_of,
-    response_socket,
     shutdown,
     socket_of,
 )
@@ -32,7 +31,6 @@ __all__ = [
     "classify",
     "read_preview",
     "request_timeout",
-    "response_socket",
     "shutdown",
     "socket_of",
 ]

@@ -40,7 +40,6 @@ from fastsse._http import (
     classify,
     read_preview,
     request_timeout,
-    response_socket,
     shutdown,
     socket_of,
 )
@@ -468,7 +467,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
 
     async def _read(self, response: httpx.Response) -> AsyncIterator[bytes]:
         """The body's chunks, each read interruptible by ``aclose()`` from another task."""
-        self._socket = response_socket(response)
+        self._socket = socket_of(response.extensions.get("network_stream"))
         if self._socket is not None:
             # aclose() shuts the socket down, which ends a blocked read: a cancel scope per
             # read would cost more than parsing the chunk.
@@ -694,7 +693,7 @@ class EventStream(_StreamBase[httpx.Client]):
                     _failed(machine, error)
                     continue
                 # A reused keep-alive connection made no connect event.
-                self._socket = response_socket(response)
+                self._socket = socket_of(response.extensions.get("network_stream"))
                 try:
                     if machine.closed:  # close() came while connecting.
                         return
