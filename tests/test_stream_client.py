@@ -239,6 +239,45 @@ async def test_async_response_is_reachable_while_connected() -> None:
 # -- next() and close() on both flavours -----------------------------------------------------------
 
 
+def test_sync_close_as_the_response_headers_arrive_reads_nothing_of_it(server: SSEServer) -> None:
+    server.respond(Response(body=[event("a"), stall()]))
+    streams: list[EventStream] = []
+    # httpx runs a response hook inside client.send(), once the headers are in: close() lands
+    # between the headers and the stream's first look at them.
+    client = httpx.Client(event_hooks={"response": [lambda response: streams[0].close()]})
+    connected: list[httpx.Response] = []
+    with client:
+        stream = EventStream(
+            server.url, client=client, on_connect=connected.append, retry=fast_retry()
+        )
+        streams.append(stream)
+        assert run_bounded(lambda: list(stream.batches())) == []
+    assert connected == []
+    assert stream.stats.connections == 0
+    assert len(server.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_async_close_as_the_response_headers_arrive_reads_nothing_of_it() -> None:
+    streams: list[AsyncEventStream] = []
+
+    async def close_stream(response: httpx.Response) -> None:
+        await streams[0].aclose()
+
+    connected: list[httpx.Response] = []
+    async with SSEServer(Response(body=[event("a"), stall()])) as server:
+        with anyio.fail_after(TIMEOUT):
+            async with httpx.AsyncClient(event_hooks={"response": [close_stream]}) as client:
+                stream = AsyncEventStream(
+                    server.url, client=client, on_connect=connected.append, retry=fast_retry()
+                )
+                streams.append(stream)
+                assert [batch async for batch in stream.batches()] == []
+        assert len(server.requests) == 1
+    assert connected == []
+    assert stream.stats.connections == 0
+
+
 def test_sync_next_and_close(server: SSEServer) -> None:
     server.respond(Response(body=[event("a"), event("b"), stall()]))
 

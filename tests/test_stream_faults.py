@@ -18,7 +18,7 @@ import pytest
 from fastsse import Fault, InvalidRequestError, RetriesExhausted, StreamInterruptedError
 from fastsse._http import classify
 from fastsse.testing import Response, SSEServer, abort, close, event, stall
-from stream_helpers import KINDS, closed_port, collect, fast_retry, transport_error
+from stream_helpers import KINDS, TIMEOUT, closed_port, collect, fast_retry, transport_error
 
 
 @pytest.fixture
@@ -200,6 +200,30 @@ def test_on_connect_and_on_fault_report_each_connection_and_fault(
     assert faults[0][1] == pytest.approx(0.005)
 
 
+class HookError(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("hook", ["on_connect", "on_fault"])
+def test_an_exception_raised_by_a_hook_ends_the_stream_with_it(
+    server: SSEServer, kind: str, hook: str
+) -> None:
+    server.respond(busy(), Response(body=[event("a"), stall()]))
+    calls: list[tuple[object, ...]] = []
+
+    def fail(*args: object) -> None:
+        calls.append(args)
+        raise HookError(hook)
+
+    outcome = collect(kind, server.url, **{hook: fail})
+    assert isinstance(outcome.error, HookError)
+    assert len(calls) == 1
+    assert outcome.data == []
+    assert len(server.requests) == (1 if hook == "on_fault" else 2)
+    server.wait_for_idle(TIMEOUT)  # the stalled connection was closed
+
+
 # -- errors name the URL and say what to do ------------------------------------------------------
 
 
@@ -251,7 +275,7 @@ def test_a_request_that_cannot_be_sent_fails_at_once_as_a_fastsse_error(
     assert detail in str(error)
     assert "http:// or https://" in str(error)
     assert isinstance(error.__cause__, transport_error("UnsupportedProtocol"))
-    assert [fault.kind for fault in faults] == ["invalid_request"]
+    assert [(fault.kind, fault.error) for fault in faults] == [("invalid_request", error)]
     assert outcome.stats.reconnects == 0
 
 

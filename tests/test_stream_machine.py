@@ -162,3 +162,15 @@ def test_a_request_that_cannot_be_sent_fails_at_once() -> None:
     m.failed("invalid_request", ValueError("Request URL has an unsupported protocol 'ftp://'."))
     with pytest.raises(InvalidRequestError, match="cannot be sent: Request URL has an unsupp"):
         m.next_action()
+
+
+def test_a_response_that_arrives_after_close_is_not_read() -> None:
+    connected: list[object] = []
+    m = machine(on_connect=connected.append)
+    send(m)
+    m.close()  # from another thread, while the request was on its way
+    assert m.response(FakeResponse()) is Verdict.STOP
+    m.end_response()
+    assert m.next_action() is STOP
+    assert connected == []
+    assert m.stats.connections == 0

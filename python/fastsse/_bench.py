@@ -250,7 +250,7 @@ def format_table(results: Sequence[Result]) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """A speed fastsse must reach on one corpus (DESIGN.md section 7)."""
+    """A speed fastsse must reach on one corpus."""
 
     corpus: str
     #: ``parser``'s speed over ``baseline``'s.

@@ -1,4 +1,4 @@
-"""Consume a stream with a bounded queue and a pool of workers (DESIGN.md section 4).
+"""Consume a stream with a bounded queue and a pool of workers.
 
 One reader (the task that awaits :meth:`Consumer.run`) moves events from the stream into a
 bounded queue; ``workers`` worker tasks take them out and call the handler. What happens when

@@ -27,7 +27,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Optional, Protocol
+from typing import Any, Callable, Literal, NoReturn, Optional, Protocol
 
 from fastsse import _json
 from fastsse._errors import (
@@ -270,6 +270,8 @@ class StreamMachine:
     def response(self, response: ResponseLike) -> Verdict:
         """The response's headers arrived: what to do with its body."""
         self.response_received = self._current = response
+        if self.closed:  # close() came while the request was on its way: nothing more.
+            return Verdict.STOP
         status = response.status_code
         if status == 204:
             logger.info("%s %s answered 204 No Content: the stream is over", self.method, self.url)
@@ -395,7 +397,11 @@ class StreamMachine:
         if kind != "closed":
             self.stats.errors += 1
         if kind == "invalid_request":
-            self._fail(fault)
+            invalid = InvalidRequestError(
+                f"{self.method} {self.url} cannot be sent: {fault.message} (check the URL, "
+                "which needs http:// or https://, and the headers)"
+            )
+            self._fail(dataclasses.replace(fault, error=invalid), cause=fault.error)
         if not self.reconnect:
             if kind == "closed" and not dropped_partial:
                 return None
@@ -434,17 +440,12 @@ class StreamMachine:
         self._report(dataclasses.replace(fault, attempt=self.backoff.attempts), delay)
         return delay
 
-    def _fail(self, fault: Fault, *, cause: BaseException | None = None) -> Any:
-        """Ends the stream with ``fault``'s error."""
+    def _fail(self, fault: Fault, *, cause: BaseException | None = None) -> NoReturn:
+        """Ends the stream with ``fault``'s error (a FastSSEError), raised from ``cause``."""
         self.done = True
         self._report(fault, None)
         error = fault.error
-        if not isinstance(error, FastSSEError):
-            error = InvalidRequestError(
-                f"{self.method} {self.url} cannot be sent: {fault.message} (check the URL, "
-                "which needs http:// or https://, and the headers)"
-            )
-            cause = fault.error
+        assert isinstance(error, FastSSEError), error
         if cause is not None and error.__cause__ is None:
             raise error from cause
         raise error

@@ -28,7 +28,6 @@ import anyio
 import httpx
 
 from fastsse import _transport
-from fastsse._errors import FastSSEError
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event
 from fastsse._http import (
     ASYNC_CLIENTS,
@@ -94,12 +93,9 @@ _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
 _Loop = TypeVar("_Loop")
 
 
-class _Closed(Exception):
-    """The stream was closed while waiting."""
-
-
-class _Interrupted(Exception):
-    """interrupt() ended a wait for a response."""
+class _Woken(Exception):
+    """``aclose()`` or ``interrupt()`` ended what the reader was waiting for (the machine knows
+    which)."""
 
 
 class _StreamBase(Generic[_Client]):
@@ -176,8 +172,12 @@ class _StreamBase(Generic[_Client]):
         - ``on_connect``: ``on_connect(response)`` is called when a response is accepted as an
           event stream.
         - ``on_fault``: ``on_fault(fault, delay)`` is called when a connection attempt or a
-          connection ends, with a ``Fault`` (kind, message, error, response); ``delay`` is the
-          wait before the next attempt, or None when the stream ends with an error.
+          connection ends, with a ``Fault`` (kind, message, error, response, attempt);
+          ``delay`` is the wait before the next attempt (0 after ``interrupt()``), or None
+          when the stream ends with an error.
+
+        Both hooks run in the task or thread that iterates, before the stream goes on: keep
+        them short. An exception a hook raises ends the stream with that exception.
 
         Every failed attempt and every reconnect is also logged at WARNING on the ``fastsse``
         logger. Wrong types raise TypeError, wrong values ValueError, here and not later.
@@ -277,6 +277,18 @@ class _StreamBase(Generic[_Client]):
         while the stream reconnects."""
         response: httpx.Response | None = self._machine.response_received
         return response
+
+    def interrupt(self) -> None:
+        """End the current connection (or backoff wait) and reconnect at once, resuming with
+        Last-Event-ID. Safe from any thread or task. Raises StreamInterruptedError on a stream
+        that does not reconnect."""
+        self._machine.interrupt()
+        self._unblock_reader()
+
+    def _unblock_reader(self) -> None:
+        """Ends what the reader is blocked in (a backoff wait, a read, a wait for headers), so
+        that it sees at once what ``close()`` or ``interrupt()`` told the machine."""
+        raise NotImplementedError
 
     def _new_client_options(self) -> dict[str, Any]:
         return {"timeout": DEFAULT_CONNECT_TIMEOUT, "follow_redirects": True}
@@ -420,9 +432,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     async def aclose(self) -> None:
         """Close the stream and its connection now; safe from any task, and idempotent."""
         self._machine.close()
-        if self._scope is not None:
-            self._scope.cancel()
-        shutdown(self._socket)
+        self._unblock_reader()
         loop = self._loop
         # A loop running in another task stops at the cancelled scope instead.
         if loop is not None and not getattr(loop, "ag_running", False):
@@ -433,11 +443,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     #: ``close()`` as openai's ``AsyncStream`` names it; the same as ``aclose()``.
     close = aclose
 
-    def interrupt(self) -> None:
-        """End the current connection (or backoff wait) and reconnect at once, resuming with
-        Last-Event-ID. Safe from any task. Raises StreamInterruptedError on a stream that does
-        not reconnect."""
-        self._machine.interrupt()
+    def _unblock_reader(self) -> None:
         if self._scope is not None:
             self._scope.cancel()
         shutdown(self._socket)
@@ -454,7 +460,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
         if machine.closed or machine.interrupted:
             if isinstance(awaitable, Coroutine):
                 awaitable.close()  # Never awaited: close it so Python does not warn.
-            raise _Closed if machine.closed else _Interrupted
+            raise _Woken
         with anyio.CancelScope() as scope:
             self._scope = scope
             try:
@@ -463,7 +469,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                 self._scope = None
         # Only reached when aclose() or interrupt() cancelled the scope, which absorbed the
         # cancellation.
-        raise _Closed if machine.closed else _Interrupted
+        raise _Woken
 
     async def _read(self, response: httpx.Response) -> AsyncIterator[bytes]:
         """The body's chunks, each read interruptible by ``aclose()`` from another task."""
@@ -492,7 +498,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                 if action is STOP:
                     return
                 if isinstance(action, Wait):
-                    with contextlib.suppress(_Interrupted):
+                    with contextlib.suppress(_Woken):
                         await self._cancellable(anyio.sleep(action.seconds))
                     continue
                 assert isinstance(action, Send)
@@ -501,11 +507,6 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                     response = await self._cancellable(
                         client.send(request, stream=True, **self._send_options)
                     )
-                except (FastSSEError, _Closed):
-                    raise
-                except _Interrupted as error:
-                    machine.failed("interrupted", error)
-                    continue
                 except Exception as error:
                     _failed(machine, error)
                     continue
@@ -520,10 +521,6 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                         machine.ended()
                     elif verdict is Verdict.PREVIEW:
                         machine.refused(await self._cancellable(aread_preview(response)))
-                except (FastSSEError, _Closed):
-                    raise
-                except _Interrupted as error:
-                    machine.failed("interrupted", error)
                 except Exception as error:
                     _failed(machine, error)
                 finally:
@@ -531,8 +528,6 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                     machine.end_response()
                     with anyio.CancelScope(shield=True):
                         await response.aclose()
-        except _Closed:
-            return
         except Exception:
             machine.done = True  # The stream's errors are final.
             raise
@@ -632,9 +627,7 @@ class EventStream(_StreamBase[httpx.Client]):
     def close(self) -> None:
         """Close the stream and its connection now; safe from any thread, and idempotent."""
         self._machine.close()
-        if self._wake is not None:
-            self._wake.set()
-        shutdown(self._socket)
+        self._unblock_reader()
         loop = self._loop
         running = getattr(loop, "gi_running", False)
         # A loop that another thread runs, or holds suspended, is closed by that thread: its
@@ -644,11 +637,7 @@ class EventStream(_StreamBase[httpx.Client]):
             loop.close()
         self._release()
 
-    def interrupt(self) -> None:
-        """End the current connection (or backoff wait) and reconnect at once, resuming with
-        Last-Event-ID. Safe from any thread. Raises StreamInterruptedError on a stream that
-        does not reconnect."""
-        self._machine.interrupt()
+    def _unblock_reader(self) -> None:
         if self._wake is not None:
             self._wake.set()
         shutdown(self._socket)
@@ -687,16 +676,12 @@ class EventStream(_StreamBase[httpx.Client]):
                     request = self._build_request(client, action)
                     request.extensions["trace"] = self._trace
                     response = client.send(request, stream=True, **self._send_options)
-                except FastSSEError:
-                    raise
                 except Exception as error:
                     _failed(machine, error)
                     continue
                 # A reused keep-alive connection made no connect event.
                 self._socket = socket_of(response.extensions.get("network_stream"))
                 try:
-                    if machine.closed:  # close() came while connecting.
-                        return
                     verdict = machine.response(response)
                     if verdict is Verdict.STREAM:
                         for chunk in response.iter_bytes():
@@ -707,8 +692,6 @@ class EventStream(_StreamBase[httpx.Client]):
                         machine.ended()
                     elif verdict is Verdict.PREVIEW:
                         machine.refused(read_preview(response))
-                except FastSSEError:
-                    raise
                 except Exception as error:
                     _failed(machine, error)
                 finally:
@@ -803,8 +786,10 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _failed(machine: StreamMachine, error: Exception) -> None:
-    """Tells ``machine`` of a failure of the client library; re-raises anything else."""
-    kind: FaultKind | None = classify(error)
+    """Tells ``machine`` how the attempt or the connection ended: a failure of the client
+    library, or a wait cut short by close() or interrupt(). Re-raises anything else: the
+    stream's own errors, and those of the caller's hooks, end the stream."""
+    kind: FaultKind | None = "interrupted" if isinstance(error, _Woken) else classify(error)
     if kind is None:
         raise error
     machine.failed(kind, error)
