@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +13,7 @@ from typing import Any, TypeVar
 import anyio
 import fastsse
 from fastsse import AsyncEventStream, Backoff, Event, EventStream, Retry, StreamStats
+from fastsse._clients import classes
 
 KINDS = ("sync", "async")
 #: Upper bound of any single test's wait; tests normally finish in milliseconds.
@@ -22,12 +22,10 @@ TIMEOUT = 5.0
 T = TypeVar("T")
 
 
-def transport_error(name: str) -> tuple[type[Exception], ...]:
+def transport_error(name: str) -> tuple[type, ...]:
     """The exception class ``name`` of httpx and of httpx2 (when loaded): a stream raises those
     of its client's library."""
-    return tuple(
-        getattr(sys.modules[lib], name) for lib in ("httpx", "httpx2") if lib in sys.modules
-    )
+    return classes(name)
 
 
 def fast_retry(**overrides: Any) -> Retry:

@@ -4,11 +4,12 @@ attempt (aiohttp on its own re-sends a GET whose connection fails before the res
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import anyio
 import httpx
 import pytest
-from fastsse import AsyncEventStream, RetriesExhausted, async_client
+from fastsse import AsyncEventStream, EventStream, RetriesExhausted, async_client
 from fastsse._aiohttp import AiohttpClient
 from fastsse._clients import shutdown, socket_of
 from fastsse._stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
@@ -113,3 +114,38 @@ async def test_on_trio_async_client_is_plain_httpx_and_a_stream_works(server: SS
         async with AsyncEventStream(server.url) as stream:
             assert [e.data async for e in stream] == ["a", "b"]
     assert stream.last_event_id == "2"
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_httpx2_client_takes_httpx2_timeout_auth_and_cookies(
+    server: SSEServer, kind: str
+) -> None:
+    import httpx2
+
+    server.respond(Response(body=[event("a", id="1"), stall()]))
+    timeout = httpx2.Timeout(2.0)  # httpx2's own class, which httpx's Timeout does not take
+    options: dict[str, Any] = {
+        "timeout": timeout,
+        "auth": httpx2.BasicAuth("user", "secret"),
+        "cookies": {"session": "s1"},
+        "read_timeout": 0.3,
+        "retry": RecordingRetry(initial=0.005, jitter=False, max_attempts=1),
+    }
+
+    def sync() -> list[str]:
+        with httpx2.Client() as client, EventStream(server.url, client=client, **options) as s:
+            return [e.data for e in s]
+
+    async def asynchronous() -> list[str]:
+        async with httpx2.AsyncClient() as client:
+            stream = AsyncEventStream(server.url, client=client, **options)
+            async with stream:
+                return [e.data async for e in stream]
+
+    with pytest.raises(RetriesExhausted) as caught:
+        sync() if kind == "sync" else anyio.run(asynchronous)
+    assert isinstance(caught.value.last_cause, httpx2.ReadTimeout)
+    first = server.requests[0]
+    assert first.header("authorization") == "Basic dXNlcjpzZWNyZXQ="
+    assert first.header("cookie") == "session=s1"
+    assert [r.last_event_id for r in server.requests] == [None, "1"]

@@ -23,6 +23,7 @@ __all__ = [
     "LIBRARIES",
     "Socket",
     "accepts",
+    "classes",
     "classify",
     "library_of",
     "shutdown",
@@ -31,6 +32,12 @@ __all__ = [
 
 #: The client libraries, by the name of their top-level module.
 LIBRARIES = ("httpx", "httpx2")
+
+
+def classes(name: str) -> tuple[type, ...]:
+    """The class ``name`` (``"Timeout"``, ``"Auth"``, ``"ConnectError"``...) of every client
+    library loaded: httpx's, and httpx2's when the caller imported it."""
+    return tuple(getattr(sys.modules[lib], name) for lib in LIBRARIES if lib in sys.modules)
 
 
 def library_of(client: object) -> ModuleType:

@@ -14,6 +14,7 @@ import httpx
 from fastsse._clients import (
     Socket,
     accepts,
+    classes,
     classify,
     library_of,
     shutdown,
@@ -28,6 +29,7 @@ __all__ = [
     "accepts",
     "add_cookies",
     "aread_preview",
+    "classes",
     "classify",
     "read_preview",
     "request_timeout",

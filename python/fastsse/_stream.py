@@ -36,6 +36,7 @@ from fastsse._http import (
     accepts,
     add_cookies,
     aread_preview,
+    classes,
     classify,
     read_preview,
     request_timeout,
@@ -245,7 +246,10 @@ class _StreamBase(Generic[_Client]):
             self._send_options["auth"] = auth
         if follow_redirects is not None:
             self._send_options["follow_redirects"] = follow_redirects
-        self._timeout = None if timeout is None else httpx.Timeout(timeout)
+        # A Timeout of the client's library (httpx2's too) is kept: only its fields are read.
+        self._timeout: Any = timeout
+        if timeout is not None and not isinstance(timeout, classes("Timeout")):
+            self._timeout = httpx.Timeout(timeout)
         self._read_timeout = read_timeout
         self._connect_timeout = connect_timeout
         self._client: _Client | None = client
@@ -742,12 +746,12 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
     if files is not None and not isinstance(files, (Mapping, Sequence)):
         raise TypeError(f"files must be a mapping or a sequence of pairs, got {files!r}")
     auth = options["auth"]
-    if not (auth is None or isinstance(auth, (tuple, httpx.Auth)) or callable(auth)):
+    if not (auth is None or isinstance(auth, (tuple, *classes("Auth"))) or callable(auth)):
         raise TypeError(
             f"auth must be a (user, password) tuple, an httpx.Auth or None, got {auth!r}"
         )
     timeout = options["timeout"]
-    if not isinstance(timeout, httpx.Timeout) and timeout is not None:
+    if not isinstance(timeout, classes("Timeout")) and timeout is not None:
         _check_seconds("timeout", timeout, zero=True)
     for name in ("follow_redirects", "reconnect"):
         value = options[name]

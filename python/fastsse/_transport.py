@@ -27,11 +27,7 @@ def async_client(**httpx_kwargs: Any) -> httpx.AsyncClient:
     is never sent a second time behind the caller's back (aiohttp re-sends a GET once when the
     server hangs up before answering), so a stream's backoff paces every attempt.
     """
-    from fastsse._stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
-
-    httpx_kwargs.setdefault(
-        "timeout", httpx.Timeout(DEFAULT_CONNECT_TIMEOUT, read=DEFAULT_READ_TIMEOUT)
-    )
+    httpx_kwargs.setdefault("timeout", _stream_timeout())
     if "transport" in httpx_kwargs or not fast_transport_installed() or _on_trio():
         return httpx.AsyncClient(**httpx_kwargs)
     from fastsse._aiohttp import AiohttpClient
@@ -62,9 +58,12 @@ def _on_trio() -> bool:
 
 def sync_client(**httpx_kwargs: Any) -> httpx.Client:
     """The ``httpx.Client`` an ``EventStream`` makes for itself: the same timeouts."""
+    httpx_kwargs.setdefault("timeout", _stream_timeout())
+    return httpx.Client(**httpx_kwargs)
+
+
+def _stream_timeout() -> httpx.Timeout:
+    # Imported here: the stream module imports this one.
     from fastsse._stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 
-    httpx_kwargs.setdefault(
-        "timeout", httpx.Timeout(DEFAULT_CONNECT_TIMEOUT, read=DEFAULT_READ_TIMEOUT)
-    )
-    return httpx.Client(**httpx_kwargs)
+    return httpx.Timeout(DEFAULT_CONNECT_TIMEOUT, read=DEFAULT_READ_TIMEOUT)
