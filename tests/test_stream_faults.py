@@ -315,3 +315,16 @@ def test_a_broken_post_error_carries_its_response(server: SSEServer, kind: str) 
     assert f"POST stream from {server.url} broke (the connection broke" in str(error)
     assert error.response is not None
     assert error.response.headers["x-id"] == "7"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_post_that_cannot_connect_says_so_and_offers_a_retry(kind: str) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/chat"
+    error = collect(kind, url, method="POST", json={}).error
+    assert isinstance(error, StreamInterruptedError)
+    assert str(error) == (
+        f"the POST stream from {url} got no response (connection refused (is the server up, "
+        "and is the port right?)); it does not reconnect (pass reconnect=True to retry it)"
+    )
+    assert error.response is None
+    assert isinstance(error.__cause__, transport_error("ConnectError"))

@@ -212,3 +212,63 @@ def test_close_from_another_thread_then_a_break_releases_everything(server: SSES
     assert stream._loop is None
     assert stream._client is None
     server.wait_for_idle(TIMEOUT)
+
+
+# -- a read ended by an exception thrown into it (a cancelled task, Ctrl-C) ----------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_async_a_cancelled_read_leaves_a_stream_that_resumes(method: str) -> None:
+    a, b = event("a", id="1"), event("b", id="2")
+    feed = resuming(a, b, first=[a, stall()])
+    async with SSEServer(feed) as server:
+        with anyio.fail_after(TIMEOUT):
+            async with AsyncEventStream(server.url, method=method, retry=fast_retry()) as stream:
+                assert (await stream.__anext__()).data == "a"
+                # The server sends nothing more on this connection: the read is cancelled.
+                with anyio.move_on_after(0.05) as scope:
+                    await stream.__anext__()
+                assert scope.cancelled_caught
+                if method == "POST":  # Never sent twice: the stream says so, not silently.
+                    with pytest.raises(StreamInterruptedError, match="pass reconnect=True"):
+                        await stream.__anext__()
+                else:
+                    assert (await stream.__anext__()).data == "b"
+        requests = server.requests
+    assert [r.last_event_id for r in requests] == ([None] if method == "POST" else [None, "1"])
+
+
+class _CtrlC(BaseException):
+    """Stands for KeyboardInterrupt: a BaseException, which the stream does not catch."""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_base_exception_thrown_into_the_loop_leaves_a_stream_that_goes_on(
+    server: SSEServer, kind: str
+) -> None:
+    server.respond(Response(body=[event("a", id="1"), stall()]))
+    thrown: list[_CtrlC] = []
+
+    def ctrl_c_once(response: object) -> None:
+        if not thrown:
+            thrown.append(_CtrlC())
+            raise thrown[0]
+
+    options: dict[str, Any] = {"on_connect": ctrl_c_once, "retry": fast_retry()}
+
+    def run() -> str:
+        with EventStream(server.url, **options) as stream:
+            with pytest.raises(_CtrlC):
+                next(stream)
+            return next(stream).data
+
+    async def arun() -> str:
+        with anyio.fail_after(TIMEOUT):
+            async with AsyncEventStream(server.url, **options) as stream:
+                with pytest.raises(_CtrlC):
+                    await stream.__anext__()
+                return (await stream.__anext__()).data
+
+    assert run_bounded(run if kind == "sync" else lambda: anyio.run(arun)) == "a"
+    assert len(server.requests) == 2

@@ -174,3 +174,13 @@ def test_a_response_that_arrives_after_close_is_not_read() -> None:
     assert m.next_action() is STOP
     assert connected == []
     assert m.stats.connections == 0
+
+
+def test_a_post_is_never_sent_twice_even_by_a_driver_that_asks_again() -> None:
+    m = machine(method="POST")
+    send(m)
+    m.end_response()  # no ending reported: a driver bug must not re-send the request
+    with pytest.raises(StreamInterruptedError, match="pass reconnect=True"):
+        m.next_action()
+    assert m.next_action() is STOP
+    assert m.requests == 1

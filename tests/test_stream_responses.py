@@ -630,8 +630,9 @@ def test_sync_iterating_from_two_threads_at_once_raises(server: SSEServer) -> No
         while stream._loop is None or not stream._loop.gi_running:  # bounded below
             assert time.monotonic() < deadline, "the first reader never started reading"
             time.sleep(0.001)
-        with pytest.raises(RuntimeError, match="already being iterated"):
+        with pytest.raises(RuntimeError, match="already being iterated") as busy:
             next(iter(stream))
+        assert f"GET {server.url} is already being iterated by another thread" in str(busy.value)
         stream.close()
         reader.join(TIMEOUT)
         assert not reader.is_alive()
@@ -666,7 +667,8 @@ async def test_async_iterating_from_two_tasks_at_once_raises() -> None:
                     tasks.start_soon(read_on)
                     while stream._loop is None or not stream._loop.ag_running:
                         await anyio.sleep(0.001)  # bounded by fail_after above
-                    with pytest.raises(RuntimeError, match="already being iterated"):
+                    with pytest.raises(RuntimeError, match="by another task") as busy:
                         await stream.__aiter__().__anext__()
+                    assert f"GET {server.url} is already" in str(busy.value)
                     await stream.aclose()
         await server.wait_for_idle_async(1.0)

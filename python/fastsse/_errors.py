@@ -151,7 +151,8 @@ class ContentTypeError(_ResponseError):
 
 
 class StreamInterruptedError(SSEError):
-    """A stream that does not reconnect (a POST, by default) broke before its end.
+    """A stream that does not reconnect (a POST, by default) broke before its end, or got no
+    response at all.
 
     ``response`` is the response whose body broke, when there was one.
     """

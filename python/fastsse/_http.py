@@ -45,23 +45,14 @@ ASYNC_CLIENTS: tuple[type, ...] = (httpx.AsyncClient,)
 BODY_PREVIEW_TIMEOUT = 1.0
 
 
-class Unset:
-    """The default of an option the caller did not give."""
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = Unset()
-
-
 def request_timeout(
-    base: Any, *, connect: float | Unset | None, read: float | None
+    base: Any, *, connect: float | None, read: float | None
 ) -> tuple[float | None, float | None, float | None, float | None]:
     """``base`` (the client's or the stream's ``timeout=``) with the stream's read timeout, and
-    its connect timeout when the stream was given one: as the (connect, read, write, pool)
-    tuple that httpx and httpx2 both take (each only takes its own ``Timeout`` class)."""
-    return (base.connect if isinstance(connect, Unset) else connect, read, base.write, base.pool)
+    its connect timeout when the stream was given one (None keeps ``base``'s): as the (connect,
+    read, write, pool) tuple that httpx and httpx2 both take (each takes only its own
+    ``Timeout`` class)."""
+    return (base.connect if connect is None else connect, read, base.write, base.pool)
 
 
 def add_cookies(

@@ -177,6 +177,12 @@ class StreamMachine:
         self.read_timeout = read_timeout
         # A Last-Event-ID header given by the caller is where the stream starts; from then on
         # the stream owns the header.
+        for key, value in headers:
+            if not _LEGAL_HEADER_VALUE.fullmatch(value):
+                raise ValueError(
+                    f"headers: the value of {key.decode(errors='replace')} has control "
+                    f"characters, which HTTP does not allow: {value!r}"
+                )
         given = [value for key, value in headers if key.lower() == b"last-event-id"]
         self._headers = [(k, v) for k, v in headers if k.lower() != b"last-event-id"]
         names = {key.lower() for key, _ in self._headers}
@@ -234,12 +240,12 @@ class StreamMachine:
         wait, self._wait = self._wait, None
         if wait is not None and not self.interrupted:
             return Wait(wait)
-        self.check_may_send()
+        self._check_may_send()
         self.interrupted = False
         self.requests += 1
         return Send(self.method, self.url, self._request_headers())
 
-    def check_may_send(self) -> None:
+    def _check_may_send(self) -> None:
         """Raises unless the request may be sent (again). A stream that does not reconnect (a
         POST, by default) is sent once: asking again could repeat its side effects."""
         if self.requests and not self.reconnect:
@@ -407,10 +413,14 @@ class StreamMachine:
                 return None
             if isinstance(fault.error, FastSSEError):
                 self._fail(fault)
-            ending = "ended in the middle of an event" if kind == "closed" else "broke"
+            if fault.response is None:  # Nothing was received: there is nothing to resume.
+                ending, remedy = "got no response", "retry it"
+            else:
+                ending = "ended in the middle of an event" if kind == "closed" else "broke"
+                remedy = "resume it with Last-Event-ID"
             interrupted = StreamInterruptedError(
                 f"the {self.method} stream from {self.url} {ending} ({fault.message}); it "
-                "does not reconnect (pass reconnect=True to resume it with Last-Event-ID)"
+                f"does not reconnect (pass reconnect=True to {remedy})"
             )
             interrupted.response = fault.response
             self._fail(Fault(kind, fault.message, interrupted, fault.response), cause=fault.error)

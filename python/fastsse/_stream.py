@@ -188,6 +188,7 @@ class _StreamBase(Generic[_Client]):
             url=url,
             client=client,
             method=method,
+            json=json,
             content=content,
             data=data,
             files=files,
@@ -210,6 +211,10 @@ class _StreamBase(Generic[_Client]):
             if not isinstance(cookies, (Mapping, Sequence, http.cookiejar.CookieJar, type(None))):
                 raise TypeError(f"got {cookies!r} as cookies")
             httpx.Cookies(cast(Any, cookies))
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"headers: a str value must be ASCII; pass bytes for any other value ({error})"
+            ) from None
         except (TypeError, ValueError, AttributeError) as error:
             raise TypeError(
                 "headers, params and cookies must each be a mapping or a sequence of "
@@ -299,12 +304,11 @@ class _StreamBase(Generic[_Client]):
 
     def _build_request(self, client: _Client, action: Send) -> httpx.Request:
         base = self._timeout if self._timeout is not None else client.timeout
-        connect = base.connect if self._connect_timeout is None else self._connect_timeout
         request = client.build_request(
             action.method,
             action.url,
             headers=action.headers,
-            timeout=request_timeout(base, connect=connect, read=self._read_timeout),
+            timeout=request_timeout(base, connect=self._connect_timeout, read=self._read_timeout),
             **self._request_options,
         )
         if self._cookies is not None:
@@ -321,13 +325,26 @@ class _StreamBase(Generic[_Client]):
         loop: _Loop = self._loop
         return loop
 
-    def _left_after_close(self, loop: object) -> bool:
-        """An iteration ends: whether it must close ``loop`` (whose owner, ``close()`` from
-        another thread or task, left it to the iteration that held it)."""
-        if self._machine.closed and self._loop is loop:
+    def _iteration_ended(self, loop: object, *, finished: bool) -> bool:
+        """An iteration of ``loop`` ends: whether it must close the loop (``close()`` from
+        another thread or task left that to the iteration that held it).
+
+        A loop that ``finished`` without the stream being over was ended by an exception
+        thrown into its read (a cancelled task, Ctrl-C), which also closed its connection: it
+        is forgotten, so that the next iteration starts a new one and reconnects."""
+        if self._loop is not loop:
+            return False
+        if finished or self._machine.closed:
             self._loop = None
-            return True
-        return False
+        return self._machine.closed and not finished
+
+    def _busy(self, reader: str) -> RuntimeError:
+        machine = self._machine
+        return RuntimeError(
+            f"the stream from {machine.method} {machine.url} is already being iterated by "
+            f"another {reader}: a stream has one reader at a time (fastsse.Consumer hands its "
+            "events to several workers)"
+        )
 
     def _next_from_backlog(self) -> Event:
         event = self._backlog.popleft()
@@ -365,7 +382,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
 
     async def __anext__(self) -> Event:
         """The next event (``await anext(stream)``); raises StopAsyncIteration at the end."""
-        if self._events is None:
+        if self._events is None or _finished(self._events):
             self._events = self.__aiter__()
         return await self._events.__anext__()
 
@@ -420,7 +437,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
         Every iteration of a stream continues where the last one stopped, on the same
         connection: a ``break`` leaves it open, and only ``aclose()`` closes it."""
         if getattr(self._loop, "ag_running", False):
-            raise RuntimeError("this stream is already being iterated, by another task")
+            raise self._busy("task")
         if self._backlog:
             yield self._take_backlog()
         loop = self._loop_to_run(self._connection_loop)
@@ -430,7 +447,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
             async for batch in loop:
                 yield batch
         finally:
-            if self._left_after_close(loop):
+            if self._iteration_ended(loop, finished=_finished(loop)):
                 await loop.aclose()
 
     async def aclose(self) -> None:
@@ -568,7 +585,7 @@ class EventStream(_StreamBase[httpx.Client]):
 
     def __next__(self) -> Event:
         """The next event (``next(stream)``); raises StopIteration at the end."""
-        if self._events is None:
+        if self._events is None or _finished(self._events):
             self._events = self.__iter__()
         return next(self._events)
 
@@ -613,7 +630,7 @@ class EventStream(_StreamBase[httpx.Client]):
         """The events as lists, one per chunk received: the fastest way to consume; see
         ``AsyncEventStream.batches``."""
         if getattr(self._loop, "gi_running", False):
-            raise RuntimeError("this stream is already being iterated, by another thread")
+            raise self._busy("thread")
         if self._backlog:
             yield self._take_backlog()
         loop = self._loop_to_run(self._connection_loop)
@@ -625,7 +642,7 @@ class EventStream(_StreamBase[httpx.Client]):
             for batch in loop:  # noqa: UP028
                 yield batch
         finally:
-            if self._left_after_close(loop):
+            if self._iteration_ended(loop, finished=_finished(loop)):
                 loop.close()
 
     def close(self) -> None:
@@ -653,11 +670,15 @@ class EventStream(_StreamBase[httpx.Client]):
 
     def _trace(self, name: str, info: dict[str, Any]) -> None:
         """httpcore's trace hook: keeps a new connection's socket as soon as it exists, so that
-        ``close()`` from another thread can also wake a wait for the response headers."""
+        ``close()`` from another thread can also wake a wait for the response headers. The
+        caller's own ``extensions={"trace": ...}`` is called too."""
         if name in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
             self._socket = socket_of(info.get("return_value"))
             if self._machine.closed or self._machine.interrupted:
                 shutdown(self._socket)
+        callers_trace = self._request_options.get("extensions", {}).get("trace")
+        if callers_trace is not None:
+            callers_trace(name, info)
 
     def _connection_loop(self) -> Generator[list[Event], None, None]:
         machine = self._machine
@@ -711,6 +732,12 @@ class EventStream(_StreamBase[httpx.Client]):
                 self._release()
 
 
+def _finished(generator: object) -> bool:
+    """Whether a generator or an async generator has run to its end (returned or raised)."""
+    frame = getattr(generator, "gi_frame", None) or getattr(generator, "ag_frame", None)
+    return frame is None
+
+
 def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
     """TypeError or ValueError for a constructor argument that cannot work."""
     url = options["url"]
@@ -732,6 +759,11 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
         raise TypeError(f"method must be a str such as 'GET' or 'POST', got {method!r}")
     if not method or not _TOKEN.fullmatch(method):
         raise ValueError(f"method must be an HTTP method such as 'GET' or 'POST', got {method!r}")
+    if options["json"] is not None:
+        try:
+            httpx.Request("POST", "http://localhost/", json=options["json"])
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"json cannot be sent as JSON: {error}") from None
     content = options["content"]
     if content is not None and not isinstance(content, (str, bytes)):
         raise TypeError(
@@ -745,7 +777,15 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
     files = options["files"]
     if files is not None and not isinstance(files, (Mapping, Sequence)):
         raise TypeError(f"files must be a mapping or a sequence of pairs, got {files!r}")
+    for name, file in _items(files):
+        if not isinstance(file, (bytes, str, tuple)) and not hasattr(file, "read"):
+            raise TypeError(
+                f"files[{name!r}] must be bytes, str, a file opened in binary mode or a "
+                f"(filename, content[, content_type]) tuple, got {file!r}"
+            )
     auth = options["auth"]
+    if isinstance(auth, tuple) and len(auth) != 2:
+        raise ValueError(f"auth must be a (user, password) pair, got a tuple of {len(auth)}")
     if not (auth is None or isinstance(auth, (tuple, *classes("Auth"))) or callable(auth)):
         raise TypeError(
             f"auth must be a (user, password) tuple, an httpx.Auth or None, got {auth!r}"
@@ -773,6 +813,15 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
         value = options[name]
         if value is not None and not callable(value):
             raise TypeError(f"{name} must be callable or None, got {value!r}")
+
+
+def _items(pairs: Any) -> list[tuple[Any, Any]]:
+    """A mapping's or a sequence of pairs' (name, value) items; [] for anything else."""
+    if isinstance(pairs, Mapping):
+        return list(pairs.items())
+    if isinstance(pairs, Sequence) and not isinstance(pairs, (str, bytes)):
+        return [pair for pair in pairs if isinstance(pair, tuple) and len(pair) == 2]
+    return []
 
 
 def _check_seconds(name: str, value: object, *, zero: bool) -> None:
