@@ -18,7 +18,7 @@ import pytest
 from fastsse import Fault, InvalidRequestError, RetriesExhausted, StreamInterruptedError
 from fastsse._http import classify
 from fastsse.testing import Response, SSEServer, abort, close, event, stall
-from stream_helpers import KINDS, TIMEOUT, closed_port, collect, fast_retry
+from stream_helpers import KINDS, TIMEOUT, closed_port, collect, fast_retry, transport_error
 
 
 @pytest.fixture
@@ -274,7 +274,7 @@ def test_a_request_that_cannot_be_sent_fails_at_once_as_a_fastsse_error(
     assert f"GET {url} cannot be sent" in str(error)
     assert detail in str(error)
     assert "http:// or https://" in str(error)
-    assert isinstance(error.__cause__, httpx.UnsupportedProtocol)
+    assert isinstance(error.__cause__, transport_error("UnsupportedProtocol"))
     assert [(fault.kind, fault.error) for fault in faults] == [("invalid_request", error)]
     assert outcome.stats.reconnects == 0
 
@@ -327,4 +327,4 @@ def test_a_post_that_cannot_connect_says_so_and_offers_a_retry(kind: str) -> Non
         "and is the port right?)); it does not reconnect (pass reconnect=True to retry it)"
     )
     assert error.response is None
-    assert isinstance(error.__cause__, httpx.ConnectError)
+    assert isinstance(error.__cause__, transport_error("ConnectError"))

@@ -32,6 +32,7 @@ from fastsse._stream import (
     FaultKind,
     StreamStats,
 )
+from fastsse._transport import async_client
 
 #: httpx-sse's name for an event; the same class, so code written for httpx-sse keeps working.
 ServerSentEvent = Event
@@ -71,5 +72,6 @@ __all__ = [
     "UnexpectedStatusError",
     "__version__",
     "aconnect_sse",
+    "async_client",
     "connect_sse",
 ]

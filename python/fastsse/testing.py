@@ -264,6 +264,12 @@ class Response:
         return cls(status, body, headers or {}, content_type="application/json")
 
     @classmethod
+    def hang_up(cls) -> Response:
+        """No response at all: the server reads the request and resets the connection, as a
+        server that crashed while handling it (``status`` 0 means this)."""
+        return cls(0, b"", content_type=None)
+
+    @classmethod
     def redirect(cls, location: str, status: int = 302) -> Response:
         return cls(status, b"", {"Location": location}, content_type=None)
 
@@ -626,6 +632,8 @@ class _Connection:
 
     async def respond(self, method: str, response: Response) -> bool:
         status, body = response.status, response.body
+        if status == 0:  # Response.hang_up()
+            return False
         bodiless = method == "HEAD" or status < 200 or status in (204, 304)
         fixed = body if isinstance(body, (bytes, bytearray, memoryview)) else None
         names = {name.lower() for name in response.headers}
