@@ -31,3 +31,8 @@ def connect(redis: str | Redis) -> tuple[Redis, bool]:
     if not isinstance(redis, module.Redis):
         raise TypeError(f"redis must be a URL or a redis.asyncio.Redis client, got {redis!r}")
     return redis, False
+
+
+def text(value: bytes | str | None) -> str | None:
+    """A Redis reply as text (a client made with decode_responses=True gives str already)."""
+    return value.decode() if isinstance(value, bytes) else value

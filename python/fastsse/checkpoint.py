@@ -161,8 +161,9 @@ class RedisCheckpoint(Checkpoint):
         return f"RedisCheckpoint(<{self._client!r}>, {self.key!r})"
 
     async def load(self) -> str | None:
-        value: Any = await self._client.get(self.key)
-        return None if value is None else bytes(value).decode()
+        from fastsse._redis_client import text
+
+        return text(await self._client.get(self.key))
 
     async def commit(self, last_event_id: str) -> None:
         if not isinstance(last_event_id, str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from fastsse import _bench, _corpus
+from fastsse import _bench, _corpus, _relay_cli
 from fastsse._demo import run_demo
 
 #: ``--quick``: a quarter of each corpus and fewer, shorter repeats; a few seconds in all.
@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--quick", action="store_true", help="a smaller stream")
     demo.set_defaults(func=_demo_command)
+    _relay_cli.add_command(commands)
     return parser
 
 
