@@ -55,14 +55,21 @@ class RedisServer:
             self.process = subprocess.Popen(
                 [
                     self.executable,
-                    "--bind", "127.0.0.1",
-                    "--port", str(self.port),
-                    "--dir", str(self.directory),
-                    "--save", "",
-                    "--appendonly", "yes",
-                    "--appendfsync", "always",
-                    "--logfile", "redis.log",
-                ],  # fmt: skip
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--dir",
+                    str(self.directory),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--logfile",
+                    "redis.log",
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -116,4 +123,3 @@ class RedisServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-

@@ -222,13 +222,14 @@ def test_relays_killed_repeatedly_leave_every_event_once_in_order(
         for _ in range(kills):
             leader = wait_until(lambda: holder_pid(client), "a relay to hold the lease")
             count = client.xlen(KEY)
-            wait_until(lambda: client.xlen(KEY) >= count + 100, "the leader to append")
+            wait_until(lambda n=count: client.xlen(KEY) >= n + 100, "the leader to append")
             group.processes[leader].kill()  # SIGKILL
             killed_at = time.monotonic()
             group.processes[leader].wait(TIMEOUT)
             group.start()  # two relays again
             wait_until(
-                lambda: holder_pid(client) not in (None, leader), "a standby to take the lease"
+                lambda old=leader: holder_pid(client) not in (None, old),
+                "a standby to take the lease",
             )
             pauses.append(time.monotonic() - killed_at)
         statuses = group.wait_all()
@@ -309,8 +310,19 @@ def test_relay_command_reports_bad_arguments(relays: Callable[..., Relays]) -> N
     assert result.returncode == 2
     assert "--stream" in result.stderr
     result = subprocess.run(
-        [sys.executable, "-m", "fastsse", "relay", "http://x/", "--redis", "redis://x",
-         "--stream", "k", "-H", "no colon"],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fastsse",
+            "relay",
+            "http://x/",
+            "--redis",
+            "redis://x",
+            "--stream",
+            "k",
+            "-H",
+            "no colon",
+        ],
         capture_output=True,
         text=True,
         env=ENV,
