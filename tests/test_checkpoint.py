@@ -15,7 +15,7 @@ import anyio
 import checkpoint_consumer
 import pytest
 from fastsse import AsyncEventStream, Consumer, Event
-from fastsse.checkpoint import Checkpoint, Committer, SQLiteCheckpoint
+from fastsse.checkpoint import IDLE, Checkpoint, Committer, SQLiteCheckpoint, Watermark
 from fastsse.testing import SSEServer
 from numbered_feed import numbered_feed
 from stream_helpers import fast_retry
@@ -108,47 +108,63 @@ def test_sqlite_checkpoint_survives_kill_mid_write(tmp_path: Path) -> None:
 # -- the watermark ----------------------------------------------------------------------------
 
 
-async def test_watermark_waits_for_every_earlier_event() -> None:
-    committer = Committer(MemoryCheckpoint(), every=1000, interval=60)
-    committer.settled(2, [ev(3), ev(4)])  # events 3 and 4 finish before 1 and 2
-    committer.settled(5, [ev(6)])
-    await committer.flush()
-    assert committer.commits == 0  # nothing is below a gap yet
-    committer.settled(0, [ev(1)])
-    await committer.flush()
-    assert committer.checkpoint.stored == "1"  # type: ignore[attr-defined]
-    committer.settled(1, [ev(2)])  # closes the gap up to 4; 6 still waits for 5
-    await committer.flush()
-    assert committer.checkpoint.stored == "4"  # type: ignore[attr-defined]
-    committer.settled(4, [ev(5)])
-    await committer.flush()
-    assert committer.checkpoint.stored == "6"  # type: ignore[attr-defined]
-    await committer.flush()
-    assert committer.commits == 3  # an unchanged watermark is not committed again
+def test_watermark_waits_for_every_earlier_event() -> None:
+    """Two workers, as the Consumer drives them: events 3 and 4 finish before 1 and 2."""
+    watermark = Watermark(workers=2)
+    taken = 0
+
+    def take(worker: int, *events: Event) -> None:
+        nonlocal taken
+        watermark.history.extend(events)
+        watermark.busy[worker] = taken
+        taken += len(events)
+
+    take(0, ev(1))
+    take(1, ev(2))
+    assert watermark.event(taken) is None  # nothing settled
+    watermark.busy[1] = IDLE  # 2 done, 1 still held
+    assert watermark.event(taken) is None
+    take(1, ev(3), ev(4))  # a batch (sync handler in a thread)
+    watermark.busy[1] = IDLE
+    assert watermark.event(taken) is None  # 2, 3 and 4 are done, but 1 is not
+    watermark.busy[0] = IDLE
+    assert watermark.event(taken) == ev(4)
+    take(0, ev(5))
+    take(1, ev(6))
+    watermark.busy[1] = IDLE
+    assert watermark.event(taken) == ev(4)  # 6 waits for 5
+    watermark.busy[0] = IDLE
+    assert watermark.event(taken) == ev(6)
+    assert watermark.history == [ev(6)]  # what is below the watermark is let go
 
 
 async def test_commits_are_batched_by_count() -> None:
     checkpoint = MemoryCheckpoint()
-    committer = Committer(checkpoint, every=10, interval=60)
+    current: list[Event] = []
+    committer = Committer(
+        checkpoint, lambda: current[-1] if current else None, every=10, interval=60
+    )
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(committer.run)
         await anyio.wait_all_tasks_blocked()
-        for i in range(9):
-            committer.settled(i, [ev(i + 1)])
+        current.append(ev(9))
+        committer.poke(9)
         await anyio.wait_all_tasks_blocked()
-        assert checkpoint.commits == []  # nine settled: below the count
-        committer.settled(9, [ev(10)])
+        assert checkpoint.commits == []  # nine taken: below the count
+        current.append(ev(10))
+        committer.poke(10)
         with anyio.fail_after(TIMEOUT):
             while not checkpoint.commits:
                 await anyio.sleep(0.001)
+        await committer.flush()  # unchanged: not committed again
         committer.close()
     assert [commit for commit, _ in checkpoint.commits] == ["10"]
+    assert committer.commits == 1
 
 
 async def test_commits_are_batched_by_time() -> None:
     checkpoint = MemoryCheckpoint()
-    committer = Committer(checkpoint, every=1000, interval=0.05)
-    committer.settled(0, [ev(1)])
+    committer = Committer(checkpoint, lambda: ev(1), every=1000, interval=0.05)
     started = time.monotonic()
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(committer.run)

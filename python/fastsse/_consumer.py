@@ -30,7 +30,7 @@ import anyio.to_thread
 from fastsse._errors import FastSSEError
 from fastsse._fastsse import Event
 from fastsse._stream import AsyncEventStream, EventStream
-from fastsse.checkpoint import Checkpoint, Committer, start_at
+from fastsse.checkpoint import IDLE, Checkpoint, Committer, Watermark, start_at
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -179,12 +179,16 @@ class Consumer:
             _check_count("commit_every", commit_every)
             if not commit_interval > 0:
                 raise ValueError(f"commit_interval must be > 0 seconds, got {commit_interval!r}")
-            self._committer = Committer(checkpoint, every=commit_every, interval=commit_interval)
-        # Told about every settled event, in stream-order numbers (the checkpoint's watermark,
-        # or the acks of fastsse.redis).
-        self._settled: _Settled | None = (
-            None if self._committer is None else self._committer.settled
-        )
+        # The checkpoint's watermark: what the workers hold unsettled.
+        self._watermark = None if checkpoint is None else Watermark(workers)
+        if checkpoint is not None:
+            self._committer = Committer(
+                checkpoint, self._watermark_event, every=commit_every, interval=commit_interval
+            )
+        # Told about settled events by their number in stream order (fastsse.redis's acks);
+        # _settled_one for one event.
+        self._settled: _Settled | None = None
+        self._settled_one: Callable[[int, Event], None] | None = None
         self._taken_count = 0  # events taken from the queue so far: the next one's number
         self._stream = stream
         self._handler = handler
@@ -240,8 +244,8 @@ class Consumer:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
                 self._workers_left = self._workers
-                for _ in range(self._workers):
-                    task_group.start_soon(self._worker)
+                for index in range(self._workers):
+                    task_group.start_soon(self._worker, index)
                 if committer is not None:
                     task_group.start_soon(committer.run)
                 try:
@@ -280,6 +284,10 @@ class Consumer:
         if stored:
             logger.info("resuming from the checkpointed event id %r (%r)", stored, checkpoint)
             start_at(stream, stored)
+
+    def _watermark_event(self) -> Event | None:
+        assert self._watermark is not None
+        return self._watermark.event(self._taken_count)
 
     @staticmethod
     async def _final_commit(committer: Committer) -> None:
@@ -345,6 +353,8 @@ class Consumer:
                 if scope.cancelled_caught:
                     return None
                 await put([item] if per_event else item)
+                if self._committer is not None:
+                    self._committer.poke(self._taken_count)
                 # Let the workers run after each batch, so that a source that never suspends
                 # cannot starve them (and drop everything under a drop policy).
                 await anyio.lowlevel.checkpoint()
@@ -436,16 +446,20 @@ class Consumer:
             self._room = None
             room.set()
 
-    async def _worker(self) -> None:
+    async def _worker(self, index: int) -> None:
         try:
-            await self._work()
+            await self._work(index)
         finally:
             self._workers_left -= 1
             if self._workers_left == 0 and self._workers_done is not None:
                 self._workers_done.set()
 
-    async def _work(self) -> None:
+    async def _work(self, index: int) -> None:
         queue = self._queue
+        # The checkpoint's bookkeeping, inline: it runs for every event.
+        tracking = self._watermark is not None
+        history: list[Event] = [] if self._watermark is None else self._watermark.history
+        busy: list[int] = [] if self._watermark is None else self._watermark.busy
         while not self._abort:
             if not queue:
                 if self._input_done:
@@ -461,15 +475,25 @@ class Consumer:
                 count = min(limit, -(-len(queue) // self._workers))
                 batch = [queue.popleft() for _ in range(count)]
                 first = self._taken(count)
+                if tracking:
+                    history.extend(batch)
+                    busy[index] = first
                 settled = await self._handle_in_thread(batch)
+                if tracking:
+                    busy[index] = IDLE if settled == count else first + settled
                 if self._settled is not None and settled:
                     self._settled(first, batch[:settled])
             else:
                 event = queue.popleft()
                 first = self._taken(1)
+                if tracking:
+                    history.append(event)
+                    busy[index] = first
                 await self._handle(event)  # it raises if the event was not settled
-                if self._settled is not None:
-                    self._settled(first, (event,))
+                if tracking:
+                    busy[index] = IDLE
+                if self._settled_one is not None:
+                    self._settled_one(first, event)
 
     def _taken(self, count: int) -> int:
         """``count`` events left the queue; returns the first one's number in stream order."""

@@ -82,6 +82,7 @@ class RedisStreamConsumer:
             on_error=on_error,
         )
         self._consumer._settled = self._settled
+        self._consumer._settled_one = self._settled_one
         self._entries: dict[int, bytes] = {}  # id() of an event in the Consumer -> entry ID
         self._held: set[bytes] = set()  # entry IDs given to the Consumer, not acknowledged
         self._acks: list[bytes] = []
@@ -225,6 +226,10 @@ class RedisStreamConsumer:
         entries, acks = self._entries, self._acks
         for event in events:
             acks.append(entries.pop(id(event)))
+        self._wake_acker()
+
+    def _settled_one(self, seq: int, event: Event) -> None:
+        self._acks.append(self._entries.pop(id(event)))
         self._wake_acker()
 
     def _wake_acker(self) -> None:

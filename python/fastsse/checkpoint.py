@@ -15,9 +15,10 @@ from __future__ import annotations
 import abc
 import logging
 import sqlite3
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -175,50 +176,73 @@ class RedisCheckpoint(Checkpoint):
             await self._client.aclose()
 
 
-class Committer:
-    """The Consumer's side of a checkpoint: which ID may be committed, and when.
+#: In ``Watermark.busy``: the worker holds no unsettled event.
+IDLE = sys.maxsize
 
-    Workers finish out of order, so each event taken from the queue gets a sequence number
-    (its position in stream order) and :meth:`settled` is told when events are done. The
-    *watermark* is the last event such that it and every event before it is done; its ID is
-    what gets committed, at most every ``every`` events and at least every ``interval``
-    seconds while it moves. An event that is never settled (cancelled) holds the watermark
-    back, so a restart handles it again.
+
+class Watermark:
+    """Which event may be committed: the last one such that it and every event before it in
+    stream order is settled (handled, or failed and reported).
+
+    Workers finish out of order. The Consumer numbers the events as they leave its queue
+    (stream order), appends each to :attr:`history` and keeps in ``busy[worker]`` the number
+    of the first event that worker holds unsettled (:data:`IDLE` when none). Every event
+    numbered below the smallest of ``busy`` is settled, so the watermark is the event just
+    before it. That costs a few list operations per event and no call; the search is made
+    only when a commit is due. An event that never settles (a cancelled handler) keeps its
+    number in ``busy``, holding the watermark back, so a restart handles it again.
     """
 
-    def __init__(self, checkpoint: Checkpoint, *, every: int, interval: float) -> None:
+    def __init__(self, workers: int) -> None:
+        self.busy = [IDLE] * workers
+        #: Events taken, from number ``_base`` on (pruned at each :meth:`event`).
+        self.history: list[Event] = []
+        self._base = 0
+
+    def event(self, taken: int) -> Event | None:
+        """The watermark event (None before any), given the count of events taken so far."""
+        low = min(self.busy)  # the first event not settled
+        if low == IDLE:
+            low = taken
+        settled = low - self._base  # how many of ``history`` are settled
+        if settled <= 0:
+            return None
+        history = self.history
+        event = history[settled - 1]
+        del history[: settled - 1]  # the watermark event stays first, for the next call
+        self._base += settled - 1
+        return event
+
+
+class Committer:
+    """When to commit the watermark: every ``every`` events taken or ``interval`` seconds,
+    whichever comes first, and at the end; an unchanged ID is not committed again."""
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        watermark: Callable[[], Event | None],
+        *,
+        every: int,
+        interval: float,
+    ) -> None:
         self.checkpoint = checkpoint
+        self._watermark = watermark
         self._every = every
         self._interval = interval
-        self._low = 0  # the sequence number of the first event not settled yet
-        # Runs of settled events beyond a gap, by their first sequence number.
-        self._ahead: dict[int, Sequence[Event]] = {}
-        self._watermark: str | None = None  # the ID of the watermark event
+        self._due = every
         self._committed: str | None = None
-        self._uncommitted = 0
         self._closing = False
         self._wake: anyio.Event | None = None
         #: Commits made (a counter for tests and benchmarks).
         self.commits = 0
 
-    def settled(self, first: int, events: Sequence[Event]) -> None:
-        """``events`` (sequence numbers ``first``, ``first + 1``...) are handled or failed."""
-        if first != self._low:
-            self._ahead[first] = events
-            return
-        low = first + len(events)
-        last = events[-1] if events else None
-        ahead = self._ahead
-        while low in ahead:
-            run = ahead.pop(low)
-            low += len(run)
-            last = run[-1] if run else last
-        self._uncommitted += low - self._low
-        self._low = low
-        if last is not None:
-            self._watermark = last.id
-        if self._uncommitted >= self._every and self._wake is not None:
-            self._wake.set()
+    def poke(self, taken: int) -> None:
+        """``taken`` events have been taken so far: commit now if enough are new."""
+        if taken >= self._due:
+            self._due = taken + self._every
+            if self._wake is not None:
+                self._wake.set()
 
     async def run(self) -> None:
         """Commit the watermark as it moves, until :meth:`close`."""
@@ -243,12 +267,15 @@ class Committer:
 
     async def flush(self) -> None:
         """Commit the watermark now if it moved since the last commit."""
-        watermark = self._watermark
-        self._uncommitted = 0
-        if watermark is None or watermark == self._committed:
+        event = self._watermark()
+        if event is None:
             return
-        await self.checkpoint.commit(watermark)
-        self._committed = watermark
+        # Read only here: reading an event's ID makes a string.
+        last_event_id = event.id
+        if last_event_id == self._committed:
+            return
+        await self.checkpoint.commit(last_event_id)
+        self._committed = last_event_id
         self.commits += 1
 
 
