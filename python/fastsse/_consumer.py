@@ -144,7 +144,7 @@ class Consumer:
         overflow: Overflow = "block",
         on_error: ErrorHandler | None = None,
         checkpoint: Checkpoint | None = None,
-        commit_every: int = 1000,
+        commit_every: int = 10_000,
         commit_interval: float = 1.0,
     ) -> None:
         if not callable(handler):
@@ -355,6 +355,9 @@ class Consumer:
                 await put([item] if per_event else item)
                 if self._committer is not None:
                     self._committer.poke(self._taken_count)
+                    # Let go of the events below the watermark now, not at the next commit:
+                    # thousands of dead events kept alive slow every allocation down.
+                    self._watermark_event()
                 # Let the workers run after each batch, so that a source that never suspends
                 # cannot starve them (and drop everything under a drop policy).
                 await anyio.lowlevel.checkpoint()
