@@ -1,16 +1,21 @@
-"""A feed server in its own process, so that a benchmark's CPU time is the client's alone.
+"""A feed server in its own process, so that a benchmark measures the client's CPU time and
+memory alone. It prints its port and stops when its stdin closes.
 
-``python feed_server.py EVENTS RATE`` serves, on every path, EVENTS events with ids (1..EVENTS)
-at RATE events/s (0: as fast as the client reads), prints its port, and stops when its stdin
-closes.
+- ``python feed_server.py events N RATE``: on every path, N events with ids 1..N at RATE
+  events/s (0: as fast as the client reads);
+- ``python feed_server.py heartbeat SECONDS``: on every path, a stream that never ends and
+  sends only a ``: ping`` comment every SECONDS.
+
+The file-descriptor limit is raised to its hard limit, for benchmarks of many connections.
 """
 
 from __future__ import annotations
 
+import resource
 import sys
 from collections.abc import Iterator
 
-from fastsse.testing import Action, Response, SSEServer, delay
+from fastsse.testing import Action, RecordedRequest, Response, SSEServer, comment, delay
 
 
 def corpus(events: int) -> bytes:
@@ -29,13 +34,33 @@ def paced(data: bytes, events: int, rate: int) -> Iterator[Action]:
         yield delay(per_write / rate)
 
 
-def main(events: int, rate: int) -> None:
-    data = corpus(events)
+def heartbeats(seconds: float) -> Iterator[Action]:
+    while True:
+        yield comment("ping")
+        yield delay(seconds)
 
-    def respond(request: object) -> Response:
-        if rate:
-            return Response(body=paced(data, events, rate))
-        return Response.stream_bytes(data, 16 * 1024)
+
+def raise_fd_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main(mode: str, *args: str) -> None:
+    raise_fd_limit()
+    if mode == "heartbeat":
+        seconds = float(args[0])
+
+        def respond(request: RecordedRequest) -> Response:
+            return Response(body=heartbeats(seconds))
+
+    else:
+        events, rate = int(args[0]), int(args[1])
+        data = corpus(events)
+
+        def respond(request: RecordedRequest) -> Response:
+            if rate:
+                return Response(body=paced(data, events, rate))
+            return Response.stream_bytes(data, 16 * 1024)
 
     with SSEServer(respond) as server:
         print(server.port, flush=True)
@@ -43,4 +68,4 @@ def main(events: int, rate: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))
+    main(*sys.argv[1:])

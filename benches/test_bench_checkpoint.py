@@ -44,7 +44,7 @@ CHECKPOINTS: dict[str, Callable[[Path, str], Checkpoint | None]] = {
 def feed_server(rate: int) -> Iterator[str]:
     script = Path(__file__).parent / "feed_server.py"
     process = subprocess.Popen(
-        [sys.executable, str(script), str(EVENTS), str(rate)],
+        [sys.executable, str(script), "events", str(EVENTS), str(rate)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

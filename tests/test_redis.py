@@ -9,6 +9,8 @@ deadline.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -454,3 +456,51 @@ def test_a_killed_workers_entries_are_claimed_and_handled(
     duplicates = len(done_a) + len(done_b) - total
     assert duplicates <= pending
     print(f"a was killed with {pending} entries pending; {duplicates} handled twice")
+
+
+# -- the README -------------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("## Beyond one machine")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_readme_relay_command_parses() -> None:
+    from fastsse.cli import build_parser
+
+    command = next(
+        line.strip()
+        for line in readme_section().splitlines()
+        if line.strip().startswith("fastsse relay http")
+    )
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    assert (args.command, args.stream, args.lease_ttl) == ("relay", "feed", 5.0)
+    assert args.redis.startswith("redis://")
+
+
+def test_readme_worker_handles_entries_and_stops_on_sigterm(
+    redis_server: RedisServer, client: redis.Redis, tmp_path: Path
+) -> None:
+    match = re.search(r"```python\n# worker.py\n(.*?)```", readme_section(), re.S)
+    assert match is not None
+    worker = tmp_path / "worker.py"
+    worker.write_text(match.group(1).replace("redis://127.0.0.1:6379/0", redis_server.url))
+    add_entries(client, range(1, 4))
+    process = subprocess.Popen(
+        [sys.executable, str(worker)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**ENV, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(3)]
+        assert lines == [f"{i} payload {i}\n" for i in range(1, 4)]
+        wait_until(lambda: client.xpending(KEY, "workers")["pending"] == 0, "the acks")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(TIMEOUT) == 0
