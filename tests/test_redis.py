@@ -504,3 +504,11 @@ def test_readme_worker_handles_entries_and_stops_on_sigterm(
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(TIMEOUT) == 0
+
+
+def test_without_redis_py_the_error_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)  # import redis.asyncio fails
+    with pytest.raises(ImportError, match=r"pip install 'fastsse\[redis\]'"):
+        RedisCheckpoint("redis://127.0.0.1:9/0", "key")

@@ -207,12 +207,13 @@ class RedisStreamConsumer:
         for entry_id, fields in entries:
             if fields is None:
                 continue  # deleted (trimmed) while pending
-            retry = fields.get(b"retry", fields.get("retry"))
+            retry = text(fields.get(b"retry", fields.get("retry")))
             event = Event(
                 event=text(fields.get(b"event", fields.get("event"))),
                 data=text(fields.get(b"data", fields.get("data"))) or "",
                 id=text(fields.get(b"id", fields.get("id"))),
-                retry=None if retry is None else int(retry),
+                # An entry another writer added may have anything there: no retry then.
+                retry=int(retry) if retry is not None and retry.isdigit() else None,
             )
             key = entry_id if isinstance(entry_id, bytes) else str(entry_id).encode()
             self._entries[id(event)] = key

@@ -234,7 +234,9 @@ class Relay:
                         await anyio.sleep(delay)
         finally:
             self._scope = None
-            with anyio.CancelScope(shield=True):
+            # Shielded, but bounded: an unreachable Redis must not keep the relay from exiting
+            # (the lease then expires by itself).
+            with anyio.CancelScope(shield=True), anyio.move_on_after(self.lease_ttl):
                 await self._give_up_lease()
                 if self._owns_client:
                     await self._client.aclose()
