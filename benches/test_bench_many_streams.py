@@ -2,10 +2,13 @@
 (benches/feed_server.py), so that what is measured is the client alone:
 
 - resident memory per idle stream, at 1,000 and 10,000 concurrent AsyncEventStreams that
-  receive only heartbeats (``: ping`` every few seconds), sharing one httpx.AsyncClient
-  (unbounded pool), as a service holding many feeds would;
-- total events/s with 1,000 active streams, each reading 2,000 events, on one shared
-  httpx client and on one client per 100 streams.
+  receive only heartbeats (``: ping`` every few seconds);
+- total events/s with 1,000 active streams, each reading 2,000 events.
+
+The streams share httpx clients (unbounded pools), one per 100 streams, and the clients share
+one SSL context: httpcore's pool looks at every connection of its client for each request and
+each response, so thousands of streams on one client cost O(n^2) (10,000 never finish
+connecting), and a client per stream (AsyncEventStream's default) makes an SSL context each.
 
 Run: ``python -m pytest benches/test_bench_many_streams.py --benchmark-only -s``. The
 file-descriptor limit is raised to its hard limit here and in the server.
@@ -31,6 +34,8 @@ from fastsse import AsyncEventStream
 SCRIPT = Path(__file__).parent / "feed_server.py"
 #: Connections opened at once: below the server's listen backlog (asyncio's default, 100).
 WAVE = 100
+#: Streams per httpx client (see above).
+PER_CLIENT = 100
 HEARTBEAT = 5.0
 ACTIVE_STREAMS = 1000
 EVENTS_PER_STREAM = 2000
@@ -81,26 +86,36 @@ def report(request: pytest.FixtureRequest, line: str) -> None:
         reporter.write_line(line)
 
 
+def clients(count: int) -> list[httpx.AsyncClient]:
+    """Clients for ``count`` streams, ``PER_CLIENT`` streams each, sharing one SSL context."""
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    ssl_context = httpx.create_ssl_context()
+    return [
+        httpx.AsyncClient(limits=limits, verify=ssl_context) for _ in range(-(-count // PER_CLIENT))
+    ]
+
+
 async def idle_streams(url: str, count: int) -> tuple[int, int]:
     """Opens ``count`` streams that wait for events; returns (RSS before, RSS with them open)."""
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-    async with httpx.AsyncClient(limits=limits) as client:
-        # Warm up first (imports, the client's pool, one connection), so that the
-        # difference is what the streams themselves cost.
-        async with AsyncEventStream(url, client=client) as warm:
-            await read_until_connected(warm)
-        before = rss()
-        streams = [AsyncEventStream(url, client=client) for _ in range(count)]
-        tasks = []
-        for start in range(0, count, WAVE):
-            wave = [asyncio.ensure_future(drain(s)) for s in streams[start : start + WAVE]]
-            tasks.extend(wave)
-            await wait_connected(streams[start : start + WAVE])
-        await wait_connected(streams)
-        during = rss()
-        for stream in streams:
-            await stream.aclose()
-        await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
+    # Warm up first (imports, a client, one connection), so that the difference is what the
+    # streams cost.
+    async with AsyncEventStream(url, client=clients(1)[0]) as warm:
+        await read_until_connected(warm)
+    before = rss()
+    pool = clients(count)
+    streams = [AsyncEventStream(url, client=pool[i // PER_CLIENT]) for i in range(count)]
+    tasks = []
+    for start in range(0, count, WAVE):
+        wave = [asyncio.ensure_future(drain(s)) for s in streams[start : start + WAVE]]
+        tasks.extend(wave)
+        await wait_connected(streams[start : start + WAVE])
+    await wait_connected(streams)
+    during = rss()
+    for stream in streams:
+        await stream.aclose()
+    await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
+    for client in pool:
+        await client.aclose()
     return before, during
 
 
@@ -147,13 +162,12 @@ def test_memory_per_idle_stream(
     assert per_stream > 0
 
 
-async def active_streams(url: str, count: int, clients: int) -> int:
-    """``count`` streams read to their end, spread over ``clients`` httpx clients."""
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-    pool = [httpx.AsyncClient(limits=limits) for _ in range(clients)]
+async def active_streams(url: str, count: int, shared: bool) -> int:
+    """``count`` streams read to their end, on one client or ``PER_CLIENT`` per client."""
+    pool = clients(PER_CLIENT if shared else count)
     try:
         streams = [
-            AsyncEventStream(url, client=pool[i % clients], reconnect=False) for i in range(count)
+            AsyncEventStream(url, client=pool[i % len(pool)], reconnect=False) for i in range(count)
         ]
         totals = await asyncio.wait_for(asyncio.gather(*(drain(s) for s in streams)), TIMEOUT)
     finally:
@@ -162,11 +176,9 @@ async def active_streams(url: str, count: int, clients: int) -> int:
     return sum(totals)
 
 
-#: httpcore's pool looks at every connection of its client for each request and response, so
-#: 1,000 streams on one client cost O(n^2); a client per 100 streams keeps that small.
-@pytest.mark.parametrize("clients", [1, ACTIVE_STREAMS // 100])
+@pytest.mark.parametrize("shared", [True, False], ids=["one client", "a client per 100"])
 def test_events_per_second_with_many_active_streams(
-    benchmark: Any, busy_feed: str, request: pytest.FixtureRequest, clients: int
+    benchmark: Any, busy_feed: str, request: pytest.FixtureRequest, shared: bool
 ) -> None:
     raise_fd_limit(ACTIVE_STREAMS + 100)
     benchmark.group = "many active streams"
@@ -174,13 +186,14 @@ def test_events_per_second_with_many_active_streams(
     counts: list[int] = []
     started = time.perf_counter()
     benchmark.pedantic(
-        lambda: counts.append(asyncio.run(active_streams(busy_feed, ACTIVE_STREAMS, clients))),
+        lambda: counts.append(asyncio.run(active_streams(busy_feed, ACTIVE_STREAMS, shared))),
         rounds=1,
     )
     elapsed = time.perf_counter() - started
     assert counts == [total]
     report(
         request,
-        f"{ACTIVE_STREAMS:,} active streams on {clients} httpx client(s): {total:,} events in "
+        f"{ACTIVE_STREAMS:,} active streams, {'one client' if shared else 'a client per 100'}: "
+        f"{total:,} events in "
         f"{elapsed:.1f} s, {total / elapsed:,.0f} events/s in all",
     )
