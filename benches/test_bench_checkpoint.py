@@ -160,7 +160,7 @@ def test_checkpoint_overhead_at_100k_events_per_second(
 ) -> None:
     benchmark.group = f"{GROUP}, paced at {PACE:,}/s"
     rounds = Rounds(paced_feed, redis_url, tmp_path)
-    benchmark.pedantic(rounds, rounds=3, warmup_rounds=0)
+    benchmark.pedantic(rounds, rounds=5, warmup_rounds=0)
     base = rounds.cpu["no checkpoint"]
     lines = [f"checkpoint overhead at {PACE:,} events/s (consumer CPU time, best round of each):"]
     for name, cpu in rounds.cpu.items():

@@ -465,6 +465,8 @@ class Consumer:
         busy: list[int] = [] if self._watermark is None else self._watermark.busy
         while not self._abort:
             if not queue:
+                if tracking:
+                    busy[index] = IDLE  # what this worker took is settled
                 if self._input_done:
                     return  # drained: nothing is queued and nothing more will be
                 if self._items is None:
@@ -492,9 +494,10 @@ class Consumer:
                 if tracking:
                     history.append(event)
                     busy[index] = first
-                await self._handle(event)  # it raises if the event was not settled
-                if tracking:
-                    busy[index] = IDLE
+                # It raises if the event was not settled; if it returns, the event is, and
+                # busy[index] stays until the next event or an empty queue (one store saved
+                # per event, for a watermark at most one event behind).
+                await self._handle(event)
                 if self._settled_one is not None:
                     self._settled_one(first, event)
 

@@ -186,9 +186,9 @@ class Watermark:
 
     Workers finish out of order. The Consumer numbers the events as they leave its queue
     (stream order), appends each to :attr:`history` and keeps in ``busy[worker]`` the number
-    of the first event that worker holds unsettled (:data:`IDLE` when none). Every event
-    numbered below the smallest of ``busy`` is settled, so the watermark is the event just
-    before it. That costs a few list operations per event and no call; the search is made
+    of the first event that worker may hold unsettled (:data:`IDLE` when it waits for work).
+    Every event numbered below the smallest of ``busy`` is settled, so the watermark is the
+    event just before it. That costs a few list operations per event and no call; the search is made
     only when a commit is due. An event that never settles (a cancelled handler) keeps its
     number in ``busy``, holding the watermark back, so a restart handles it again.
     """
