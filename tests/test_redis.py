@@ -8,6 +8,7 @@ deadline.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -156,6 +157,22 @@ async def test_relay_keeps_event_type_and_retry_and_caps_the_stream(
     assert 100 <= len(ids) < 399  # MAXLEN ~ trims whole nodes, so about 100 are left
     assert ids == list(range(ids[0], 400))
     assert relay.stats.events == 399
+
+
+@pytest.mark.anyio
+async def test_relay_logs_its_progress_and_lease_changes(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fastsse.relay")
+    with SSEServer(numbered_feed(100, per_write=10, pause=0.02)) as server:
+        relay = Relay(server.url, redis=redis_server.url, stream=KEY, log_interval=0.05)
+        with anyio.fail_after(TIMEOUT):
+            await relay.run()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(m.startswith("lease acquired by") for m in messages)
+    assert any(m.startswith("relayed ") and "events" in m for m in messages)
+    assert any(m.startswith("the feed ended (HTTP 204): 100 events") for m in messages)
+    assert any(m.startswith("lease released by") for m in messages)
 
 
 @pytest.mark.anyio

@@ -13,6 +13,7 @@ from fastsse._errors import (
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event, Parser
 from fastsse._policy import Backoff, Retry
 from fastsse._stream import DEFAULT_READ_TIMEOUT, AsyncEventStream, EventStream, StreamStats
+from fastsse.checkpoint import Checkpoint, RedisCheckpoint, SQLiteCheckpoint
 
 #: httpx-sse's name for an event; the same class, so code written for httpx-sse keeps working.
 ServerSentEvent = Event
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_READ_TIMEOUT",
     "AsyncEventStream",
     "Backoff",
+    "Checkpoint",
     "Consumer",
     "ConsumerStats",
     "ContentTypeError",
@@ -33,8 +35,10 @@ __all__ = [
     "FastSSEError",
     "Parser",
     "QueueOverflowError",
+    "RedisCheckpoint",
     "RetriesExhausted",
     "Retry",
+    "SQLiteCheckpoint",
     "SSEError",
     "ServerSentEvent",
     "StreamInterruptedError",

@@ -163,6 +163,8 @@ class Relay:
             raise ValueError(f"lease_ttl must be a number of seconds, got {lease_ttl!r}")
         if lease_ttl < 0.1:
             raise ValueError(f"lease_ttl must be at least 0.1 s, got {lease_ttl!r}")
+        if not log_interval > 0:
+            raise ValueError(f"log_interval must be > 0 seconds, got {log_interval!r}")
         if maxlen is not None and (isinstance(maxlen, bool) or maxlen < 1):
             raise ValueError(f"maxlen must be a positive int or None, got {maxlen!r}")
         self.url = url
@@ -362,7 +364,7 @@ class Relay:
             logger.info(
                 "relayed %d events (%.0f/s), feed reconnects %d",
                 events,
-                (events - self._logged[1]) / (now - self._logged[0]),
+                (events - self._logged[1]) / max(now - self._logged[0], 1e-9),
                 self.stats.reconnects,
             )
             self._logged = (now, events)
