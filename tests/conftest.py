@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastsse import _transport
+from redis_server import RedisServer
 
 #: What the stream suite (tests/test_stream_*.py) runs on: every test once per client library
 #: and transport. A stream made without ``client=`` gets the variant's client, and so does a
@@ -73,3 +75,10 @@ def anyio_backend(http_client: str) -> str | tuple[str, dict[str, Any]]:
     """Async tests (marked ``@pytest.mark.anyio``) run on asyncio, the loop SSEServer uses;
     on uvloop in the uvloop variant."""
     return ("asyncio", {"use_uvloop": True}) if http_client == "uvloop" else "asyncio"
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of the test's own, on a free port (fails if none is installed)."""
+    with RedisServer(tmp_path / "redis") as server:
+        yield server

@@ -33,6 +33,7 @@ from fastsse._stream import (
     StreamStats,
 )
 from fastsse._transport import async_client
+from fastsse.checkpoint import Checkpoint, RedisCheckpoint, SQLiteCheckpoint
 
 #: httpx-sse's name for an event; the same class, so code written for httpx-sse keeps working.
 ServerSentEvent = Event
@@ -46,6 +47,7 @@ __all__ = [
     "JSON",
     "AsyncEventStream",
     "Backoff",
+    "Checkpoint",
     "Consumer",
     "ConsumerStats",
     "ContentTypeError",
@@ -63,8 +65,10 @@ __all__ = [
     "Overflow",
     "Parser",
     "QueueOverflowError",
+    "RedisCheckpoint",
     "RetriesExhausted",
     "Retry",
+    "SQLiteCheckpoint",
     "SSEError",
     "ServerSentEvent",
     "StreamInterruptedError",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -194,9 +195,10 @@ class StreamMachine:
         # Re-sending a POST can repeat its side effects (an LLM call is billed again), so only
         # GET reconnects unless the caller asks.
         self.reconnect = self.method == "GET" if reconnect is None else reconnect
-        self.parser = Parser(
-            last_event_id=last_event_id, max_event_size=max_event_size, on_oversize=on_oversize
+        self._new_parser = functools.partial(
+            Parser, max_event_size=max_event_size, on_oversize=on_oversize
         )
+        self.parser = self._new_parser(last_event_id=last_event_id)
         self.retry = retry or Retry()
         self.backoff = self.retry.start()
         self.stats = StreamStats()
@@ -224,6 +226,20 @@ class StreamMachine:
         self._wait: float | None = None
 
     # -- what to do next ---------------------------------------------------------------------
+
+    def resume_from(self, last_event_id: str) -> None:
+        """Start after ``last_event_id`` (sent as Last-Event-ID): only before the first request,
+        since afterwards the stream's own position is what it resumes from."""
+        if not isinstance(last_event_id, str):
+            raise TypeError(f"last_event_id must be a str, got {last_event_id!r}")
+        if any(c in last_event_id for c in "\r\n\0"):
+            raise ValueError(f"no event can have the id {last_event_id!r} (CR, LF or NUL)")
+        if self.requests:
+            raise RuntimeError(
+                "resume_from() is for a stream that has not connected yet; this one has sent "
+                f"{self.requests} request(s) and resumes from its own last event id"
+            )
+        self.parser = self._new_parser(last_event_id=last_event_id)
 
     def next_action(self) -> Send | Wait | _Stop:
         """Send a request, wait, or stop; raises the stream's final error."""

@@ -287,6 +287,14 @@ class _StreamBase(Generic[_Client]):
         response: httpx.Response | None = self._machine.response_received
         return response
 
+    def resume_from(self, last_event_id: str) -> None:
+        """Resume after ``last_event_id``, as if the stream had been made with it: the first
+        request sends it as Last-Event-ID (a ``Consumer`` with a checkpoint calls this with the
+        stored ID). Only before the stream first connects; ValueError for an ID no event can
+        have (with CR, LF or NUL)."""
+        self._machine.resume_from(last_event_id)
+        self._delivered_id = last_event_id
+
     def interrupt(self) -> None:
         """End the current connection (or backoff wait) and reconnect at once, resuming with
         Last-Event-ID. Safe from any thread or task. Raises StreamInterruptedError on a stream
