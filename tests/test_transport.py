@@ -3,13 +3,14 @@ attempt (aiohttp on its own re-sends a GET whose connection fails before the res
 
 from __future__ import annotations
 
+import ssl
 import sys
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-from fastsse import AsyncEventStream, EventStream, RetriesExhausted, async_client
+from fastsse import AsyncEventStream, EventStream, RetriesExhausted, _transport, async_client
 from fastsse._aiohttp import AiohttpClient
 from fastsse._clients import shutdown, socket_of
 from fastsse._stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
@@ -149,3 +150,33 @@ def test_an_httpx2_client_takes_httpx2_timeout_auth_and_cookies(
     assert first.header("authorization") == "Basic dXNlcjpzZWNyZXQ="
     assert first.header("cookie") == "session=s1"
     assert [r.last_event_id for r in server.requests] == [None, "1"]
+
+
+def test_clients_made_for_streams_share_one_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the CA bundle is the costly part of a client (tens of ms, most of a MiB): the
+    clients fastsse makes for streams load it once between them, unless told otherwise."""
+    loads: list[object] = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def counting_load(self: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loads.append(args or kwargs)
+        load(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting_load)
+    _transport._shared_ssl_context.cache_clear()
+    clients = [_transport.async_client() for _ in range(3)]
+    clients += [_transport.sync_client() for _ in range(3)]
+    clients.append(httpx.AsyncClient(**_stream_client_options()))
+    assert len(loads) == 1
+    own = _transport.async_client(verify=True)  # the caller's choice wins
+    assert len(loads) == 2
+    for client in clients:
+        if isinstance(client, httpx.Client):
+            client.close()
+    del own
+
+
+def _stream_client_options() -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    _transport._stream_defaults(options)
+    return options

@@ -9,6 +9,8 @@ reads. The httpx-aiohttp transport reads with aiohttp's C HTTP parser and keeps 
 
 from __future__ import annotations
 
+import functools
+import ssl
 import sys
 from typing import Any
 
@@ -27,7 +29,7 @@ def async_client(**httpx_kwargs: Any) -> httpx.AsyncClient:
     is never sent a second time behind the caller's back (aiohttp re-sends a GET once when the
     server hangs up before answering), so a stream's backoff paces every attempt.
     """
-    httpx_kwargs.setdefault("timeout", _stream_timeout())
+    _stream_defaults(httpx_kwargs)
     if "transport" in httpx_kwargs or not fast_transport_installed() or _on_trio():
         return httpx.AsyncClient(**httpx_kwargs)
     from fastsse._aiohttp import AiohttpClient
@@ -57,9 +59,23 @@ def _on_trio() -> bool:
 
 
 def sync_client(**httpx_kwargs: Any) -> httpx.Client:
-    """The ``httpx.Client`` an ``EventStream`` makes for itself: the same timeouts."""
-    httpx_kwargs.setdefault("timeout", _stream_timeout())
+    """The ``httpx.Client`` an ``EventStream`` makes for itself: the same defaults."""
+    _stream_defaults(httpx_kwargs)
     return httpx.Client(**httpx_kwargs)
+
+
+def _stream_defaults(httpx_kwargs: dict[str, Any]) -> None:
+    """Stream timeouts, and one TLS context for every client made here: building one loads the
+    CA bundle, which costs ~50 ms and ~900 KiB per client, and a process with a thousand
+    streams that each own a client would pay it a thousand times."""
+    httpx_kwargs.setdefault("timeout", _stream_timeout())
+    if not {"verify", "cert", "trust_env"} & httpx_kwargs.keys():
+        httpx_kwargs["verify"] = _shared_ssl_context()
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_ssl_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
 
 
 def _stream_timeout() -> httpx.Timeout:
