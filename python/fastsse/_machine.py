@@ -343,6 +343,7 @@ class StreamMachine:
             self.backoff.server_retry(retry)
         if events:
             stats.events += len(events)
+            self.backoff.progressed()
         return events
 
     def raise_deferred(self) -> None:

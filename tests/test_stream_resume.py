@@ -1,12 +1,13 @@
-"""stream.resume_from(): where a stream that has not connected yet starts (a checkpoint's ID)."""
+"""Where a stream resumes from: stream.resume_from() before it connects (a checkpoint's ID),
+and a server that ends every connection after an event (max_attempts counts failures only)."""
 
 from __future__ import annotations
 
 import anyio
 import pytest
 from fastsse import AsyncEventStream, EventStream
-from fastsse.testing import Response, SSEServer, event
-from stream_helpers import TIMEOUT, fast_retry
+from fastsse.testing import RecordedRequest, Response, SSEServer, event
+from stream_helpers import TIMEOUT, fast_retry, run_bounded
 
 
 def test_the_first_request_sends_the_id_given_to_resume_from() -> None:
@@ -42,3 +43,21 @@ def test_resume_from_refuses_an_id_no_event_can_have(bad: str) -> None:
     with pytest.raises(TypeError, match="must be a str"):
         stream.resume_from(5)  # type: ignore[arg-type]
     stream.close()
+
+
+def test_a_server_that_rotates_connections_does_not_exhaust_max_attempts() -> None:
+    """Each connection delivers one event and ends cleanly; max_attempts=1 bounds consecutive
+    reconnects that deliver nothing, so the stream follows all five, then the 204."""
+
+    def one_event_per_connection(request: RecordedRequest) -> Response:
+        after = int(request.last_event_id or 0)
+        if after == 5:
+            return Response(204)
+        return Response(body=[event(f"e{after + 1}", id=str(after + 1))])
+
+    with SSEServer(one_event_per_connection) as server:
+        with EventStream(server.url, retry=fast_retry(max_attempts=1)) as stream:
+            received = run_bounded(lambda: [e.id for e in stream])
+        assert len(server.requests) == 6
+    assert received == ["1", "2", "3", "4", "5"]
+    assert stream.stats.reconnects == 5
