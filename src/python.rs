@@ -927,6 +927,9 @@ struct BatchIteratorObject {
     batch: *mut ffi::PyObject,
     /// The index of the next item of `batch`.
     index: ffi::Py_ssize_t,
+    /// The StopIteration that hands out items where `am_send` is not used, reused while no one
+    /// else holds it (see [`batch_iterator_iternext`]); NULL until needed.
+    stop: *mut ffi::PyObject,
 }
 
 const BATCH_ITERATOR_DOC: &CStr = c"BatchIterator(batches, /)\n--\n\n\
@@ -1043,6 +1046,7 @@ unsafe extern "C" fn batch_iterator_traverse(
             ffi::Py_TYPE(object).cast::<ffi::PyObject>(),
             (*fields).batches,
             (*fields).batch,
+            (*fields).stop,
         ] {
             if !reference.is_null() {
                 let result = visit(reference, arg);
@@ -1061,6 +1065,7 @@ unsafe extern "C" fn batch_iterator_clear(object: *mut ffi::PyObject) -> c_int {
         let fields = object.cast::<BatchIteratorObject>();
         clear_field(&mut (*fields).batches);
         clear_field(&mut (*fields).batch);
+        clear_field(&mut (*fields).stop);
     }
     0
 }
@@ -1181,7 +1186,12 @@ unsafe extern "C" fn batch_iterator_send(
     }
 }
 
-/// Awaiting the iterator where `am_send` is not used: the item leaves in a StopIteration.
+/// Awaiting the iterator where `am_send` is not used (Python 3.9, and 3.12 on, whose `await`
+/// calls `__next__`): the item leaves in a StopIteration.
+///
+/// From 3.12 on, raising a StopIteration makes an exception object (earlier versions carry the
+/// bare value), which cost more than the rest of the hand-off: this one is reused, its value
+/// replaced, while the iterator holds the only reference to it (nobody can see it change).
 unsafe extern "C" fn batch_iterator_iternext(object: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: a slot of the type: `object` is a BatchIterator.
     let item = unsafe { batch_iterator_take(object) };
@@ -1191,18 +1201,83 @@ unsafe extern "C" fn batch_iterator_iternext(object: *mut ffi::PyObject) -> *mut
     c_call(std::ptr::null_mut(), |py| {
         // SAFETY: `item` is a new reference.
         let item = unsafe { Bound::from_owned_ptr(py, item) };
-        // A tuple or an exception given to PyErr_SetObject would be taken as the arguments or
-        // the exception itself, not as the value: those are wrapped first.
-        let is_exception = unsafe { ffi::PyExceptionInstance_Check(item.as_ptr()) } != 0;
-        let value = if item.is_instance_of::<PyTuple>() || is_exception {
-            py.get_type::<pyo3::exceptions::PyStopIteration>()
-                .call1((item,))?
-        } else {
-            item
+        let Some(value_offset) = reused_stop_iteration_value(py) else {
+            // A tuple or an exception given to PyErr_SetObject would be taken as the arguments
+            // or the exception itself, not as the value: those are wrapped first.
+            let is_exception = unsafe { ffi::PyExceptionInstance_Check(item.as_ptr()) } != 0;
+            let value = if item.is_instance_of::<PyTuple>() || is_exception {
+                py.get_type::<pyo3::exceptions::PyStopIteration>()
+                    .call1((item,))?
+            } else {
+                item
+            };
+            // SAFETY: sets the current exception; takes its own references.
+            unsafe { ffi::PyErr_SetObject(ffi::PyExc_StopIteration, value.as_ptr()) };
+            return Ok(std::ptr::null_mut());
         };
-        // SAFETY: sets the current exception; takes its own references.
-        unsafe { ffi::PyErr_SetObject(ffi::PyExc_StopIteration, value.as_ptr()) };
+        let fields = object.cast::<BatchIteratorObject>();
+        // SAFETY: `stop` is an owned reference or NULL; only this iterator refers to a reused
+        // one, so setting its value and raising it again is seen by nobody else.
+        unsafe {
+            let stop = (*fields).stop;
+            if stop.is_null() || ffi::Py_REFCNT(stop) != 1 {
+                let fresh =
+                    ffi::PyObject_CallObject(ffi::PyExc_StopIteration, std::ptr::null_mut());
+                if fresh.is_null() {
+                    return Ok(std::ptr::null_mut());
+                }
+                clear_field(&mut (*fields).stop);
+                (*fields).stop = fresh;
+            }
+            let stop = (*fields).stop;
+            // What assigning `stop.value = item` does, without looking the attribute up.
+            let slot = stop
+                .cast::<u8>()
+                .add(value_offset)
+                .cast::<*mut ffi::PyObject>();
+            let old = std::mem::replace(&mut *slot, item.into_ptr());
+            ffi::Py_XDECREF(old);
+            // PyErr_Restore takes both references and resets the traceback.
+            ffi::Py_IncRef(ffi::PyExc_StopIteration);
+            ffi::PyErr_Restore(
+                ffi::PyExc_StopIteration,
+                new_ref(stop),
+                std::ptr::null_mut(),
+            );
+        }
         Ok(std::ptr::null_mut())
+    })
+}
+
+/// Where a StopIteration keeps its `value`, when StopIteration objects are to be reused: from
+/// Python 3.12, where raising one makes an object. Found by looking for a known value in a
+/// StopIteration made for that; None (no reuse) if it is not in exactly one place.
+fn reused_stop_iteration_value(py: Python<'_>) -> Option<usize> {
+    static OFFSET: PyOnceLock<Option<usize>> = PyOnceLock::new();
+    *OFFSET.get_or_init(py, || {
+        if py.version_info() < (3, 12) {
+            return None;
+        }
+        let stop_iteration = py.get_type::<pyo3::exceptions::PyStopIteration>();
+        let marker = pyo3::types::PyCapsule::new(py, 0_u8, None).ok()?;
+        let probe = stop_iteration.call1((&marker,)).ok()?;
+        let size: usize = stop_iteration
+            .getattr("__basicsize__")
+            .ok()?
+            .extract()
+            .ok()?;
+        let words = size / size_of::<*mut ffi::PyObject>();
+        // SAFETY: `probe` is an object of `size` bytes, read word by word within them.
+        let found: Vec<usize> = (0..words)
+            .filter(|&word| unsafe {
+                *probe.as_ptr().cast::<*mut ffi::PyObject>().add(word) == marker.as_ptr()
+            })
+            .map(|word| word * size_of::<*mut ffi::PyObject>())
+            .collect();
+        match found[..] {
+            [offset] if offset >= size_of::<ffi::PyObject>() => Some(offset),
+            _ => None,
+        }
     })
 }
 
