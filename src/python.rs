@@ -1259,7 +1259,7 @@ fn reused_stop_iteration_value(py: Python<'_>) -> Option<usize> {
             return None;
         }
         let stop_iteration = py.get_type::<pyo3::exceptions::PyStopIteration>();
-        let marker = pyo3::types::PyCapsule::new(py, 0_u8, None).ok()?;
+        let marker = PyList::empty(py);
         let probe = stop_iteration.call1((&marker,)).ok()?;
         let size: usize = stop_iteration
             .getattr("__basicsize__")
