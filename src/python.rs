@@ -963,12 +963,28 @@ fn create_batch_iterator_type(py: Python<'_>) -> PyResult<Py<PyType>> {
             c"Drop the buffered items now; the awaitable closes batches (its aclose()).",
         ),
         method(
+            c"clear",
+            batch_iterator_clear_buffer,
+            ffi::METH_NOARGS,
+            c"Remove and return the buffered items (those not handed out yet), as a list.",
+        ),
+        method(
             c"_load",
             batch_iterator_load,
             ffi::METH_O,
             c"Buffer a non-empty batch and return its first item (for refill).",
         ),
         ffi::PyMethodDef::zeroed(),
+    ]));
+    let getters: &'static mut [ffi::PyGetSetDef] = Box::leak(Box::new([
+        ffi::PyGetSetDef {
+            name: c"buffered".as_ptr(),
+            get: Some(batch_iterator_buffered),
+            set: None,
+            doc: c"How many items are buffered: received, not handed out yet.".as_ptr(),
+            closure: std::ptr::null_mut(),
+        },
+        ffi::PyGetSetDef::default(),
     ]));
     let slot = |slot, pfunc: *mut c_void| ffi::PyType_Slot { slot, pfunc };
     let mut slots = vec![
@@ -982,6 +998,7 @@ fn create_batch_iterator_type(py: Python<'_>) -> PyResult<Py<PyType>> {
         slot(ffi::Py_tp_iternext, batch_iterator_iternext as *mut c_void),
         slot(ffi::Py_tp_doc, BATCH_ITERATOR_DOC.as_ptr() as *mut c_void),
         slot(ffi::Py_tp_methods, methods.as_mut_ptr().cast()),
+        slot(ffi::Py_tp_getset, getters.as_mut_ptr().cast()),
     ];
     // The slot exists from 3.10, where `await` calls it; 3.9 rejects a slot it does not know.
     if py.version_info() >= (3, 10) {
@@ -1316,6 +1333,53 @@ unsafe extern "C" fn batch_iterator_load(
         // SAFETY: `object` is a BatchIterator with a buffered item.
         Ok(unsafe { batch_iterator_take(object) })
     })
+}
+
+/// The buffered items' range in `batch`: (batch or NULL, first index, end).
+///
+/// # Safety
+/// `object` is a BatchIterator and the caller is attached to the interpreter.
+unsafe fn batch_iterator_rest(
+    object: *mut ffi::PyObject,
+) -> (*mut ffi::PyObject, ffi::Py_ssize_t, ffi::Py_ssize_t) {
+    unsafe {
+        let fields = object.cast::<BatchIteratorObject>();
+        let batch = (*fields).batch;
+        if batch.is_null() {
+            return (batch, 0, 0);
+        }
+        let end = ffi::PyList_Size(batch);
+        (batch, (*fields).index.min(end), end)
+    }
+}
+
+unsafe extern "C" fn batch_iterator_buffered(
+    object: *mut ffi::PyObject,
+    _closure: *mut c_void,
+) -> *mut ffi::PyObject {
+    // SAFETY: a getter of the type: `object` is a BatchIterator.
+    let (_, start, end) = unsafe { batch_iterator_rest(object) };
+    unsafe { ffi::PyLong_FromSsize_t(end - start) }
+}
+
+/// `clear()`: the buffered items, removed (what a stream closed mid-batch keeps or drops).
+unsafe extern "C" fn batch_iterator_clear_buffer(
+    object: *mut ffi::PyObject,
+    _unused: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: a method of the type: `object` is a BatchIterator; its batch a list or NULL.
+    unsafe {
+        let (batch, start, end) = batch_iterator_rest(object);
+        let rest = if batch.is_null() {
+            ffi::PyList_New(0)
+        } else {
+            ffi::PyList_GetSlice(batch, start, end)
+        };
+        if !rest.is_null() {
+            clear_field(&mut (*object.cast::<BatchIteratorObject>()).batch);
+        }
+        rest
+    }
 }
 
 /// `aclose()`: drops the buffered items at once (so that nothing more is handed out, whoever

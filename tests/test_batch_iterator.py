@@ -205,6 +205,21 @@ def test_aclose_during_a_refill_delivers_nothing_more() -> None:
     run(main())
 
 
+def test_buffered_counts_and_clear_removes_the_items_not_handed_out() -> None:
+    async def main() -> None:
+        iterator = BatchIterator(from_lists([[1, 2, 3], [4]]))
+        assert iterator.buffered == 0
+        assert iterator.clear() == []
+        assert await iterator.__anext__() == 1
+        assert iterator.buffered == 2
+        assert iterator.clear() == [2, 3]
+        assert iterator.buffered == 0
+        assert await drain(iterator) == [4]  # the iteration goes on with the next batch
+        assert iterator.buffered == 0
+
+    run(main())
+
+
 def test_any_item_is_a_value_through_either_completion_path() -> None:
     # Tuples and exceptions given to a StopIteration as they are would become its arguments
     # or the exception itself; None is a value like any other.

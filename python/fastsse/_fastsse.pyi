@@ -99,5 +99,10 @@ class BatchIterator(Generic[_T]):
     def __next__(self) -> _T: ...
     def aclose(self) -> Awaitable[None]:
         """Drop the buffered items now; the awaitable closes batches (its aclose())."""
+    def clear(self) -> list[_T]:
+        """Remove and return the buffered items (those not handed out yet), as a list."""
+    @property
+    def buffered(self) -> int:
+        """How many items are buffered: received, not handed out yet."""
     def _load(self, batch: list[_T], /) -> _T:
         """Buffer a non-empty batch and return its first item (for refill)."""
