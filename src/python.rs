@@ -1253,7 +1253,6 @@ unsafe extern "C" fn batch_iterator_iternext(object: *mut ffi::PyObject) -> *mut
                 .add(value_offset)
                 .cast::<*mut ffi::PyObject>();
             let old = std::mem::replace(&mut *slot, item.into_ptr());
-            ffi::Py_XDECREF(old);
             // PyErr_Restore takes both references and resets the traceback.
             ffi::Py_IncRef(ffi::PyExc_StopIteration);
             ffi::PyErr_Restore(
@@ -1261,6 +1260,9 @@ unsafe extern "C" fn batch_iterator_iternext(object: *mut ffi::PyObject) -> *mut
                 new_ref(stop),
                 std::ptr::null_mut(),
             );
+            // Last: releasing the previous item may run code (a finaliser), which may even
+            // iterate this iterator; the item handed out is set by then.
+            ffi::Py_XDECREF(old);
         }
         Ok(std::ptr::null_mut())
     })
@@ -1307,11 +1309,7 @@ unsafe extern "C" fn batch_iterator_load(
         let fields = object.cast::<BatchIteratorObject>();
         // SAFETY: a method of the type: `object` is a BatchIterator; `batch` is live.
         let batch = unsafe { Borrowed::from_ptr(py, batch) };
-        if unsafe { !(*fields).batches.is_null() && !(*fields).batch.is_null() } {
-            return Err(PyRuntimeError::new_err(
-                "BatchIterator: a batch arrived while another was buffered",
-            ));
-        }
+        // Copied first: iterating a batch that is not a list runs Python code.
         let list = match batch.cast::<PyList>() {
             Ok(list) => list.to_owned(),
             Err(_) => PyList::new(py, batch.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
@@ -1319,6 +1317,11 @@ unsafe extern "C" fn batch_iterator_load(
         if list.is_empty() {
             return Err(PyValueError::new_err(
                 "BatchIterator: _load() takes a non-empty batch",
+            ));
+        }
+        if unsafe { !(*fields).batches.is_null() && !(*fields).batch.is_null() } {
+            return Err(PyRuntimeError::new_err(
+                "BatchIterator: a batch arrived while another was buffered",
             ));
         }
         unsafe {
