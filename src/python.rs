@@ -1208,7 +1208,8 @@ unsafe extern "C" fn batch_iterator_send(
 ///
 /// From 3.12 on, raising a StopIteration makes an exception object (earlier versions carry the
 /// bare value), which cost more than the rest of the hand-off: this one is reused, its value
-/// replaced, while the iterator holds the only reference to it (nobody can see it change).
+/// replaced, while the iterator holds the only reference to it (nobody can see it change) and
+/// it has never reached Python code (the `await` that takes it does not attach a traceback).
 unsafe extern "C" fn batch_iterator_iternext(object: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: a slot of the type: `object` is a BatchIterator.
     let item = unsafe { batch_iterator_take(object) };
@@ -1237,7 +1238,7 @@ unsafe extern "C" fn batch_iterator_iternext(object: *mut ffi::PyObject) -> *mut
         // one, so setting its value and raising it again is seen by nobody else.
         unsafe {
             let stop = (*fields).stop;
-            if stop.is_null() || ffi::Py_REFCNT(stop) != 1 {
+            if stop.is_null() || ffi::Py_REFCNT(stop) != 1 || has_traceback(stop) {
                 let fresh =
                     ffi::PyObject_CallObject(ffi::PyExc_StopIteration, std::ptr::null_mut());
                 if fresh.is_null() {
@@ -1266,6 +1267,19 @@ unsafe extern "C" fn batch_iterator_iternext(object: *mut ffi::PyObject) -> *mut
         }
         Ok(std::ptr::null_mut())
     })
+}
+
+/// Whether an exception has a traceback: it went through Python code, which could also have
+/// set its other attributes (`__context__`, notes): not one to reuse.
+///
+/// # Safety
+/// `exception` is a live exception and the caller is attached to the interpreter.
+unsafe fn has_traceback(exception: *mut ffi::PyObject) -> bool {
+    unsafe {
+        let traceback = ffi::PyException_GetTraceback(exception);
+        ffi::Py_XDECREF(traceback);
+        !traceback.is_null()
+    }
 }
 
 /// Where a StopIteration keeps its `value`, when StopIteration objects are to be reused: from

@@ -238,6 +238,21 @@ def test_any_item_is_a_value_through_either_completion_path() -> None:
         assert stop.value.value is item
 
 
+def test_a_stop_iteration_that_reached_python_code_keeps_its_value() -> None:
+    # From Python 3.12 the iterator reuses its StopIteration while nobody else can see it: one
+    # that was caught (and so held, or given a traceback) is never changed afterwards.
+    iterator: BatchIterator[str] = BatchIterator(from_lists([]))
+    assert iterator._load(["a", "b", "c", "d"]) == "a"
+    caught: list[StopIteration] = []
+    for _ in range(3):
+        try:
+            next(iterator.__anext__().__await__())
+        except StopIteration as stop:
+            caught.append(stop)
+    assert [stop.value for stop in caught] == ["b", "c", "d"]
+    assert all(stop.__context__ is None for stop in caught)
+
+
 def test_a_batch_may_be_any_iterable_and_is_copied_only_when_not_a_list() -> None:
     async def source() -> AsyncIterator[Any]:
         yield (1, 2)
