@@ -912,7 +912,7 @@ fn _fastsse(module: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Here, while a batch is buffered, `__anext__` returns the iterator itself as the awaitable,
 /// and awaiting it completes at once with the next item: through `am_send` on Python 3.10 and
 /// 3.11, which `await` calls there, without any exception; through `__next__` and a
-/// `StopIteration` elsewhere. An item leaves the buffer only when the awaitable is awaited, so
+/// `StopIteration` elsewhere (from 3.12 one reused, see [`batch_iterator_iternext`]). An item leaves the buffer only when the awaitable is awaited, so
 /// an `__anext__()` that is never awaited loses nothing.
 ///
 /// When the buffer is empty, `__anext__` returns the coroutine `_batch_iterator.refill`, which
