@@ -912,7 +912,7 @@ fn _fastsse(module: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Here, while a batch is buffered, `__anext__` returns the iterator itself as the awaitable,
 /// and awaiting it completes at once with the next item: through `am_send` on Python 3.10 and
 /// 3.11, which `await` calls there, without any exception; through `__next__` and a
-/// `StopIteration` elsewhere (from 3.12 one reused, see [`batch_iterator_iternext`]). An item leaves the buffer only when the awaitable is awaited, so
+/// `StopIteration` elsewhere. An item leaves the buffer only when the awaitable is awaited, so
 /// an `__anext__()` that is never awaited loses nothing.
 ///
 /// When the buffer is empty, `__anext__` returns the coroutine `_batch_iterator.refill`, which
@@ -927,9 +927,6 @@ struct BatchIteratorObject {
     batch: *mut ffi::PyObject,
     /// The index of the next item of `batch`.
     index: ffi::Py_ssize_t,
-    /// The StopIteration that hands out items where `am_send` is not used, reused while no one
-    /// else holds it (see [`batch_iterator_iternext`]); NULL until needed.
-    stop: *mut ffi::PyObject,
 }
 
 const BATCH_ITERATOR_DOC: &CStr = c"BatchIterator(batches, /)\n--\n\n\
@@ -1063,7 +1060,6 @@ unsafe extern "C" fn batch_iterator_traverse(
             ffi::Py_TYPE(object).cast::<ffi::PyObject>(),
             (*fields).batches,
             (*fields).batch,
-            (*fields).stop,
         ] {
             if !reference.is_null() {
                 let result = visit(reference, arg);
@@ -1082,7 +1078,6 @@ unsafe extern "C" fn batch_iterator_clear(object: *mut ffi::PyObject) -> c_int {
         let fields = object.cast::<BatchIteratorObject>();
         clear_field(&mut (*fields).batches);
         clear_field(&mut (*fields).batch);
-        clear_field(&mut (*fields).stop);
     }
     0
 }
@@ -1204,12 +1199,9 @@ unsafe extern "C" fn batch_iterator_send(
 }
 
 /// Awaiting the iterator where `am_send` is not used (Python 3.9, and 3.12 on, whose `await`
-/// calls `__next__`): the item leaves in a StopIteration.
-///
-/// From 3.12 on, raising a StopIteration makes an exception object (earlier versions carry the
-/// bare value), which cost more than the rest of the hand-off: this one is reused, its value
-/// replaced, while the iterator holds the only reference to it (nobody can see it change) and
-/// it has never reached Python code (the `await` that takes it does not attach a traceback).
+/// calls `__next__`): the item leaves in a StopIteration. (From 3.12 raising one makes an
+/// exception object, the larger part of the hand-off there; reusing one would mean writing
+/// into CPython's private layout of the exception, which no API allows.)
 unsafe extern "C" fn batch_iterator_iternext(object: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: a slot of the type: `object` is a BatchIterator.
     let item = unsafe { batch_iterator_take(object) };
@@ -1219,98 +1211,19 @@ unsafe extern "C" fn batch_iterator_iternext(object: *mut ffi::PyObject) -> *mut
     c_call(std::ptr::null_mut(), |py| {
         // SAFETY: `item` is a new reference.
         let item = unsafe { Bound::from_owned_ptr(py, item) };
-        let Some(value_offset) = reused_stop_iteration_value(py) else {
-            // A tuple or an exception given to PyErr_SetObject would be taken as the arguments
-            // or the exception itself, not as the value: those are wrapped first.
-            let is_exception = unsafe { ffi::PyExceptionInstance_Check(item.as_ptr()) } != 0;
-            let value = if item.is_instance_of::<PyTuple>() || is_exception {
-                py.get_type::<pyo3::exceptions::PyStopIteration>()
-                    .call1((item,))?
-            } else {
-                item
-            };
-            // SAFETY: sets the current exception; takes its own references.
-            unsafe { ffi::PyErr_SetObject(ffi::PyExc_StopIteration, value.as_ptr()) };
-            return Ok(std::ptr::null_mut());
+        // A tuple or an exception given to PyErr_SetObject would be taken as the arguments or
+        // the exception itself, not as the value: those are wrapped first.
+        // SAFETY: `item` is a live object.
+        let is_exception = unsafe { ffi::PyExceptionInstance_Check(item.as_ptr()) } != 0;
+        let value = if item.is_instance_of::<PyTuple>() || is_exception {
+            py.get_type::<pyo3::exceptions::PyStopIteration>()
+                .call1((item,))?
+        } else {
+            item
         };
-        let fields = object.cast::<BatchIteratorObject>();
-        // SAFETY: `stop` is an owned reference or NULL; only this iterator refers to a reused
-        // one, so setting its value and raising it again is seen by nobody else.
-        unsafe {
-            let stop = (*fields).stop;
-            if stop.is_null() || ffi::Py_REFCNT(stop) != 1 || has_traceback(stop) {
-                let fresh =
-                    ffi::PyObject_CallObject(ffi::PyExc_StopIteration, std::ptr::null_mut());
-                if fresh.is_null() {
-                    return Ok(std::ptr::null_mut());
-                }
-                clear_field(&mut (*fields).stop);
-                (*fields).stop = fresh;
-            }
-            let stop = (*fields).stop;
-            // What assigning `stop.value = item` does, without looking the attribute up.
-            let slot = stop
-                .cast::<u8>()
-                .add(value_offset)
-                .cast::<*mut ffi::PyObject>();
-            let old = std::mem::replace(&mut *slot, item.into_ptr());
-            // PyErr_Restore takes both references and resets the traceback.
-            ffi::Py_IncRef(ffi::PyExc_StopIteration);
-            ffi::PyErr_Restore(
-                ffi::PyExc_StopIteration,
-                new_ref(stop),
-                std::ptr::null_mut(),
-            );
-            // Last: releasing the previous item may run code (a finaliser), which may even
-            // iterate this iterator; the item handed out is set by then.
-            ffi::Py_XDECREF(old);
-        }
+        // SAFETY: sets the current exception; takes its own references.
+        unsafe { ffi::PyErr_SetObject(ffi::PyExc_StopIteration, value.as_ptr()) };
         Ok(std::ptr::null_mut())
-    })
-}
-
-/// Whether an exception has a traceback: it went through Python code, which could also have
-/// set its other attributes (`__context__`, notes): not one to reuse.
-///
-/// # Safety
-/// `exception` is a live exception and the caller is attached to the interpreter.
-unsafe fn has_traceback(exception: *mut ffi::PyObject) -> bool {
-    unsafe {
-        let traceback = ffi::PyException_GetTraceback(exception);
-        ffi::Py_XDECREF(traceback);
-        !traceback.is_null()
-    }
-}
-
-/// Where a StopIteration keeps its `value`, when StopIteration objects are to be reused: from
-/// Python 3.12, where raising one makes an object. Found by looking for a known value in a
-/// StopIteration made for that; None (no reuse) if it is not in exactly one place.
-fn reused_stop_iteration_value(py: Python<'_>) -> Option<usize> {
-    static OFFSET: PyOnceLock<Option<usize>> = PyOnceLock::new();
-    *OFFSET.get_or_init(py, || {
-        if py.version_info() < (3, 12) {
-            return None;
-        }
-        let stop_iteration = py.get_type::<pyo3::exceptions::PyStopIteration>();
-        let marker = PyList::empty(py);
-        let probe = stop_iteration.call1((&marker,)).ok()?;
-        let size: usize = stop_iteration
-            .getattr("__basicsize__")
-            .ok()?
-            .extract()
-            .ok()?;
-        let words = size / size_of::<*mut ffi::PyObject>();
-        // SAFETY: `probe` is an object of `size` bytes, read word by word within them.
-        let found: Vec<usize> = (0..words)
-            .filter(|&word| unsafe {
-                *probe.as_ptr().cast::<*mut ffi::PyObject>().add(word) == marker.as_ptr()
-            })
-            .map(|word| word * size_of::<*mut ffi::PyObject>())
-            .collect();
-        match found[..] {
-            [offset] if offset >= size_of::<ffi::PyObject>() => Some(offset),
-            _ => None,
-        }
     })
 }
 

@@ -239,8 +239,7 @@ def test_any_item_is_a_value_through_either_completion_path() -> None:
 
 
 def test_a_stop_iteration_that_reached_python_code_keeps_its_value() -> None:
-    # From Python 3.12 the iterator reuses its StopIteration while nobody else can see it: one
-    # that was caught (and so held, or given a traceback) is never changed afterwards.
+    # Each item leaves in a StopIteration of its own: one that was caught keeps its value.
     iterator: BatchIterator[str] = BatchIterator(from_lists([]))
     assert iterator._load(["a", "b", "c", "d"]) == "a"
     caught: list[StopIteration] = []

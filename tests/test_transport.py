@@ -123,7 +123,8 @@ def test_an_httpx2_client_takes_httpx2_timeout_auth_and_cookies(
 ) -> None:
     import httpx2
 
-    server.respond(Response(body=[event("a", id="1"), stall()]))
+    # Then silence: a reconnect that delivers no event is what max_attempts counts.
+    server.respond(Response(body=[event("a", id="1"), stall()]), Response(body=[stall()]))
     timeout = httpx2.Timeout(2.0)  # httpx2's own class, which httpx's Timeout does not take
     options: dict[str, Any] = {
         "timeout": timeout,
