@@ -49,6 +49,8 @@ INVALID: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"reconnect": 1}, TypeError, "reconnect must be True, False or None"),
     ({"last_event_id": 7}, TypeError, "last_event_id must be a str"),
     ({"last_event_id": None}, TypeError, "last_event_id must be a str"),
+    ({"last_event_id": "1\n2"}, ValueError, "last_event_id must not contain U+0000 NULL, CR or LF"),
+    ({"last_event_id": "\0"}, ValueError, "last_event_id must not contain U+0000 NULL, CR or LF"),
     ({"retry": 3}, TypeError, "retry must be a fastsse.Retry or None"),
     ({"retry": {"initial": 1}}, TypeError, "retry must be a fastsse.Retry or None"),
     ({"read_timeout": -1}, ValueError, "read_timeout must be a finite number of seconds > 0"),
