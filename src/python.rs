@@ -40,7 +40,10 @@ struct EventObject {
 }
 
 const EVENT_DOC: &CStr = c"Event(event=None, data=None, id=None, retry=None)\n--\n\n\
-One Server-Sent Event; immutable. Attribute names match httpx-sse's ServerSentEvent.";
+One Server-Sent Event; immutable. Attribute names match httpx-sse's ServerSentEvent.\n\n\
+``event`` (str; None or \"\" means \"message\"), ``data`` and ``id`` (str; None means \"\"), \
+``retry`` (the reconnection time in milliseconds: an int >= 0, or None). Wrong types raise \
+TypeError, a negative retry ValueError.";
 
 /// The `Event` type, made once per process.
 fn event_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {

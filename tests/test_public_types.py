@@ -95,6 +95,7 @@ bad_error_handler: fastsse.ErrorHandler = count
     "documented",
     [
         fastsse.Consumer,
+        fastsse.Event,
         fastsse.Parser,
         PureParser,
         testing.SSEServer,

@@ -27,7 +27,10 @@ RETRY_MAX_DIGITS: int
 class Event:
     """One Server-Sent Event; immutable. Attribute names match httpx-sse's ServerSentEvent.
 
-    Fields are exact str and int objects: subclasses given to the constructor are copied."""
+    ``event`` (str; None or "" means "message"), ``data`` and ``id`` (str; None means ""),
+    ``retry`` (the reconnection time in milliseconds: an int >= 0, or None). Wrong types raise
+    TypeError, a negative retry ValueError. Fields are exact str and int objects: subclasses
+    given to the constructor are copied."""
 
     @property
     def event(self) -> str: ...
