@@ -204,22 +204,20 @@ class PureParser:
         """A line too long for the limit is dropped as it arrives, not when it ends; of a
         comment, only what its reported text can hold is kept."""
         pending = self._pending
-        if pending.startswith(b":") and not self._dropping_line:
+        if not pending:
+            return
+        if self._dropping_line:  # The rest of a line already dropped.
+            self._pending = b""
+        elif pending.startswith(b":"):
             if self._keep_comments:
                 # Its colon, one space, and the max_event_size bytes that _comment keeps.
                 self._pending = pending[: self._max_event_size + 2]
             else:
                 self._dropping_line = True
                 self._pending = b""
-            return
-        if (
-            pending
-            and not self._discarding_event
-            and self._event_size + len(pending) > self._max_event_size
-        ):
-            self._start_discarding()
-            self._dropping_line = True
-        if self._dropping_line or (self._discarding_event and pending):
+        elif self._discarding_event or self._event_size + len(pending) > self._max_event_size:
+            if not self._discarding_event:
+                self._start_discarding()
             self._dropping_line = True
             self._pending = b""
 
