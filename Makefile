@@ -38,7 +38,7 @@ rust:
 
 demo: $(PY) rust
 	@echo "installing fastsse into $(VENV) (the Rust build takes a minute or two the first time)"
-	$(BUILD_PIP) .
+	$(BUILD_PIP) '.[aiohttp]'
 	$(PY) -m fastsse demo
 
 dev: $(PY) rust
@@ -66,7 +66,8 @@ wheel: dev
 	$(PY) -m maturin sdist --out dist
 
 bench: dev
-	$(PY) -m pytest benches/ --benchmark-only --benchmark-columns=min,median,ops,rounds
+	$(PY) -m pytest benches/ --benchmark-only --benchmark-timer=time.thread_time \
+	    --benchmark-columns=min,median,ops,rounds
 
 # Both fuzzers for FUZZ_SECONDS each: the Rust parser's chunking invariants (cargo-fuzz; its -Z
 # flags need nightly, or RUSTC_BOOTSTRAP=1 on stable), then the binding against the pure parser

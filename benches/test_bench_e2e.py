@@ -1,9 +1,18 @@
-"""End to end: fastsse's AsyncEventStream against httpx-sse, over the same httpx client, from
-the same loopback server, on LLM token events; and parsing with JSON decoding per event.
+"""End to end: fastsse's AsyncEventStream against httpx-sse, from the same loopback server, on
+LLM token events, with a per-event async handler on every side; and parsing with JSON decoding
+per event.
+
+Each reader runs on two clients: a default ``httpx.AsyncClient`` ("httpx") and
+``fastsse.async_client()`` ("aiohttp": httpx on httpx-aiohttp's transport). httpx-sse, the
+baseline, runs on the default client, as its users have it. Everything runs once on asyncio's
+event loop and once on uvloop's. Two chunkings: 16 KiB HTTP chunks, and one HTTP chunk per event
+(as LLM servers flush). "Parser loop" is the bare ``fastsse.Parser`` over ``aiter_bytes()``,
+the least a stream can cost on that client; "bytes, no parsing" is the client reading the
+same response, the ceiling.
 
 Run: ``python -m pytest benches/ --benchmark-only``. The server (fastsse.testing.SSEServer)
 sends pre-framed HTTP chunks in large writes, so it costs next to nothing and the client is
-what is measured. "httpx bytes, no parsing" is the ceiling: httpx reading the same response.
+what is measured.
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ from typing import Any, Callable
 
 import httpx
 import pytest
-from fastsse import Parser, _bench, _corpus, _e2e, _json
+import uvloop
+from fastsse import Parser, _bench, _corpus, _e2e, _json, async_client
 from fastsse.testing import Response, SSEServer
 
 LLM = _corpus.llm_tokens(4_000_000)
@@ -36,29 +46,46 @@ ROUTES = {
     ),
 }
 
-
-CLIENTS: dict[str, _e2e.StreamClient] = {
+READERS: dict[str, _e2e.StreamClient] = {
     "fastsse": _e2e.fastsse_events,
     "fastsse batches": _e2e.fastsse_batches,
-    "httpx-sse": _e2e.httpx_sse,
-    "httpx bytes, no parsing": _e2e.httpx_bytes,
+    "Parser loop": _e2e.parser_loop,
+    "bytes, no parsing": _e2e.httpx_bytes,
+}
+#: (reader, client) pairs, named as in the table; httpx-sse only on the default client.
+CONTENDERS: dict[str, tuple[_e2e.StreamClient, str]] = {
+    "httpx-sse": (_e2e.httpx_sse, "httpx"),
+    **{
+        f"{reader}, {transport}": (READERS[reader], transport)
+        for transport in ("httpx", "aiohttp")
+        for reader in READERS
+    },
+}
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": uvloop.new_event_loop,
 }
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
+@pytest.fixture(scope="module", params=list(LOOPS))
+def loop(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
+    loop = LOOPS[request.param]()
     yield loop
     loop.close()
 
 
 @pytest.fixture(scope="module")
-def client(loop: asyncio.AbstractEventLoop) -> Iterator[httpx.AsyncClient]:
-    # One client for every contender and round, as an application has: its setup (an SSL
-    # context costs ~60 ms) is not what is measured.
-    client = httpx.AsyncClient()
-    yield client
-    loop.run_until_complete(client.aclose())
+def clients(loop: asyncio.AbstractEventLoop) -> Iterator[dict[str, httpx.AsyncClient]]:
+    # One client of each kind for every contender and round, as an application has: its setup
+    # (an SSL context costs ~60 ms) is not what is measured.
+    async def make() -> dict[str, httpx.AsyncClient]:
+        return {"httpx": httpx.AsyncClient(), "aiohttp": async_client()}
+
+    clients = loop.run_until_complete(make())
+    assert type(clients["aiohttp"]).__name__ == "AiohttpClient", "the dev extra installs it"
+    yield clients
+    for client in clients.values():
+        loop.run_until_complete(client.aclose())
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +96,12 @@ def server() -> Iterator[SSEServer]:
         yield server
 
 
-@pytest.mark.parametrize("contender", list(CLIENTS))
+@pytest.mark.parametrize("contender", list(CONTENDERS))
 @pytest.mark.parametrize("route", list(ROUTES))
 def test_stream(
     benchmark: Any,
     loop: asyncio.AbstractEventLoop,
-    client: httpx.AsyncClient,
+    clients: dict[str, httpx.AsyncClient],
     server: SSEServer,
     record: Callable[[_bench.Result], None],
     route: str,
@@ -84,18 +111,20 @@ def test_stream(
         pytest.skip(_bench.HTTPX_SSE_MISSING)
     corpus, path, _ = ROUTES[route]
     url = server.url_for(path)
-    consume = CLIENTS[contender]
-    benchmark.group = route
+    consume, transport = CONTENDERS[contender]
+    client = clients[transport]
+    group = f"{route} (uvloop)" if isinstance(loop, uvloop.Loop) else route
+    benchmark.group = group
 
     count = benchmark.pedantic(
-        lambda: loop.run_until_complete(consume(client, url)), rounds=5, warmup_rounds=1
+        lambda: loop.run_until_complete(consume(client, url)), rounds=15, warmup_rounds=2
     )
 
     if count >= 0:
         _bench.check_count(contender, corpus, count)
     if benchmark.stats is not None:  # None under --benchmark-disable
         best = benchmark.stats.stats.min
-        record(_bench.Result(route, contender, best, corpus.events, len(corpus.data)))
+        record(_bench.Result(group, contender, best, corpus.events, len(corpus.data)))
 
 
 def fastsse_with_json(chunks: list[bytes]) -> int:

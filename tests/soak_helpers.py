@@ -122,6 +122,13 @@ def reconnect_soak_async(server: SSEServer, reconnects: int, warmup: int = 50) -
                     break
             figures.reconnects = stream.stats.reconnects
         figures.seconds = time.perf_counter() - started
+        # httpx leaves its byte iterators (async generators) to be finalised by asyncio, which
+        # closes each in a task of its own, one generator per loop turn: let them end (a leaked
+        # task never would), within a bounded number of turns.
+        for _ in range(100):
+            if len(asyncio.all_tasks()) <= figures.tasks["start"]:
+                break
+            await asyncio.sleep(0)
         # Blocking calls, on purpose: a worker thread (to_thread) would count as a new thread,
         # and nothing of the closed stream may still need the loop.
         server.wait_for_idle()

@@ -13,12 +13,19 @@ from typing import Any, TypeVar
 import anyio
 import fastsse
 from fastsse import AsyncEventStream, Backoff, Event, EventStream, Retry, StreamStats
+from fastsse._clients import classes
 
 KINDS = ("sync", "async")
 #: Upper bound of any single test's wait; tests normally finish in milliseconds.
 TIMEOUT = 5.0
 
 T = TypeVar("T")
+
+
+def transport_error(name: str) -> tuple[type, ...]:
+    """The exception class ``name`` of httpx and of httpx2 (when loaded): a stream raises those
+    of its client's library."""
+    return classes(name)
 
 
 def fast_retry(**overrides: Any) -> Retry:

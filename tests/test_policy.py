@@ -404,6 +404,23 @@ def test_max_attempts_raises_retries_exhausted_with_last_cause() -> None:
     assert isinstance(exc, Exception)
 
 
+def test_a_connection_that_delivered_an_event_is_no_failed_attempt() -> None:
+    """A server that drops every connection after an event or two (rotating connections) must
+    not exhaust max_attempts; the delay still grows until a connection lives reset_after."""
+    backoff = start(max_attempts=2)
+    delays = []
+    for _ in range(5):
+        backoff.connected()
+        backoff.progressed()  # this connection delivered an event
+        delays.append(backoff.next_delay())
+    assert delays == pytest.approx([1.0, 1.5, 2.25, 3.375, 5.0625])
+    assert backoff.attempts == 1
+    backoff.next_delay()  # a failed attempt: 2 of 2 ...
+    with pytest.raises(RetriesExhausted) as info:
+        backoff.next_delay()  # ... and no third
+    assert info.value.attempts == 2
+
+
 def test_retries_exhausted_stays_exhausted() -> None:
     backoff = start(max_attempts=1)
     backoff.next_delay()

@@ -28,6 +28,7 @@ from stream_helpers import (
     collect,
     fast_retry,
     run_bounded,
+    transport_error,
 )
 
 
@@ -323,7 +324,7 @@ def test_connection_refused_reconnects_then_gives_up(kind: str) -> None:
     error = outcome.error
     assert isinstance(error, RetriesExhausted)
     assert error.attempts == 3
-    assert isinstance(error.last_cause, httpx.ConnectError)
+    assert isinstance(error.last_cause, transport_error("ConnectError"))
     assert error.__cause__ is error.last_cause
     assert "gave up after 3 reconnect attempts" in str(error)
     assert len(policy.log) == 4  # three delays handed out, then the refusal
@@ -354,7 +355,7 @@ def test_connection_refused_until_the_server_comes_up(kind: str) -> None:
     assert outcome.error is None
     assert outcome.data == ["up"]
     assert outcome.stats.errors >= 2
-    assert all(isinstance(d.cause, httpx.ConnectError) for d in policy.log[:2])
+    assert all(isinstance(d.cause, transport_error("ConnectError")) for d in policy.log[:2])
 
 
 # -- redirects -------------------------------------------------------------------------------------
@@ -506,14 +507,25 @@ async def test_async_stream_uses_the_callers_client_and_leaves_it_open() -> None
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_batches_group_the_events_of_each_chunk(server: SSEServer, kind: str) -> None:
+def test_batches_group_the_events_of_each_chunk(
+    server: SSEServer, kind: str, http_client: str
+) -> None:
     server.respond(
         Response(body=[event("1") + event("2") + event("3"), event("4"), b"data: 5\n", b"\n"]),
         Response(204),
     )
     outcome = collect(kind, server.url, batches=True)
     assert outcome.error is None
-    assert [[e.data for e in batch] for batch in outcome.batches] == [["1", "2", "3"], ["4"], ["5"]]
+    batches = [[e.data for e in batch] for batch in outcome.batches]
+    if http_client in ("httpx", "httpx2"):  # httpcore hands over one HTTP chunk per read
+        assert batches == [["1", "2", "3"], ["4"], ["5"]]
+    else:  # aiohttp reads what has arrived: whole chunks, maybe several, never part of one
+        assert batches in (
+            [["1", "2", "3", "4", "5"]],
+            [["1", "2", "3", "4"], ["5"]],
+            [["1", "2", "3"], ["4", "5"]],
+            [["1", "2", "3"], ["4"], ["5"]],
+        )
     assert all(isinstance(batch, list) for batch in outcome.batches)
     assert all(isinstance(e, Event) for batch in outcome.batches for e in batch)
 
@@ -555,7 +567,7 @@ def test_oversized_event_error_comes_after_the_events_of_its_chunk(
     server: SSEServer, kind: str
 ) -> None:
     chunk = event("a") + event("x" * 2000) + event("b")
-    server.respond(Response(body=[chunk, event("c")]), Response(204))
+    server.respond(Response(body=[chunk, stall()]))
     outcome = collect(kind, server.url, max_event_size=1000)
     assert outcome.data == ["a", "b"]
     error = outcome.error

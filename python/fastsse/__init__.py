@@ -32,6 +32,8 @@ from fastsse._stream import (
     FaultKind,
     StreamStats,
 )
+from fastsse._transport import async_client
+from fastsse.checkpoint import Checkpoint, RedisCheckpoint, SQLiteCheckpoint
 
 #: httpx-sse's name for an event; the same class, so code written for httpx-sse keeps working.
 ServerSentEvent = Event
@@ -45,6 +47,7 @@ __all__ = [
     "JSON",
     "AsyncEventStream",
     "Backoff",
+    "Checkpoint",
     "Consumer",
     "ConsumerStats",
     "ContentTypeError",
@@ -62,8 +65,10 @@ __all__ = [
     "Overflow",
     "Parser",
     "QueueOverflowError",
+    "RedisCheckpoint",
     "RetriesExhausted",
     "Retry",
+    "SQLiteCheckpoint",
     "SSEError",
     "ServerSentEvent",
     "StreamInterruptedError",
@@ -71,5 +76,6 @@ __all__ = [
     "UnexpectedStatusError",
     "__version__",
     "aconnect_sse",
+    "async_client",
     "connect_sse",
 ]

@@ -249,7 +249,18 @@ def format_table(results: Sequence[Result]) -> str:
 
 
 #: How the contenders of one corpus are listed in tables.
-PARSER_ORDER = ["fastsse", "fastsse batches", "httpx-sse", "pure", "httpx bytes, no parsing"]
+PARSER_ORDER = [
+    "fastsse",
+    "fastsse batches",
+    "httpx-sse",
+    "pure",
+    "httpx bytes, no parsing",
+    *(
+        f"{reader}, {transport}"
+        for transport in ("httpx", "aiohttp")
+        for reader in ("fastsse", "fastsse batches", "Parser loop", "bytes, no parsing")
+    ),
+]
 
 
 def describe(corpora: Iterable[Corpus]) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Generic, Protocol, TypeVar, overload
 import httpx
 
 from fastsse._errors import EventTooLargeError, SSEError
-from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event, Parser
+from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, BatchIterator, Event, Parser
 
 __all__ = ["EventSource", "SSEResponse", "aconnect_sse", "connect_sse"]
 
@@ -95,8 +95,16 @@ class EventSource(Generic[ResponseT]):
                 raise
             yield from events
 
-    async def aiter_sse(self) -> AsyncGenerator[Event, None]:
-        """The response's events, parsed from its bytes as they arrive."""
+    def aiter_sse(self) -> BatchIterator[Event]:
+        """The response's events, parsed from its bytes as they arrive.
+
+        An async iterator with ``aclose()`` (which closes the response's byte iterator), like
+        httpx-sse's async generator; each event of a chunk is handed out without suspending
+        (see ``BatchIterator``), which an async generator's per-event step would cost."""
+        return BatchIterator(self._abatches())
+
+    async def _abatches(self) -> AsyncGenerator[list[Event], None]:
+        """The events as lists, one per chunk of the response's bytes."""
         self._check_content_type()
         feed = Parser(max_event_size=self._max_event_size).feed
         chunks = self._response.aiter_bytes()
@@ -105,12 +113,9 @@ class EventSource(Generic[ResponseT]):
                 try:
                     events = feed(chunk)
                 except EventTooLargeError as error:
-                    for event in error.events:
-                        yield event
+                    yield error.events
                     raise
-                # The per-event cost of this generator is this loop and its yield: nothing else.
-                for event in events:
-                    yield event
+                yield events
         finally:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:

@@ -29,7 +29,8 @@ import anyio.to_thread
 
 from fastsse._errors import FastSSEError
 from fastsse._fastsse import Event
-from fastsse._stream import EventStream
+from fastsse._stream import AsyncEventStream, EventStream
+from fastsse.checkpoint import IDLE, Checkpoint, Committer, Watermark
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -61,6 +62,8 @@ logger = logging.getLogger("fastsse")
 _Outcome = tuple[
     int, list[tuple[Event, Exception]], Optional[Awaitable[object]], Optional[BaseException]
 ]
+#: Told that the events numbered ``first``, ``first + 1``... in stream order are settled.
+_Settled = Callable[[int, Sequence[Event]], None]
 
 
 class QueueOverflowError(FastSSEError):
@@ -134,6 +137,14 @@ class Consumer:
     ``await consumer.run()`` returns when the stream ends and every queued event is handled, or
     after :meth:`stop`. It raises what the stream raised (again after the queue is handled).
     A consumer runs once; :attr:`stats` shows where every event went.
+
+    ``checkpoint`` (a :class:`~fastsse.checkpoint.Checkpoint`) makes the run survive the death
+    of its process: a stream given no ``last_event_id`` resumes from the stored ID, and the ID
+    of the last event such that it and every event before it is settled (handled, or failed
+    and passed to ``on_error``) is committed every ``commit_every`` events or
+    ``commit_interval`` seconds, whichever comes first, and when the run ends. After a
+    ``kill -9`` nothing is skipped; the events handled again are those queued, in flight or
+    settled since the last commit.
     """
 
     def __init__(
@@ -145,6 +156,9 @@ class Consumer:
         queue_size: int = 1024,
         overflow: Overflow = "block",
         on_error: ErrorHandler | None = None,
+        checkpoint: Checkpoint | None = None,
+        commit_every: int = 10_000,
+        commit_interval: float = 1.0,
     ) -> None:
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {handler!r}")
@@ -168,6 +182,29 @@ class Consumer:
             raise TypeError("a Consumer reads an AsyncEventStream, not an EventStream")
         if not callable(getattr(stream, "batches", None)) and not hasattr(stream, "__aiter__"):
             raise TypeError(f"stream must be an async iterable of events, got {stream!r}")
+        self._committer: Committer | None = None
+        if checkpoint is not None:
+            if not isinstance(checkpoint, Checkpoint):
+                raise TypeError(f"checkpoint must be a fastsse Checkpoint, got {checkpoint!r}")
+            if not isinstance(stream, AsyncEventStream):
+                raise TypeError(
+                    "checkpoint= needs an AsyncEventStream, the stream that can resume from "
+                    f"the stored event ID; got {stream!r}"
+                )
+            _check_count("commit_every", commit_every)
+            if not commit_interval > 0:
+                raise ValueError(f"commit_interval must be > 0 seconds, got {commit_interval!r}")
+        # The checkpoint's watermark: what the workers hold unsettled.
+        self._watermark = None if checkpoint is None else Watermark(workers)
+        if checkpoint is not None:
+            self._committer = Committer(
+                checkpoint, self._watermark_event, every=commit_every, interval=commit_interval
+            )
+        # Told about settled events by their number in stream order (fastsse.redis's acks);
+        # _settled_one for one event.
+        self._settled: _Settled | None = None
+        self._settled_one: Callable[[int, Event], None] | None = None
+        self._taken_count = 0  # events taken from the queue so far: the next one's number
         self._stream = stream
         self._handler = handler
         self._on_error = on_error
@@ -216,19 +253,26 @@ class Consumer:
         self._call_soon_threadsafe = _threadsafe_scheduler()
         self._limiter = anyio.CapacityLimiter(self._workers)
         self._workers_done = anyio.Event()
+        committer = self._committer
+        if committer is not None:
+            await self._resume(committer.checkpoint)
         error: Exception | None = None
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
                 self._workers_left = self._workers
-                for _ in range(self._workers):
-                    task_group.start_soon(self._worker)
+                for index in range(self._workers):
+                    task_group.start_soon(self._worker, index)
+                if committer is not None:
+                    task_group.start_soon(committer.run)
                 try:
                     error = await self._read()
                     self._wake_workers()
                     # Waiting here rather than in the task group's exit keeps this task
                     # cancellable with its except clause in place (see below).
                     await self._workers_done.wait()
+                    if committer is not None:
+                        committer.close()
                 except BaseException:
                     # Cancelled (stop(drain=False) or from outside), or worse: handler threads
                     # check this flag before each event, so they stop at once too.
@@ -242,10 +286,37 @@ class Consumer:
                 self._queue.clear()
                 self._stats.cancelled += leftover
                 self._stats.queued = 0
+            if committer is not None:
+                await self._final_commit(committer)
         if self._fatal is not None:
             raise self._fatal
         if error is not None:
             raise error
+
+    async def _resume(self, checkpoint: Checkpoint) -> None:
+        """A stream given no ID starts where the checkpoint says."""
+        stream = self._stream
+        assert isinstance(stream, AsyncEventStream)
+        if stream.last_event_id:
+            return  # an explicit ID wins
+        stored = await checkpoint.load()
+        if stored:
+            logger.info("resuming from the checkpointed event id %r (%r)", stored, checkpoint)
+            stream.resume_from(stored)
+
+    def _watermark_event(self) -> Event | None:
+        assert self._watermark is not None
+        return self._watermark.event(self._taken_count)
+
+    @staticmethod
+    async def _final_commit(committer: Committer) -> None:
+        committer.close()
+        # Shielded: a cancelled run still records what it finished.
+        with anyio.CancelScope(shield=True):
+            try:
+                await committer.flush()
+            except Exception:
+                logger.exception("could not commit the checkpoint %r", committer.checkpoint)
 
     def stop(self, *, drain: bool = True) -> None:
         """Stop reading the stream and end :meth:`run`; returns at once.
@@ -301,6 +372,11 @@ class Consumer:
                 if scope.cancelled_caught:
                     return None
                 await put([item] if per_event else item)
+                if self._committer is not None:
+                    self._committer.poke(self._taken_count)
+                    # Let go of the events below the watermark now, not at the next commit:
+                    # thousands of dead events kept alive slow every allocation down.
+                    self._watermark_event()
                 # Let the workers run after each batch, so that a source that never suspends
                 # cannot starve them (and drop everything under a drop policy).
                 await anyio.lowlevel.checkpoint()
@@ -398,18 +474,24 @@ class Consumer:
             self._room = None
             room.set()
 
-    async def _worker(self) -> None:
+    async def _worker(self, index: int) -> None:
         try:
-            await self._work()
+            await self._work(index)
         finally:
             self._workers_left -= 1
             if self._workers_left == 0 and self._workers_done is not None:
                 self._workers_done.set()
 
-    async def _work(self) -> None:
+    async def _work(self, index: int) -> None:
         queue = self._queue
+        # The checkpoint's bookkeeping, inline: it runs for every event.
+        tracking = self._watermark is not None
+        history: list[Event] = [] if self._watermark is None else self._watermark.history
+        busy: list[int] = [] if self._watermark is None else self._watermark.busy
         while not self._abort:
             if not queue:
+                if tracking:
+                    busy[index] = IDLE  # what this worker took is settled
                 if self._input_done:
                     return  # drained: nothing is queued and nothing more will be
                 if self._items is None:
@@ -422,19 +504,40 @@ class Consumer:
                 limit = min(_MAX_THREAD_BATCH, max(1, int(_THREAD_TRIP / self._thread_cost)))
                 count = min(limit, -(-len(queue) // self._workers))
                 batch = [queue.popleft() for _ in range(count)]
-                self._taken(count)
-                await self._handle_in_thread(batch)
+                first = self._taken(count)
+                if tracking:
+                    history.extend(batch)
+                    busy[index] = first
+                settled = await self._handle_in_thread(batch)
+                if tracking:
+                    busy[index] = IDLE if settled == count else first + settled
+                if self._settled is not None and settled:
+                    self._settled(first, batch[:settled])
             else:
                 event = queue.popleft()
-                self._taken(1)
+                first = self._taken(1)
+                if tracking:
+                    history.append(event)
+                    busy[index] = first
+                # It raises if the event was not settled; if it returns, the event is, and
+                # busy[index] stays until the next event or an empty queue (one store saved
+                # per event, for a watermark at most one event behind).
                 await self._handle(event)
+                # After a fatal exception (SystemExit...) the run ends: the event that raised
+                # it is not settled, so that a restart handles it again.
+                if self._settled_one is not None and self._fatal is None:
+                    self._settled_one(first, event)
 
-    def _taken(self, count: int) -> None:
+    def _taken(self, count: int) -> int:
+        """``count`` events left the queue; returns the first one's number in stream order."""
         stats = self._stats
         stats.queued -= count
         stats.in_flight += count
         if self._room is not None and len(self._queue) <= self._resume_at:
             self._wake_reader()
+        first = self._taken_count
+        self._taken_count = first + count
+        return first
 
     async def _handle(self, event: Event, result: Awaitable[object] | None = None) -> None:
         """Call the handler in the loop (or finish its ``result``); count how it ended."""
@@ -459,7 +562,8 @@ class Consumer:
         finally:
             stats.in_flight -= 1
 
-    async def _handle_in_thread(self, events: list[Event]) -> None:
+    async def _handle_in_thread(self, events: list[Event]) -> int:
+        """Handle ``events`` in a thread; returns how many, from the first, were settled."""
         stats = self._stats
         limiter = self._limiter
         settled = 0
@@ -477,7 +581,8 @@ class Consumer:
                 self._report(event, error)
             if fatal is not None:
                 self._end_with(fatal)
-                return
+                # Counted as failed, but not settled: after a restart it is handled again.
+                return settled - 1
             if pending is not None:
                 # The "sync" handler returned an awaitable: it is async after all.
                 self._in_thread = False
@@ -486,6 +591,7 @@ class Consumer:
             while settled < len(events) and not self._abort:
                 settled += 1
                 await self._handle(events[settled - 1])
+            return settled
         finally:
             unsettled = len(events) - settled
             if unsettled:

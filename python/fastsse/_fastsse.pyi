@@ -1,7 +1,8 @@
 """The Rust core of fastsse (built by maturin from src/python.rs)."""
 
 import sys
-from typing import Literal, final
+from collections.abc import AsyncIterator, Awaitable, Generator
+from typing import Any, Generic, Literal, TypeVar, final
 
 if sys.version_info >= (3, 10):
     from typing import TypeAlias
@@ -13,7 +14,9 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import Self
 
-__all__ = ["DEFAULT_MAX_EVENT_SIZE", "RETRY_MAX_DIGITS", "Event", "Parser"]
+__all__ = ["DEFAULT_MAX_EVENT_SIZE", "RETRY_MAX_DIGITS", "BatchIterator", "Event", "Parser"]
+
+_T = TypeVar("_T")
 
 #: A decoded JSON value. (Private: stubtest checks that public stub names exist at runtime.)
 _JSON: TypeAlias = dict[str, _JSON] | list[_JSON] | str | int | float | bool | None
@@ -104,3 +107,26 @@ class Parser:
     def oversized(self) -> int: ...
     @property
     def max_event_size(self) -> int: ...
+
+@final
+class BatchIterator(Generic[_T]):
+    """The items of an async iterator of lists, one by one, each handed out without suspending
+    while a list is buffered. aclose() drops the buffered items and closes batches.
+
+    ``__anext__`` returns the iterator itself while an item is buffered: awaiting that takes
+    the item (await each ``__anext__()`` once, in order, as ``async for`` and ``anext`` do)."""
+
+    def __new__(cls, batches: AsyncIterator[list[_T]], /) -> Self: ...
+    def __aiter__(self) -> Self: ...
+    def __anext__(self) -> Awaitable[_T]: ...
+    def __await__(self) -> Generator[Any, None, _T]: ...
+    def __next__(self) -> _T: ...
+    def aclose(self) -> Awaitable[None]:
+        """Drop the buffered items now; the awaitable closes batches (its aclose())."""
+    def clear(self) -> list[_T]:
+        """Remove and return the buffered items (those not handed out yet), as a list."""
+    @property
+    def buffered(self) -> int:
+        """How many items are buffered: received, not handed out yet."""
+    def _load(self, batch: list[_T], /) -> _T:
+        """Buffer a non-empty batch and return its first item (for refill)."""

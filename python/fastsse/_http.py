@@ -1,24 +1,43 @@
-"""What the stream drivers need from httpx: its errors in the machine's words, the request, the
-socket to shut down, and an error body's first bytes.
-
-A driver for another client library (httpx2, say) extends ``classify`` and ``SYNC_CLIENTS`` /
-``ASYNC_CLIENTS``; the machine (``_machine.py``) knows none of this.
+"""What the stream drivers need from httpx (and httpx2, and httpx-aiohttp's transport): their
+errors in the machine's words, the request, the socket to shut down, and an error body's first
+bytes. What differs between the client libraries is in ``_clients.py``; the machine
+(``_machine.py``) knows none of this.
 """
 
 from __future__ import annotations
 
-import asyncio.trsock
-import contextlib
-import socket
-from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
+import anyio
 import httpx
 
-from fastsse._errors import FastSSEError
-from fastsse._machine import BODY_PREVIEW, FaultKind
+from fastsse._clients import (
+    Socket,
+    accepts,
+    classes,
+    classify,
+    library_of,
+    shutdown,
+    socket_of,
+)
+from fastsse._machine import BODY_PREVIEW
 
-#: The client classes a sync / async stream accepts.
+__all__ = [
+    "ASYNC_CLIENTS",
+    "SYNC_CLIENTS",
+    "Socket",
+    "accepts",
+    "add_cookies",
+    "aread_preview",
+    "classes",
+    "classify",
+    "read_preview",
+    "request_timeout",
+    "shutdown",
+    "socket_of",
+]
+
+#: The client classes a sync / async stream accepts (and httpx2's of the same names: ``accepts``).
 SYNC_CLIENTS: tuple[type, ...] = (httpx.Client,)
 ASYNC_CLIENTS: tuple[type, ...] = (httpx.AsyncClient,)
 
@@ -26,50 +45,14 @@ ASYNC_CLIENTS: tuple[type, ...] = (httpx.AsyncClient,)
 BODY_PREVIEW_TIMEOUT = 1.0
 
 
-def classify(error: BaseException) -> FaultKind | None:
-    """The machine's name for an exception of the client library, or None when it is none of
-    the client's (the driver then lets it propagate)."""
-    if isinstance(error, FastSSEError):
-        return None
-    if isinstance(error, (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL)):
-        return "invalid_request"  # Our own request is at fault: asking again cannot help.
-    if isinstance(error, (httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return "connect_timeout"
-    if isinstance(error, httpx.ReadTimeout):
-        return "read_timeout"
-    if isinstance(error, httpx.ConnectError):
-        for cause in _chain(error):
-            if isinstance(cause, ConnectionRefusedError):
-                return "refused"
-            if isinstance(cause, socket.gaierror):
-                return "dns"
-        return "connect"
-    if isinstance(error, httpx.TransportError):
-        return "broken"
-    return None
-
-
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    """``error`` and the exceptions it was raised from, innermost last (bounded)."""
-    seen = 0
-    cause: BaseException | None = error
-    while cause is not None and seen < 16:
-        yield cause
-        cause = cause.__cause__ or cause.__context__
-        seen += 1
-
-
 def request_timeout(
-    base: httpx.Timeout, *, connect: float | None, read: float | None
-) -> httpx.Timeout:
+    base: Any, *, connect: float | None, read: float | None
+) -> tuple[float | None, float | None, float | None, float | None]:
     """``base`` (the client's or the stream's ``timeout=``) with the stream's read timeout, and
-    its connect timeout when the stream was given one (None keeps ``base``'s)."""
-    return httpx.Timeout(
-        connect=base.connect if connect is None else connect,
-        read=read,
-        write=base.write,
-        pool=base.pool,
-    )
+    its connect timeout when the stream was given one (None keeps ``base``'s): as the (connect,
+    read, write, pool) tuple that httpx and httpx2 both take (each takes only its own
+    ``Timeout`` class)."""
+    return (base.connect if connect is None else connect, read, base.write, base.pool)
 
 
 def add_cookies(
@@ -77,35 +60,11 @@ def add_cookies(
 ) -> None:
     """Per-request cookies, merged over the client's as httpx does (whose own per-request
     ``cookies=`` is deprecated)."""
-    merged = httpx.Cookies(client.cookies)
-    merged.update(httpx.Cookies(cookies))
+    cookie_class = library_of(client).Cookies
+    merged = cookie_class(client.cookies)
+    merged.update(cookie_class(cookies))
     request.headers.pop("Cookie", None)
     merged.set_cookie_header(request)
-
-
-class Socket(Protocol):
-    """A socket.socket, or asyncio's TransportSocket view of one."""
-
-    def shutdown(self, how: int, /) -> None: ...
-
-
-def socket_of(network_stream: Any) -> Socket | None:
-    """The socket of an HTTP/1 connection (that of an HTTP/2 one is shared by other requests,
-    so it is never ours to shut down)."""
-    if network_stream is None:
-        return None
-    ssl_object = network_stream.get_extra_info("ssl_object")
-    if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
-        return None
-    sock = network_stream.get_extra_info("socket")
-    return sock if isinstance(sock, (socket.socket, asyncio.trsock.TransportSocket)) else None
-
-
-def shutdown(sock: Socket | None) -> None:
-    """Wakes a read blocked on ``sock`` in another thread or task (closing the fd would not)."""
-    if sock is not None:
-        with contextlib.suppress(OSError):  # Already closed: nothing to wake.
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 # An error response's body only decorates the error message: its first chunk is enough, and a
@@ -123,15 +82,24 @@ def _preview_timeout(response: httpx.Response) -> None:
 
 async def aread_preview(response: httpx.Response) -> bytes:
     _preview_timeout(response)
-    with contextlib.suppress(httpx.TransportError):
-        async for chunk in response.aiter_bytes():
-            return chunk[:BODY_PREVIEW]
+    # A transport that takes its timeouts once, with the request (httpx-aiohttp's), is bounded
+    # here instead.
+    with anyio.move_on_after(BODY_PREVIEW_TIMEOUT):
+        try:
+            async for chunk in response.aiter_bytes():
+                return chunk[:BODY_PREVIEW]
+        except Exception as error:
+            if classify(error) is None:
+                raise
     return b""
 
 
 def read_preview(response: httpx.Response) -> bytes:
     _preview_timeout(response)
-    with contextlib.suppress(httpx.TransportError):
+    try:
         for chunk in response.iter_bytes():
             return chunk[:BODY_PREVIEW]
+    except Exception as error:
+        if classify(error) is None:
+            raise
     return b""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -198,12 +199,13 @@ class StreamMachine:
         # GET reconnects unless the caller asks.
         self.reconnect = self.method == "GET" if reconnect is None else reconnect
         # Without a hook the parser drops comments as they arrive, at no cost.
-        self.parser = Parser(
-            last_event_id=last_event_id,
+        self._new_parser = functools.partial(
+            Parser,
             max_event_size=max_event_size,
             on_oversize=on_oversize,
             comments=on_comment is not None,
         )
+        self.parser = self._new_parser(last_event_id=last_event_id)
         self.retry = retry or Retry()
         self.backoff = self.retry.start()
         self.stats = StreamStats()
@@ -232,6 +234,20 @@ class StreamMachine:
         self._wait: float | None = None
 
     # -- what to do next ---------------------------------------------------------------------
+
+    def resume_from(self, last_event_id: str) -> None:
+        """Start after ``last_event_id`` (sent as Last-Event-ID): only before the first request,
+        since afterwards the stream's own position is what it resumes from."""
+        if not isinstance(last_event_id, str):
+            raise TypeError(f"last_event_id must be a str, got {last_event_id!r}")
+        if any(c in last_event_id for c in "\r\n\0"):
+            raise ValueError(f"no event can have the id {last_event_id!r} (CR, LF or NUL)")
+        if self.requests:
+            raise RuntimeError(
+                "resume_from() is for a stream that has not connected yet; this one has sent "
+                f"{self.requests} request(s) and resumes from its own last event id"
+            )
+        self.parser = self._new_parser(last_event_id=last_event_id)
 
     def next_action(self) -> Send | Wait | _Stop:
         """Send a request, wait, or stop; raises the stream's final error."""
@@ -335,6 +351,7 @@ class StreamMachine:
             self.backoff.server_retry(retry)
         if events:
             stats.events += len(events)
+            self.backoff.progressed()
         return events
 
     def raise_deferred(self) -> None:

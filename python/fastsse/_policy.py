@@ -48,8 +48,8 @@ class Retry:
     - ``reset_after``: a connection that stayed up this long resets the backoff (``inf``: never).
     - ``min_server_retry`` / ``max_server_retry``: bounds for the server's ``retry:`` value, so
       ``retry: 0`` cannot cause a reconnect storm and a huge value cannot park the stream.
-    - ``max_attempts``: consecutive failed reconnects before :class:`RetriesExhausted`
-      (``None``: retry forever; ``0``: never reconnect).
+    - ``max_attempts``: consecutive reconnects that deliver no event before
+      :class:`RetriesExhausted` (``None``: retry forever; ``0``: never reconnect).
     - ``max_retry_after``: cap on an HTTP ``Retry-After`` wait (see :meth:`Backoff.next_delay`).
     """
 
@@ -119,7 +119,16 @@ class Backoff:
     injectable so that tests are deterministic.
     """
 
-    __slots__ = ("_attempts", "_base", "_clock", "_connected_at", "_floor", "_policy", "_rng")
+    __slots__ = (
+        "_attempts",
+        "_base",
+        "_clock",
+        "_connected_at",
+        "_failures",
+        "_floor",
+        "_policy",
+        "_rng",
+    )
 
     def __init__(
         self,
@@ -131,7 +140,10 @@ class Backoff:
         self._policy = policy
         self._clock = clock
         self._rng = rng
+        #: Delays handed out since the backoff last started over: the exponent of growth.
         self._attempts = 0
+        #: Consecutive reconnects that delivered no event: what max_attempts bounds.
+        self._failures = 0
         self._base = policy.initial
         #: No delay below this (after jitter): min_server_retry once the server sent retry:.
         self._floor = 0.0
@@ -143,8 +155,8 @@ class Backoff:
 
     @property
     def attempts(self) -> int:
-        """Reconnect delays handed out since the last reset (consecutive failures)."""
-        return self._attempts
+        """Consecutive reconnects that delivered no event (what ``max_attempts`` bounds)."""
+        return self._failures
 
     @property
     def delay_base(self) -> float:
@@ -154,6 +166,13 @@ class Backoff:
     def connected(self) -> None:
         """Record that a connection was established (the response was accepted)."""
         self._connected_at = self._clock()
+
+    def progressed(self) -> None:
+        """The connection delivered an event: the reconnects before it were no failures, so
+        ``max_attempts`` counts from zero again. The delay keeps growing until a connection
+        lives ``reset_after``, so that a server that sends one event and drops every
+        connection is still backed off from."""
+        self._failures = 0
 
     def server_retry(self, ms: int) -> None:
         """Apply a ``retry:`` field (milliseconds): its clamped value becomes the base delay.
@@ -172,6 +191,7 @@ class Backoff:
     def reset(self) -> None:
         """Forget past failures: the next delay is the base delay again."""
         self._attempts = 0
+        self._failures = 0
         self._connected_at = None
 
     def next_delay(
@@ -194,8 +214,9 @@ class Backoff:
             self._connected_at = None
             if lived >= policy.reset_after:
                 self._attempts = 0
-        if policy.max_attempts is not None and self._attempts >= policy.max_attempts:
-            raise RetriesExhausted(self._attempts, cause)
+                self._failures = 0
+        if policy.max_attempts is not None and self._failures >= policy.max_attempts:
+            raise RetriesExhausted(self._failures, cause)
 
         # A server-provided base above max_delay is honoured (it is already bounded by
         # max_server_retry); growth beyond it is not.
@@ -210,6 +231,7 @@ class Backoff:
         if retry_after is not None:
             delay = max(delay, min(max(retry_after, 0.0), policy.max_retry_after))
         self._attempts += 1
+        self._failures += 1
         return delay
 
 

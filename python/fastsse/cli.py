@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fastsse import _bench, _corpus, _tail
+from fastsse import _bench, _corpus, _relay_cli, _tail
 from fastsse._demo import run_demo
 
 #: ``--quick``: a quarter of each corpus and fewer, shorter repeats; a few seconds in all.
@@ -177,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 30 s to connect, 300 s of silence)",
     )
     tail.set_defaults(func=_tail_command)
+
+    _relay_cli.add_command(commands)
     return parser
 
 

@@ -212,12 +212,17 @@ def abort() -> Abort:
 # -- responses and requests -------------------------------------------------------------------
 
 
+#: ``Response.status`` of a server that closes the connection without answering.
+_HANG_UP = 0
+
+
 @dataclass(frozen=True)
 class Response:
     """One scripted response.
 
     Args:
-        status: the HTTP status, a three-digit int (default 200).
+        status: the HTTP status, a three-digit int (default 200); 0 answers nothing and
+            closes the connection (see :meth:`hang_up`).
         body: ``bytes``, sent with ``Content-Length``, or an iterable of actions (``bytes``,
             :func:`event`, :func:`delay`, :func:`abort`...), played lazily: with
             ``Transfer-Encoding: chunked`` (each write is one chunk) or, when ``chunked`` is
@@ -240,7 +245,8 @@ class Response:
     chunked: bool = True
 
     def __post_init__(self) -> None:
-        _check_int("status", self.status, 100, 999)
+        if self.status != _HANG_UP:
+            _check_int("status", self.status, 100, 999)
         if isinstance(self.body, str):
             raise TypeError("body must be bytes or an iterable of actions, not str: encode it")
         if not isinstance(self.body, (bytes, bytearray, memoryview, Iterable)):
@@ -262,6 +268,12 @@ class Response:
     ) -> Response:
         body = json.dumps(obj).encode()
         return cls(status, body, headers or {}, content_type="application/json")
+
+    @classmethod
+    def hang_up(cls) -> Response:
+        """No response at all: the server reads the request and resets the connection, as a
+        server that crashed while handling it (``status`` 0 means this)."""
+        return cls(_HANG_UP, b"", content_type=None)
 
     @classmethod
     def redirect(cls, location: str, status: int = 302) -> Response:
@@ -626,6 +638,8 @@ class _Connection:
 
     async def respond(self, method: str, response: Response) -> bool:
         status, body = response.status, response.body
+        if status == _HANG_UP:
+            return False
         bodiless = method == "HEAD" or status < 200 or status in (204, 304)
         fixed = body if isinstance(body, (bytes, bytearray, memoryview)) else None
         names = {name.lower() for name in response.headers}

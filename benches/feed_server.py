@@ -1,0 +1,71 @@
+"""A feed server in its own process, so that a benchmark measures the client's CPU time and
+memory alone. It prints its port and stops when its stdin closes.
+
+- ``python feed_server.py events N RATE``: on every path, N events with ids 1..N at RATE
+  events/s (0: as fast as the client reads);
+- ``python feed_server.py heartbeat SECONDS``: on every path, a stream that never ends and
+  sends only a ``: ping`` comment every SECONDS.
+
+The file-descriptor limit is raised to its hard limit, for benchmarks of many connections.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from collections.abc import Iterator
+
+from fastsse.testing import Action, RecordedRequest, Response, SSEServer, comment, delay
+
+
+def corpus(events: int) -> bytes:
+    return b"".join(
+        b'id: %d\nevent: token\ndata: {"index": %d, "text": "a token of text"}\n\n' % (i, i)
+        for i in range(1, events + 1)
+    )
+
+
+def paced(data: bytes, events: int, rate: int) -> Iterator[Action]:
+    """The corpus in writes of a hundredth of a second's worth of events."""
+    per_write = max(1, rate // 100)
+    blocks = data.split(b"\n\n")[:-1]
+    for start in range(0, events, per_write):
+        yield b"\n\n".join(blocks[start : start + per_write]) + b"\n\n"
+        yield delay(per_write / rate)
+
+
+def heartbeats(seconds: float) -> Iterator[Action]:
+    while True:
+        yield comment("ping")
+        yield delay(seconds)
+
+
+def raise_fd_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main(mode: str, *args: str) -> None:
+    raise_fd_limit()
+    if mode == "heartbeat":
+        seconds = float(args[0])
+
+        def respond(request: RecordedRequest) -> Response:
+            return Response(body=heartbeats(seconds))
+
+    else:
+        events, rate = int(args[0]), int(args[1])
+        data = corpus(events)
+
+        def respond(request: RecordedRequest) -> Response:
+            if rate:
+                return Response(body=paced(data, events, rate))
+            return Response.stream_bytes(data, 16 * 1024)
+
+    with SSEServer(respond) as server:
+        print(server.port, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

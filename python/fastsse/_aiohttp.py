@@ -1,0 +1,110 @@
+"""httpx-aiohttp's client, made to send each request once and to name its failures as httpx
+does. Imported only when httpx-aiohttp is installed.
+
+aiohttp re-sends an idempotent request (a GET) once when the connection fails before the
+response starts (``ServerDisconnectedError``, ``ClientOSError``): RFC 9112 allows it for a
+reused keep-alive connection, and aiohttp does it for any. Under a stream that reconnects on its
+own, every failed attempt would hit the server twice with no delay between the two, and the
+stream's backoff would never see the first failure. And httpx-aiohttp maps every connection
+error, a refused connection included, to ``httpx.ConnectTimeout``. A middleware on our aiohttp
+session does both jobs: it raises the exception httpx's own transport raises for the same
+failure, which aiohttp neither retries nor remaps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport, HttpxAiohttpClient
+
+__all__ = ["AiohttpClient"]
+
+
+class AiohttpClient(HttpxAiohttpClient):
+    """An ``httpx.AsyncClient`` on httpx-aiohttp's transport that sends each request once."""
+
+    def _init_transport(self, *args: Any, **kwargs: Any) -> httpx.AsyncBaseTransport:
+        return _send_once(super()._init_transport(*args, **kwargs))
+
+    def _init_proxy_transport(self, *args: Any, **kwargs: Any) -> httpx.AsyncBaseTransport:
+        return _send_once(super()._init_proxy_transport(*args, **kwargs))
+
+
+def _send_once(transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+    if isinstance(transport, AiohttpTransport) and transport.client is None:
+        # The transport makes its aiohttp session at its first request (in the event loop, as
+        # aiohttp wants): have it make ours, the same as its own plus the middleware.
+        transport.client = lambda: _session(transport)
+        return _AsHttpx(transport)
+    return transport
+
+
+class _AsHttpx(httpx.AsyncBaseTransport):
+    """httpx-aiohttp's transport, closer to httpx's own: refuses a URL that httpx refuses, with
+    httpx's words (aiohttp's name only the URL), and hands out the connection's socket in the
+    ``network_stream`` extension, as httpcore does."""
+
+    def __init__(self, transport: AiohttpTransport) -> None:
+        self._transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        scheme = request.url.scheme
+        if scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(
+                f"Request URL has an unsupported protocol '{scheme}://'."
+                if scheme
+                else "Request URL is missing an 'http://' or 'https://' protocol.",
+                request=request,
+            )
+        response = await self._transport.handle_async_request(request)
+        # httpx-aiohttp keeps aiohttp's response on the body stream it returns.
+        aiohttp_response = getattr(response.stream, "_aiohttp_response", None)
+        connection = getattr(aiohttp_response, "connection", None)
+        if connection is not None and connection.transport is not None:
+            response.extensions["network_stream"] = _NetworkStream(connection.transport)
+        return response
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+
+class _NetworkStream:
+    """httpcore's ``network_stream`` response extension, as much of it as tells the socket: a
+    stream's ``aclose()`` from another task shuts the socket down to end a blocked read, where
+    a cancel scope around every read would cost more than parsing the chunk."""
+
+    def __init__(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
+    def get_extra_info(self, name: str) -> Any:
+        return self._transport.get_extra_info(name)
+
+
+def _session(transport: AiohttpTransport) -> aiohttp.ClientSession:
+    limits = transport.limits
+    connector = aiohttp.TCPConnector(
+        keepalive_timeout=limits.keepalive_expiry,
+        ssl=transport.ssl_context,
+        limit=limits.max_connections or 0,  # 0: no limit, as httpx's None
+    )
+    return aiohttp.ClientSession(connector=connector, middlewares=(_not_resent,))
+
+
+async def _not_resent(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    try:
+        return await handler(request)
+    except aiohttp.ConnectionTimeoutError as error:
+        raise httpx.ConnectTimeout(str(error)) from error
+    except aiohttp.ClientConnectorError as error:  # refused, DNS, TLS: before any byte was sent
+        raise httpx.ConnectError(str(error)) from error
+    except aiohttp.ServerDisconnectedError as error:
+        raise httpx.RemoteProtocolError(
+            "Server disconnected without sending a response."
+        ) from error
+    except aiohttp.ClientOSError as error:
+        raise httpx.ReadError(str(error) or type(error).__name__) from error

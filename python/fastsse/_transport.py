@@ -1,0 +1,85 @@
+"""``fastsse.async_client()``: an ``httpx.AsyncClient`` on the fastest transport installed, with
+timeouts made for event streams.
+
+httpx's own transport (h11 and httpcore) costs more per HTTP chunk than parsing the chunk does,
+so with LLM servers, which flush one chunk per event, no parser can be much faster than httpx
+reads. The httpx-aiohttp transport reads with aiohttp's C HTTP parser and keeps httpx's API:
+``pip install "fastsse[aiohttp]"`` and ``async_client()`` uses it.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+import sys
+from typing import Any
+
+import httpx
+
+__all__ = ["async_client", "fast_transport_installed"]
+
+
+def async_client(**httpx_kwargs: Any) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` for event streams, on httpx-aiohttp's transport when it is
+    installed (and the code runs on asyncio), else on httpx's own.
+
+    Takes ``httpx.AsyncClient``'s keyword arguments. Unless ``timeout`` is given, a read may
+    wait as long as a stream's default ``read_timeout`` (a quiet feed is not a dead one) and
+    connecting may take ``connect_timeout``. On httpx-aiohttp's transport a request that fails
+    is never sent a second time behind the caller's back (aiohttp re-sends a GET once when the
+    server hangs up before answering), so a stream's backoff paces every attempt.
+    """
+    _stream_defaults(httpx_kwargs)
+    if "transport" in httpx_kwargs or not fast_transport_installed() or _on_trio():
+        return httpx.AsyncClient(**httpx_kwargs)
+    from fastsse._aiohttp import AiohttpClient
+
+    return AiohttpClient(**httpx_kwargs)
+
+
+def fast_transport_installed() -> bool:
+    """Whether httpx-aiohttp (``pip install "fastsse[aiohttp]"``) can be imported."""
+    try:
+        import httpx_aiohttp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _on_trio() -> bool:
+    """Whether the caller runs on trio, where aiohttp (asyncio only) cannot."""
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
+
+
+def sync_client(**httpx_kwargs: Any) -> httpx.Client:
+    """The ``httpx.Client`` an ``EventStream`` makes for itself: the same defaults."""
+    _stream_defaults(httpx_kwargs)
+    return httpx.Client(**httpx_kwargs)
+
+
+def _stream_defaults(httpx_kwargs: dict[str, Any]) -> None:
+    """Stream timeouts, and one TLS context for every client made here: building one loads the
+    CA bundle, which costs ~50 ms and ~900 KiB per client, and a process with a thousand
+    streams that each own a client would pay it a thousand times."""
+    httpx_kwargs.setdefault("timeout", _stream_timeout())
+    if not {"verify", "cert", "trust_env"} & httpx_kwargs.keys():
+        httpx_kwargs["verify"] = _shared_ssl_context()
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_ssl_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
+
+
+def _stream_timeout() -> httpx.Timeout:
+    # Imported here: the stream module imports this one.
+    from fastsse._stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
+
+    return httpx.Timeout(DEFAULT_CONNECT_TIMEOUT, read=DEFAULT_READ_TIMEOUT)
