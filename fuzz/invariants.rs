@@ -12,9 +12,12 @@
 //!   of the spec that decodes each connection whole first and then splits it into lines;
 //! - with a limit, the events are those of the unlimited run with the oversized ones taken out
 //!   (ids aside: a discarded event's `id:` is never dispatched), and identical to it when
-//!   nothing was discarded.
+//!   nothing was discarded;
+//! - reporting comments (`with_comments`) changes no event and no state; the comments are the
+//!   same whole and byte by byte, the oracle's without a limit, and as many with one (each cut
+//!   to the limit).
 
-use fastsse::{Event, Parser};
+use fastsse::{Event, EventRef, EventSink, Parser};
 
 /// A stream as connections, each a list of chunks.
 #[derive(Clone, Debug)]
@@ -102,19 +105,37 @@ pub fn check_fuzz_input(input: &[u8]) {
 pub fn check(plan: &Plan, limit: Option<usize>) {
     let unlimited = check_chunkings(plan, None);
     let expected = oracle_plan(plan);
-    assert_eq!(unlimited.events, expected.events, "oracle events, {plan:?}");
-    assert_eq!(unlimited.states, expected.states, "oracle state, {plan:?}");
+    assert_eq!(unlimited, expected, "oracle, {plan:?}");
     if let Some(limit) = limit {
         let limited = check_chunkings(plan, Some(limit));
         check_limit(plan, limit, &unlimited, &limited);
     }
 }
 
-/// Events and the state at the end of each connection (before its `finish()`).
+/// Events and the state at the end of each connection (before its `finish()`), and the
+/// comments when they were asked for.
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {
     events: Vec<OracleEvent>,
     states: Vec<State>,
+    comments: Vec<String>,
+}
+
+/// Receives events and comments.
+#[derive(Default)]
+struct Sink {
+    events: Vec<Event>,
+    comments: Vec<String>,
+}
+
+impl EventSink for Sink {
+    fn on_event(&mut self, event: EventRef<'_>) {
+        self.events.push(event.into());
+    }
+
+    fn on_comment(&mut self, comment: &str) {
+        self.comments.push(comment.to_owned());
+    }
 }
 
 fn new_parser(plan: &Plan, limit: Option<usize>) -> Parser {
@@ -125,7 +146,8 @@ fn new_parser(plan: &Plan, limit: Option<usize>) -> Parser {
     }
 }
 
-/// Feeds the plan three ways, checks that they agree, and returns what they agree on.
+/// Feeds the plan three ways (whole and byte by byte with comments reported), checks that they
+/// agree, and returns what they agree on.
 fn check_chunkings(plan: &Plan, limit: Option<usize>) -> Outcome {
     let whole: Vec<Vec<Vec<u8>>> = plan.connections.iter().map(|c| vec![c.concat()]).collect();
     let bytewise: Vec<Vec<Vec<u8>>> = plan
@@ -139,30 +161,35 @@ fn check_chunkings(plan: &Plan, limit: Option<usize>) -> Outcome {
                 .collect()
         })
         .collect();
-    let outcome = feed_checking_prefixes(plan, &plan.connections, limit);
+    let chunked = feed_checking_prefixes(plan, &plan.connections, limit);
     let context = format!("limit {limit:?}, {plan:?}");
+    let outcome = feed(plan, &whole, limit);
     assert_eq!(
-        feed(plan, &whole, limit),
-        outcome,
-        "whole vs chunks, {context}"
+        (&outcome.events, &outcome.states),
+        (&chunked.events, &chunked.states),
+        "whole with comments vs chunks without, {context}"
     );
     assert_eq!(
         feed(plan, &bytewise, limit),
         outcome,
-        "bytewise vs chunks, {context}"
+        "bytewise vs whole, {context}"
     );
     outcome
 }
 
+/// Feeds the plan with comments reported.
 fn feed(plan: &Plan, connections: &[Vec<Vec<u8>>], limit: Option<usize>) -> Outcome {
-    let mut parser = new_parser(plan, limit);
+    let mut parser = new_parser(plan, limit).with_comments(true);
+    let mut sink = Sink::default();
     let mut outcome = Outcome {
         events: Vec::new(),
         states: Vec::new(),
+        comments: Vec::new(),
     };
     for chunks in connections {
         for chunk in chunks {
-            let events = parser.feed_to_vec(chunk);
+            parser.feed(chunk, &mut sink);
+            let events = std::mem::take(&mut sink.events);
             outcome.events.extend(events.iter().map(as_oracle_event));
         }
         outcome.states.push(state(&parser));
@@ -170,6 +197,7 @@ fn feed(plan: &Plan, connections: &[Vec<Vec<u8>>], limit: Option<usize>) -> Outc
         assert_eq!(parser.finish(), pending, "finish() reports a dropped event");
         assert!(!parser.pending(), "nothing pending after finish()");
     }
+    outcome.comments = sink.comments;
     outcome
 }
 
@@ -184,6 +212,7 @@ fn feed_checking_prefixes(
     let mut outcome = Outcome {
         events: Vec::new(),
         states: Vec::new(),
+        comments: Vec::new(),
     };
     for chunks in connections {
         let start = parser.clone();
@@ -207,10 +236,24 @@ fn feed_checking_prefixes(
 /// The limit only ever takes whole events out, counted, and changes nothing else.
 fn check_limit(plan: &Plan, limit: usize, unlimited: &Outcome, limited: &Outcome) {
     let context = format!("limit {limit}, {plan:?}");
+    // Comments are cut to the limit, never dropped.
+    assert_eq!(
+        limited.comments.len(),
+        unlimited.comments.len(),
+        "{context}"
+    );
+    for (cut, whole) in limited.comments.iter().zip(&unlimited.comments) {
+        // U+FFFD takes three bytes where it replaced one invalid byte or a cut sequence.
+        assert!(cut.len() <= 3 * limit, "comment past the limit, {context}");
+        if whole.len() <= limit {
+            assert_eq!(cut, whole, "{context}");
+        }
+    }
     let oversized = limited.states.last().map_or(0, |state| state.oversized);
     if oversized == 0 {
         assert_eq!(
-            limited, unlimited,
+            (&limited.events, &limited.states),
+            (&unlimited.events, &unlimited.states),
             "a limit that discarded nothing, {context}"
         );
         return;
@@ -235,12 +278,14 @@ fn oracle_plan(plan: &Plan) -> Outcome {
     let mut outcome = Outcome {
         events: Vec::new(),
         states: Vec::new(),
+        comments: Vec::new(),
     };
     let mut last_event_id = plan.last_event_id.clone();
     let mut retry = None;
     for chunks in &plan.connections {
         let connection = oracle(&chunks.concat(), &last_event_id);
         outcome.events.extend(connection.events);
+        outcome.comments.extend(connection.comments);
         last_event_id = connection.last_event_id;
         retry = connection.retry.or(retry);
         outcome.states.push(State {
@@ -257,6 +302,9 @@ fn oracle_plan(plan: &Plan) -> Outcome {
 #[derive(Debug)]
 pub struct OracleOutcome {
     pub events: Vec<OracleEvent>,
+    /// What a parser that reports comments reports: each comment line after its colon and one
+    /// optional space (the spec ignores them).
+    pub comments: Vec<String>,
     pub last_event_id: String,
     pub retry: Option<String>,
     pub pending: bool,
@@ -287,6 +335,7 @@ pub fn oracle(stream: &[u8], last_event_id: &str) -> OracleOutcome {
 
     let mut outcome = OracleOutcome {
         events: Vec::new(),
+        comments: Vec::new(),
         last_event_id: last_event_id.to_owned(),
         retry: None,
         pending: false,
@@ -313,7 +362,9 @@ pub fn oracle(stream: &[u8], last_event_id: &str) -> OracleOutcome {
             fields_seen = false;
             continue;
         }
-        if line.starts_with(':') {
+        if let Some(comment) = line.strip_prefix(':') {
+            let comment = comment.strip_prefix(' ').unwrap_or(comment);
+            outcome.comments.push(comment.to_owned());
             continue;
         }
         fields_seen = true;

@@ -187,6 +187,7 @@ fn the_oracle_follows_the_spec() {
             event("message", "", "7", None)
         ]
     );
+    assert_eq!(outcome.comments, ["c"]);
     assert_eq!(outcome.last_event_id, "7");
     assert_eq!(outcome.retry.as_deref(), Some("7"));
     assert!(outcome.pending);

@@ -39,12 +39,16 @@ CONNECTION_END = 0xFF
 def plan_of(data: bytes) -> tuple[list[tuple[bytes, list[Chunk]]], dict[str, Any]]:
     """Reads an input: byte 0 picks the mode (default limit, or a limit of 1 + byte 1 bytes with
     ``on_oversize`` "skip" or "error"); byte 2 holds the number of chunk bytes that follow (low
-    five bits) and the resume id (bits 5-6). A chunk byte is ``0xFF`` for the end of a
-    connection, else a length (low six bits, 0 for an empty chunk) and a kind (high two bits).
-    The remaining bytes are the stream; what the chunks leave over is the last chunk."""
+    five bits), the resume id (bits 5-6) and ``comments`` (bit 7). A chunk byte is ``0xFF`` for
+    the end of a connection, else a length (low six bits, 0 for an empty chunk) and a kind (high
+    two bits). The remaining bytes are the stream; what the chunks leave over is the last
+    chunk."""
     head = data[:3].ljust(3, b"\0")
     mode, limit, layout = head
-    options: dict[str, Any] = {"last_event_id": RESUME_IDS[(layout >> 5) & 3]}
+    options: dict[str, Any] = {
+        "last_event_id": RESUME_IDS[(layout >> 5) & 3],
+        "comments": bool(layout & 0x80),
+    }
     if mode % 3:
         options["max_event_size"] = 1 + limit
         options["on_oversize"] = "skip" if mode % 3 == 1 else "error"
@@ -96,13 +100,16 @@ def one_input(data: bytes) -> None:
     if "max_event_size" in options:
         return
     expected_events: list[Any] = []
+    expected_comments: list[str] = []
     resume_id, retry = options["last_event_id"], None
     for stream, _ in plan:
         outcome = spec_oracle(stream, resume_id)
         expected_events.extend(outcome.events)
+        expected_comments.extend(outcome.comments if options["comments"] else ())
         resume_id = outcome.last_event_id
         retry = outcome.retry if outcome.retry is not None else retry
     assert [event for step in steps for event in step.events] == expected_events
+    assert [comment for step in steps for comment in step.comments] == expected_comments
     assert (steps[-1].last_event_id, steps[-1].retry) == (resume_id, retry)
 
 

@@ -114,6 +114,20 @@ pub trait EventSink {
     fn on_raw_event(&mut self, event: RawEventRef<'_>) {
         event.decoded(|event| self.on_event(event));
     }
+
+    /// A comment line's text, after its colon and one optional space, at most `max_event_size`
+    /// bytes of it. Called only by a parser made [`Parser::with_comments`]; does nothing by
+    /// default.
+    ///
+    /// [`Parser::with_comments`]: crate::Parser::with_comments
+    fn on_comment(&mut self, _comment: &str) {}
+
+    /// What the parser calls for a comment: its bytes, which may hold invalid UTF-8 (and may
+    /// end inside a UTF-8 sequence when the comment was cut to `max_event_size`). The default
+    /// decodes them, with U+FFFD for invalid sequences, for [`EventSink::on_comment`].
+    fn on_raw_comment(&mut self, comment: &[u8]) {
+        self.on_comment(&decode(comment));
+    }
 }
 
 /// Decodes UTF-8, with U+FFFD for invalid sequences.

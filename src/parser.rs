@@ -29,6 +29,8 @@ const RETAINED_CAPACITY: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Parser {
     max_event_size: usize,
+    /// Comment lines go to [`EventSink::on_raw_comment`] (else they are dropped as they arrive).
+    comments: bool,
     /// Bytes of a leading BOM seen so far, while the stream start is still being read.
     bom_matched: Option<usize>,
     /// The previous chunk ended with CR: an LF opening the next chunk completes that line end.
@@ -69,6 +71,7 @@ impl Parser {
     pub fn new() -> Self {
         Self {
             max_event_size: DEFAULT_MAX_EVENT_SIZE,
+            comments: false,
             bom_matched: Some(0),
             after_cr: false,
             line: Vec::new(),
@@ -96,6 +99,17 @@ impl Parser {
         self
     }
 
+    /// Reports each comment line (`: text`) to [`EventSink::on_raw_comment`], as heartbeat
+    /// hooks need. Off by default, when comments cost nothing: they are dropped as they arrive.
+    ///
+    /// A comment's text is bounded like an event: past `max_event_size` bytes it is cut to its
+    /// first `max_event_size` bytes, and the rest of its line is dropped as it arrives. Comments
+    /// never count against an event's size.
+    pub fn with_comments(mut self, comments: bool) -> Self {
+        self.comments = comments;
+        self
+    }
+
     /// Starts from a known last event ID, as when resuming a stream.
     pub fn with_last_event_id(mut self, last_event_id: &str) -> Self {
         self.last_event_id = last_event_id.to_owned();
@@ -104,6 +118,11 @@ impl Parser {
 
     pub fn max_event_size(&self) -> usize {
         self.max_event_size
+    }
+
+    /// Whether comments are reported (see [`Parser::with_comments`]).
+    pub fn comments(&self) -> bool {
+        self.comments
     }
 
     /// The last event ID string: set when an event block ends, kept across events and, unlike the
@@ -131,7 +150,9 @@ impl Parser {
     /// Whether an event has begun and not ended: its fields or a line of it have arrived, but
     /// not the blank line that dispatches it. Comments alone do not count.
     pub fn pending(&self) -> bool {
-        self.event_size > 0 || !self.line.is_empty() || self.discarding_event
+        self.event_size > 0
+            || self.line.first().is_some_and(|&b| b != b':')
+            || self.discarding_event
     }
 
     /// Parses `chunk` and passes every event it completes to `sink`, in order.
@@ -219,6 +240,7 @@ impl Parser {
                     }
                     Line::Data(value) => self.append_data(&mut chunk_data, value),
                     Line::Blank => self.dispatch(chunk_data.take(), sink),
+                    Line::Comment(text) => sink.on_raw_comment(text),
                     Line::Done => {}
                 }
             } else {
@@ -240,6 +262,10 @@ impl Parser {
         if self.dropping_line {
             return;
         }
+        if self.comments && self.line.first().unwrap_or(&partial[0]) == &b':' {
+            self.carry_comment(partial);
+            return;
+        }
         if self.line.is_empty() && (self.discarding_event || partial[0] == b':') {
             // A comment or a discarded event's line is never needed: drop it as it streams in.
             self.dropping_line = true;
@@ -253,6 +279,17 @@ impl Parser {
         self.line.extend_from_slice(partial);
     }
 
+    /// Keeps the start of a comment line, up to what its reported text can hold: its colon,
+    /// one space and `max_event_size` bytes. The rest is dropped as it arrives.
+    fn carry_comment(&mut self, partial: &[u8]) {
+        let room = self
+            .max_event_size
+            .saturating_add(2)
+            .saturating_sub(self.line.len());
+        self.line
+            .extend_from_slice(&partial[..partial.len().min(room)]);
+    }
+
     fn complete_carried_line<S: EventSink + ?Sized>(
         &mut self,
         tail: &[u8],
@@ -260,6 +297,16 @@ impl Parser {
         sink: &mut S,
     ) {
         if std::mem::take(&mut self.dropping_line) {
+            return;
+        }
+        if self.comments && self.line[0] == b':' {
+            self.carry_comment(tail);
+            let mut line = std::mem::take(&mut self.line);
+            if let Line::Comment(text) = self.process_line(&line) {
+                sink.on_raw_comment(text);
+            }
+            clear_buffer(&mut line);
+            self.line = line;
             return;
         }
         if !self.fits(self.line.len() + tail.len()) {
@@ -271,6 +318,7 @@ impl Parser {
         match self.process_line(&line) {
             Line::Data(value) => self.append_data(chunk_data, value),
             Line::Blank => self.dispatch(chunk_data.take(), sink),
+            Line::Comment(text) => sink.on_raw_comment(text),
             Line::Done => {}
         }
         clear_buffer(&mut line);
@@ -286,7 +334,10 @@ impl Parser {
             }
             return Line::Done;
         }
-        if self.discarding_event || line[0] == b':' {
+        if line[0] == b':' {
+            return self.comment(line);
+        }
+        if self.discarding_event {
             return Line::Done;
         }
         if !self.fits(line.len()) {
@@ -317,6 +368,17 @@ impl Parser {
             _ => {}
         }
         Line::Done
+    }
+
+    /// A comment line: its text when comments are reported (see [`Parser::with_comments`]).
+    #[cold]
+    fn comment<'l>(&self, line: &'l [u8]) -> Line<'l> {
+        if !self.comments {
+            return Line::Done;
+        }
+        let text = &line[1..];
+        let text = text.strip_prefix(b" ").unwrap_or(text);
+        Line::Comment(&text[..text.len().min(self.max_event_size)])
     }
 
     fn set_id(&mut self, value: &[u8]) {
@@ -411,6 +473,8 @@ enum Line<'l> {
     Blank,
     /// A `data` field with this value.
     Data(&'l [u8]),
+    /// A comment to report, with this text.
+    Comment(&'l [u8]),
     /// Nothing more: the line was applied, ignored or discarded.
     Done,
 }

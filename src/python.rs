@@ -40,7 +40,10 @@ struct EventObject {
 }
 
 const EVENT_DOC: &CStr = c"Event(event=None, data=None, id=None, retry=None)\n--\n\n\
-One Server-Sent Event; immutable. Attribute names match httpx-sse's ServerSentEvent.";
+One Server-Sent Event; immutable. Attribute names match httpx-sse's ServerSentEvent.\n\n\
+``event`` (str; None or \"\" means \"message\"), ``data`` and ``id`` (str; None means \"\"), \
+``retry`` (the reconnection time in milliseconds: an int >= 0, or None). Wrong types raise \
+TypeError, a negative retry ValueError.";
 
 /// The `Event` type, made once per process.
 fn event_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
@@ -254,8 +257,18 @@ unsafe extern "C" fn event_new(
         let retry = match retry {
             None => py.None().into_bound(py),
             Some(retry) => match retry.cast::<PyInt>() {
-                Ok(retry) => exact_int(retry)?.into_any(),
-                Err(_) => {
+                Ok(retry) if !retry.is_instance_of::<PyBool>() => {
+                    // Compared once exact: a subclass's own `__lt__` is never called.
+                    let retry = exact_int(retry)?;
+                    if retry.lt(0)? {
+                        return Err(PyValueError::new_err(format!(
+                            "Event() argument 'retry' must be a number of milliseconds >= 0 \
+                             or None, not {retry}"
+                        )));
+                    }
+                    retry.into_any()
+                }
+                _ => {
                     return Err(PyTypeError::new_err(format!(
                         "Event() argument 'retry' must be int or None, not {}",
                         retry.get_type().name()?
@@ -498,6 +511,7 @@ struct PySink<'py, 'c> {
     py: Python<'py>,
     event_types: &'c mut RepeatCache,
     ids: &'c mut IdCache,
+    comments: &'c mut Vec<Py<PyString>>,
     events: Vec<Bound<'py, PyAny>>,
     error: Option<PyErr>,
 }
@@ -551,6 +565,12 @@ impl EventSink for PySink<'_, '_> {
                 let data = decode_to_py(self.py, event.data)?;
                 self.make(event.event, data, id, event.retry)
             });
+        self.keep_first_error(result);
+    }
+
+    /// Only called when the parser keeps comments.
+    fn on_raw_comment(&mut self, comment: &[u8]) {
+        let result = decode_to_py(self.py, comment).map(|text| self.comments.push(text.unbind()));
         self.keep_first_error(result);
     }
 }
@@ -640,18 +660,128 @@ fn event_size_limit(value: &Bound<'_, PyAny>) -> PyResult<usize> {
     }
 }
 
-/// An incremental, spec-exact `text/event-stream` parser.
+// Sharing a parser between threads is safe: `feed` never releases the GIL and runs no Python
+// code while it holds the parser (the `EventTooLargeError` is built after), so concurrent calls
+// run one after the other, each on its whole chunk. Releasing the GIL for large chunks was
+// measured and rejected: with another Python thread busy, reacquiring it cost more than the
+// parse. The only way to reach a parser during a call on it is from a finaliser that a garbage
+// collection inside that call runs (CPython before 3.12): that gets `busy_error`.
+// The doc comment below is the class's docstring (help() shows it; _fastsse.pyi repeats it).
+/// The arguments of `Parser()`, checked as the pure parser (`fastsse._pure`) checks them: the
+/// same errors with the same messages.
+struct ParserOptions {
+    last_event_id: String,
+    max_event_size: usize,
+    skip_oversized: bool,
+    comments: bool,
+}
+
+impl ParserOptions {
+    fn from_kwargs(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let mut options = Self {
+            last_event_id: String::new(),
+            max_event_size: DEFAULT_MAX_EVENT_SIZE,
+            skip_oversized: false,
+            comments: false,
+        };
+        let Some(kwargs) = kwargs else {
+            return Ok(options);
+        };
+        for (key, value) in kwargs.iter() {
+            match key.extract::<String>()?.as_str() {
+                "last_event_id" => options.last_event_id = resume_id(&value)?,
+                "max_event_size" => options.max_event_size = event_size_limit(&value)?,
+                "on_oversize" => options.skip_oversized = skips_oversized(&value)?,
+                "comments" => {
+                    options.comments = value
+                        .cast::<PyBool>()
+                        .map_err(|_| type_error("comments must be True or False", &value))?
+                        .is_true()
+                }
+                _ => {
+                    return Err(PyTypeError::new_err(format!(
+                        "Parser() got an unexpected keyword argument {}",
+                        key.repr()?
+                    )))
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// A TypeError saying what `value`'s parameter takes, and the type it got.
+fn type_error(takes: &str, value: &Bound<'_, PyAny>) -> PyErr {
+    match value.get_type().name() {
+        Ok(kind) => PyTypeError::new_err(format!("{takes}, not {kind}")),
+        Err(error) => error,
+    }
+}
+
+/// `last_event_id`: any id a stream could have set, which is also one that can be sent back.
+fn resume_id(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    let id: String = value
+        .cast::<PyString>()
+        .map_err(|_| type_error("last_event_id must be a str", value))?
+        .to_cow()
+        .map_err(|_| {
+            PyValueError::new_err(
+                "last_event_id must be text that UTF-8 can encode, not one with a lone surrogate",
+            )
+        })?
+        .into_owned();
+    if id.contains(['\0', '\r', '\n']) {
+        return Err(PyValueError::new_err(format!(
+            "last_event_id must not contain U+0000 NULL, CR or LF (no stream can set such an \
+             id, and it could not be sent as the Last-Event-ID header), not {}",
+            value.repr()?
+        )));
+    }
+    Ok(id)
+}
+
+/// `on_oversize`: whether an oversized event is skipped ("skip") or raises ("error").
+fn skips_oversized(value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let mode = value
+        .cast::<PyString>()
+        .map_err(|_| type_error("on_oversize must be a str, 'error' or 'skip'", value))?;
+    match &*mode.to_cow().unwrap_or_default() {
+        "error" => Ok(false),
+        "skip" => Ok(true),
+        _ => Err(PyValueError::new_err(format!(
+            "on_oversize must be 'error' or 'skip', not {}",
+            value.repr()?
+        ))),
+    }
+}
+
+/// An incremental, spec-exact text/event-stream parser, for one stream and its reconnections.
 ///
-/// Sharing one between threads is safe: `feed` never releases the GIL and runs no Python code
-/// while it holds the parser (the `EventTooLargeError` is built after), so concurrent calls run
-/// one after the other, each on its whole chunk. Releasing the GIL for large chunks was measured
-/// and rejected: with another Python thread busy, reacquiring it cost more than the parse.
-/// The only way to reach a parser during a call on it is from a finaliser that a garbage
-/// collection inside that call runs (CPython before 3.12): that gets [`busy_error`].
+/// Keyword-only parameters:
+///
+/// - ``last_event_id`` (str, default ""): the id to resume from; it is ``last_event_id`` and
+///   the id of the events until the stream sets another. An id holding U+0000 NULL, CR or LF
+///   is refused (ValueError): no stream can set one, and it could not be sent back as the
+///   Last-Event-ID header.
+/// - ``max_event_size`` (int >= 1, default DEFAULT_MAX_EVENT_SIZE, 16 MiB): the bound on one
+///   event's field lines, in bytes. A larger event is discarded as its bytes arrive (memory
+///   stays bounded) and parsing resumes after the blank line that ends it.
+/// - ``on_oversize`` ("error" or "skip", default "error"): "error" raises EventTooLargeError
+///   from the feed() that discarded an event; "skip" only counts it in ``oversized``.
+/// - ``comments`` (bool, default False): keep each comment line's text (": ping" gives
+///   "ping": the text after the colon and one optional space, cut to max_event_size bytes) for
+///   take_comments(). Off, comments cost nothing.
+///
+/// Wrong types raise TypeError, wrong values ValueError, naming the parameter.
+///
+/// Errors raised while a chunk's events are built (EventTooLargeError, or a MemoryError) come
+/// after the whole chunk is parsed and carry its completed events in ``.events``.
 #[pyclass(module = "fastsse._fastsse", name = "Parser")]
 pub struct Parser {
     core: CoreParser,
     skip_oversized: bool,
+    /// The comments received since `take_comments` last ran (only with `comments=True`).
+    comments: Vec<Py<PyString>>,
     event_types: RepeatCache,
     ids: IdCache,
     retry: RetryCache,
@@ -669,36 +799,23 @@ struct Batch<'py> {
 
 #[pymethods]
 impl Parser {
-    // The text signature shows the default that None stands for (DEFAULT_MAX_EVENT_SIZE).
+    // The arguments are read from `**options` so that each one gets an error naming it (and an
+    // explicit None is refused, not taken for the default); the text signature shows them.
     #[new]
     #[pyo3(
-        signature = (*, last_event_id = "", max_event_size = None, on_oversize = "error"),
-        text_signature = "(*, last_event_id='', max_event_size=16777216, on_oversize='error')"
+        signature = (**options),
+        text_signature = "(*, last_event_id='', max_event_size=16777216, on_oversize='error', \
+                          comments=False)"
     )]
-    fn new(
-        py: Python<'_>,
-        last_event_id: &str,
-        max_event_size: Option<&Bound<'_, PyAny>>,
-        on_oversize: &str,
-    ) -> PyResult<Self> {
-        let max_event_size = max_event_size
-            .map(event_size_limit)
-            .transpose()?
-            .unwrap_or(DEFAULT_MAX_EVENT_SIZE);
-        let skip_oversized = match on_oversize {
-            "error" => false,
-            "skip" => true,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "on_oversize must be 'error' or 'skip', not {other:?}"
-                )))
-            }
-        };
+    fn new(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let options = ParserOptions::from_kwargs(options)?;
         Ok(Self {
             core: CoreParser::new()
-                .with_max_event_size(max_event_size)
-                .with_last_event_id(last_event_id),
-            skip_oversized,
+                .with_max_event_size(options.max_event_size)
+                .with_last_event_id(&options.last_event_id)
+                .with_comments(options.comments),
+            skip_oversized: options.skip_oversized,
+            comments: Vec::new(),
             event_types: RepeatCache::default(),
             ids: IdCache::default(),
             retry: RetryCache::new(py),
@@ -741,6 +858,14 @@ impl Parser {
     fn finish<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
         borrow_mut(slf)?.core.finish();
         Ok(PyList::empty(slf.py()))
+    }
+
+    /// The comments fed since the last call, in order, and forgets them (always empty unless
+    /// the parser was made with comments=True).
+    fn take_comments<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
+        let comments = std::mem::take(&mut borrow_mut(slf)?.comments);
+        let py = slf.py();
+        new_list(py, comments.into_iter().map(|c| c.into_bound(py)).collect())
     }
 
     #[getter]
@@ -798,6 +923,7 @@ impl Parser {
             py,
             event_types: &mut self.event_types,
             ids: &mut self.ids,
+            comments: &mut self.comments,
             events: Vec::with_capacity(self.batch_capacity),
             error: None,
         };
@@ -861,7 +987,7 @@ fn with_events(py: Python<'_>, error: PyErr, events: Bound<'_, PyList>) -> PyErr
     if value.setattr(intern!(py, "events"), events).is_ok() {
         if let Ok(add_note) = value.getattr(intern!(py, "add_note")) {
             let note = format!(
-                "fastsse: the chunk was parsed whole; the {count} events it completed are in \\
+                "fastsse: the chunk was parsed whole; the {count} events it completed are in \
                  .events"
             );
             // A note only helps the reader; failing to add one changes nothing else.
@@ -881,8 +1007,8 @@ fn too_large_error(
     let build = || -> PyResult<PyErr> {
         let class = ERROR.import(py, "fastsse._errors", "EventTooLargeError")?;
         let message = format!(
-            "an event exceeded max_event_size ({max_event_size} bytes); its bytes were \\
-             discarded up to the blank line that ends it; the {} events this chunk completed \\
+            "an event exceeded max_event_size ({max_event_size} bytes); its bytes were \
+             discarded up to the blank line that ends it; the {} events this chunk completed \
              are in .events",
             events.len()
         );

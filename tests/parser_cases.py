@@ -305,6 +305,7 @@ class Outcome(NamedTuple):
     events: list[EventTuple]
     last_event_id: str
     retry: int | None
+    comments: tuple[str, ...] = ()
 
 
 def as_tuple(event: fastsse.Event) -> EventTuple:
@@ -338,6 +339,7 @@ def spec_oracle(stream: bytes, last_event_id: str = "") -> Outcome:
     events: list[EventTuple] = []
     data, event_type, event_retry = "", "", None
     id_buffer, retry = last_event_id, None
+    comments: list[str] = []
     for line in lines:
         if not line:
             last_event_id = id_buffer
@@ -346,6 +348,9 @@ def spec_oracle(stream: bytes, last_event_id: str = "") -> Outcome:
             data, event_type, event_retry = "", "", None
             continue
         if line.startswith(":"):
+            # Ignored by the spec; kept, as the parsers do with comments=True, for comparison.
+            comment = line[1:]
+            comments.append(comment[1:] if comment.startswith(" ") else comment)
             continue
         name, colon, value = line.partition(":")
         if colon and value.startswith(" "):
@@ -359,4 +364,4 @@ def spec_oracle(stream: bytes, last_event_id: str = "") -> Outcome:
                 id_buffer = value
         elif name == "retry" and value and all(c in "0123456789" for c in value):
             retry = event_retry = int(value)
-    return Outcome(events, last_event_id, retry)
+    return Outcome(events, last_event_id, retry, tuple(comments))

@@ -37,13 +37,19 @@ def test_kept_fuzz_input(seed: Path):
 
 
 def test_the_input_format_reaches_every_option():
-    # mode 2 (error), limit 1 + 9, resume id "42", chunks: 2 bytes as bytearray, an empty
-    # memoryview, end of connection, then the rest.
-    plan, options = harness.plan_of(bytes([2, 9, 0x20 | 3, 0x42, 0x80, 0xFF]) + b"data: x\n\n")
-    assert options == {"last_event_id": "42", "max_event_size": 10, "on_oversize": "error"}
+    # mode 2 (error), limit 1 + 9, resume id "42", comments, chunks: 2 bytes as bytearray, an
+    # empty memoryview, end of connection, then the rest.
+    layout = 0x80 | 0x20 | 3
+    plan, options = harness.plan_of(bytes([2, 9, layout, 0x42, 0x80, 0xFF]) + b"data: x\n\n")
+    assert options == {
+        "last_event_id": "42",
+        "comments": True,
+        "max_event_size": 10,
+        "on_oversize": "error",
+    }
     (first, first_chunks), (second, second_chunks) = plan
     assert (first, second) == (b"da", b"ta: x\n\n")
     assert [type(chunk) for chunk in first_chunks] == [bytearray, memoryview]
     assert [bytes(chunk) for chunk in first_chunks] == [b"da", b""]
     assert second_chunks == [b"ta: x\n\n"]
-    assert harness.plan_of(b"")[1] == {"last_event_id": ""}
+    assert harness.plan_of(b"")[1] == {"last_event_id": "", "comments": False}

@@ -2,8 +2,9 @@
 
 Random streams built from every kind of line the vectors cover, fed at random chunkings (and
 across ``finish()`` into a new connection), must give the same events, errors, last_event_id,
-retry and oversized count from both parsers. With the default size limit both must also agree
-with an independent, whole-stream reading of the spec (``parser_cases.spec_oracle``).
+retry, oversized count and, with ``comments=True``, comments from both parsers. With the
+default size limit both must also agree with an independent, whole-stream reading of the spec
+(``parser_cases.spec_oracle``).
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ class Step(NamedTuple):
     last_event_id: str
     retry: int | None
     oversized: int
+    comments: tuple[str, ...]  # take_comments() after the call
 
 
 def trace(parser: Any, plan: list[tuple[bytes, list[Chunk]]]) -> list[Step]:
@@ -170,15 +172,22 @@ def trace(parser: Any, plan: list[tuple[bytes, list[Chunk]]]) -> list[Step]:
                 raised, events = True, error.events
                 discarded = (error.discarded, error.max_event_size)
             state = (parser.last_event_id, parser.retry, parser.oversized)
-            steps.append(Step("feed", tuple(map(as_tuple, events)), raised, discarded, *state))
+            comments = tuple(parser.take_comments())
+            steps.append(
+                Step("feed", tuple(map(as_tuple, events)), raised, discarded, *state, comments)
+            )
         finished = tuple(map(as_tuple, parser.finish()))
         state = (parser.last_event_id, parser.retry, parser.oversized)
-        steps.append(Step("finish", finished, False, None, *state))
+        steps.append(Step("finish", finished, False, None, *state, tuple(parser.take_comments())))
     return steps
 
 
 def all_events(steps: list[Step]) -> list[Any]:
     return [event for step in steps for event in step.events]
+
+
+def all_comments(steps: list[Step]) -> list[str]:
+    return [comment for step in steps for comment in step.comments]
 
 
 def compare(plan: list[tuple[bytes, list[Chunk]]], **kwargs: Any) -> list[Step]:
@@ -190,6 +199,7 @@ def compare(plan: list[tuple[bytes, list[Chunk]]], **kwargs: Any) -> list[Step]:
     for factory in (fastsse.Parser, PureParser):
         unchunked = trace(factory(**kwargs), whole_plan)
         assert all_events(unchunked) == all_events(rust)
+        assert all_comments(unchunked) == all_comments(rust)
         assert unchunked[-1][4:] == rust[-1][4:]  # last_event_id, retry, oversized
     return rust
 
@@ -199,40 +209,54 @@ def plan_of(*connection_chunks: list[bytes]) -> list[tuple[bytes, list[Chunk]]]:
 
 
 @SETTINGS
-@given(plan=connections(), last_event_id=st.sampled_from(["", "42", "é"]))
-@example(plan_of([BOM[:1], BOM[1:] + b"data: a\r", b"\n\r", b"\n"]), "")
+@given(plan=connections(), last_event_id=st.sampled_from(["", "42", "é"]), comments=st.booleans())
+@example(plan_of([BOM[:1], BOM[1:] + b"data: a\r", b"\n\r", b"\n"]), "", True)
 @example(
-    plan_of([b"id: 1\ndata: a\n"], [BOM + b"data: b\n\n"], [BOM[:2], BOM[2:] + b"data: c\n\n"]), ""
+    plan_of([b"id: 1\ndata: a\n"], [BOM + b"data: b\n\n"], [BOM[:2], BOM[2:] + b"data: c\n\n"]),
+    "",
+    True,
 )
-@example(plan_of([b"id: a\x00b\ndata: x\n\nid: \x00\ndata: y\n\n"]), "42")
-@example(plan_of(["retry: 5\nretry: \uff11\uff12\nretry:  7\ndata: x\n\n".encode()]), "")
-@example(plan_of([b"data: \xe2", b"\x82", b"\xac\xff\n", b"\n"]), "")
-@example(plan_of([b"event: e\n\nid: 3\n\nid\ndata: x\n\n"]), "9")
-def test_rust_and_pure_agree_with_each_other_and_the_spec(plan, last_event_id):
-    steps = compare(plan, last_event_id=last_event_id)
+@example(plan_of([b"id: a\x00b\ndata: x\n\nid: \x00\ndata: y\n\n"]), "42", True)
+@example(plan_of(["retry: 5\nretry: \uff11\uff12\nretry:  7\ndata: x\n\n".encode()]), "", True)
+@example(plan_of([b"data: \xe2", b"\x82", b"\xac\xff\n", b"\n"]), "", True)
+@example(plan_of([b"event: e\n\nid: 3\n\nid\ndata: x\n\n"]), "9", True)
+@example(plan_of([b": a", b"\xc3", b"\xa9\r", b"\n:  b\r\r: c"], [b": d\n"]), "", True)
+@example(plan_of([BOM[:2], BOM[2:] + b":x\ndata: y\n:z\n\n"]), "", True)
+def test_rust_and_pure_agree_with_each_other_and_the_spec(plan, last_event_id, comments):
+    steps = compare(plan, last_event_id=last_event_id, comments=comments)
     assert all(step.oversized == 0 and not step.raised for step in steps)
     # An independent whole-stream reading of the spec, one connection at a time.
     expected_events: list[Any] = []
+    expected_comments: list[str] = []
     resume_id, retry = last_event_id, None
     for stream, _ in plan:
         outcome = spec_oracle(stream, resume_id)
         expected_events.extend(outcome.events)
+        expected_comments.extend(outcome.comments if comments else ())
         resume_id = outcome.last_event_id
         retry = outcome.retry if outcome.retry is not None else retry
     assert all_events(steps) == expected_events
+    assert all_comments(steps) == expected_comments
     assert steps[-1].last_event_id == resume_id
     assert steps[-1].retry == retry
 
 
 @FEWER
-@given(plan=connections(), max_event_size=st.integers(1, 64))
-def test_small_limit_skip_mode(plan, max_event_size):
-    steps = compare(plan, max_event_size=max_event_size, on_oversize="skip")
+@given(plan=connections(), max_event_size=st.integers(1, 64), comments=st.booleans())
+def test_small_limit_skip_mode(plan, max_event_size, comments):
+    steps = compare(plan, max_event_size=max_event_size, on_oversize="skip", comments=comments)
     assert not any(step.raised for step in steps)
+    # A comment is cut to its first max_event_size bytes: U+FFFD may stand for one of them.
+    assert all(len(comment.encode()) <= 3 * max_event_size for comment in all_comments(steps))
+    if comments:
+        uncut = compare(plan, comments=True)
+        assert len(all_comments(steps)) == len(all_comments(uncut))
 
 
 @FEWER
 @given(plan=connections(), max_event_size=st.integers(1, 64))
+# A dropped comment's rest is no field line that could overflow the limit.
+@example(plan_of([b"abc\n:", b"d", b"ata\n\n"]), 3)
 def test_small_limit_error_mode(plan, max_event_size):
     steps = compare(plan, max_event_size=max_event_size, on_oversize="error")
     # Exactly the feeds that discarded an event raised, each naming how many it discarded.

@@ -90,15 +90,21 @@ def test_200_mib_line_stays_bounded_and_is_reported(factory, mode):
     assert parser.oversized == 1
 
 
-@pytest.mark.parametrize("mode", ["error", "skip"])
-def test_200_mib_comment_line_stays_bounded_rust(mode):
-    """A comment is not part of an event: never an error, never buffered (Rust)."""
+@pytest.mark.parametrize("comments", [False, True], ids=["dropped", "kept"])
+@pytest.mark.parametrize(("factory", "mode"), LONG_LINE_CASES)
+def test_200_mib_comment_line_stays_bounded(factory, mode, comments):
+    """A comment is not part of an event: never an error, never buffered whole; one kept for
+    take_comments() is cut to its first max_event_size bytes."""
     filler = b"x" * CHUNK
-    parser = fastsse.Parser(max_event_size=MiB, on_oversize=mode)
-    growth, raised, _, events = feed_without_newline(parser, b":" + filler[1:], filler)
+    parser = factory(max_event_size=MiB, on_oversize=mode, comments=comments)
+    # The pure parser scans the kept megabyte again at each feed: 20 MiB show its bound.
+    total = 20 * MiB if comments and factory is PureParser else TOTAL
+    growth, raised, _, events = feed_without_newline(parser, b":" + filler[1:], filler, total)
     assert growth < 32 * MiB, f"RSS grew by {growth / MiB:.1f} MiB"
-    assert (raised, events, parser.oversized) == ([], [], 0)
+    assert (raised, events, parser.oversized, parser.pending) == ([], [], 0, False)
+    assert parser.take_comments() == []  # not complete yet
     assert parser.feed(b"\ndata: next\n\n") == [fastsse.Event(data="next")]
+    assert parser.take_comments() == (["x" * MiB] if comments else [])
 
 
 @pytest.mark.parametrize("mode", ["error", "skip"])

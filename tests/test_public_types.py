@@ -14,6 +14,7 @@ from typing import Any
 import fastsse
 import pytest
 from fastsse import testing
+from fastsse._pure import PureParser
 from mypy import api
 
 USER_CODE = """
@@ -94,6 +95,9 @@ bad_error_handler: fastsse.ErrorHandler = count
     "documented",
     [
         fastsse.Consumer,
+        fastsse.Event,
+        fastsse.Parser,
+        PureParser,
         testing.SSEServer,
         testing.Response,
         testing.event,

@@ -1,5 +1,6 @@
-"""What a user sees when things go wrong: WARNING logs, the on_fault / on_connect hooks, errors
-that name the URL and say what to do, and the README's example against a closed port."""
+"""What a user sees when things go wrong: WARNING logs, the on_fault / on_connect / on_comment
+hooks, errors that name the URL and say what to do, and the README's example against a closed
+port."""
 
 from __future__ import annotations
 
@@ -11,14 +12,31 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import anyio
 import fastsse
 import httpx
 import pytest
-from fastsse import Fault, InvalidRequestError, RetriesExhausted, StreamInterruptedError
+from fastsse import (
+    AsyncEventStream,
+    EventStream,
+    Fault,
+    InvalidRequestError,
+    RetriesExhausted,
+    StreamInterruptedError,
+)
 from fastsse._http import classify
-from fastsse.testing import Response, SSEServer, abort, close, event, stall
-from stream_helpers import KINDS, TIMEOUT, closed_port, collect, fast_retry, transport_error
+from fastsse.testing import Response, SSEServer, abort, close, comment, event, split, stall
+from stream_helpers import (
+    KINDS,
+    TIMEOUT,
+    closed_port,
+    collect,
+    fast_retry,
+    run_bounded,
+    transport_error,
+)
 
 
 @pytest.fixture
@@ -224,6 +242,75 @@ def test_an_exception_raised_by_a_hook_ends_the_stream_with_it(
     assert len(calls) == 1
     assert outcome.data == []
     assert len(server.requests) == (1 if hook == "on_fault" else 2)
+    server.wait_for_idle(TIMEOUT)  # the stalled connection was closed
+
+
+def consume_logging_comments(kind: str, url: str, **options: Any) -> list[tuple[str, str]]:
+    """Events and comments of a stream, as ("event", data) and ("comment", text), in the order
+    the consumer saw them."""
+    seen: list[tuple[str, str]] = []
+    options.setdefault("retry", fast_retry())
+
+    def on_comment(text: str) -> None:
+        seen.append(("comment", text))
+
+    if kind == "sync":
+
+        def consume() -> None:
+            with EventStream(url, on_comment=on_comment, **options) as stream:
+                for event in stream:
+                    seen.append(("event", event.data))
+
+        run_bounded(consume)
+    else:
+
+        async def consume_async() -> None:
+            with anyio.fail_after(TIMEOUT):
+                async with AsyncEventStream(url, on_comment=on_comment, **options) as stream:
+                    async for event in stream:
+                        seen.append(("event", event.data))
+
+        run_bounded(lambda: anyio.run(consume_async))
+    return seen
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_on_comment_receives_the_servers_heartbeats(server: SSEServer, kind: str) -> None:
+    server.respond(
+        Response(
+            body=[
+                comment("hello"),
+                event("a"),
+                comment("ping\nsecond line"),  # two comment lines
+                *split(comment("é"), at=[1, 3]),  # split inside the colon's space and the é
+                event("b") + comment("after b"),  # one write: the event is handed out first
+                b":no space\n:\n",
+                close(),
+            ]
+        )
+    )
+    seen = consume_logging_comments(kind, server.url, reconnect=False)
+    comments = [text for what, text in seen if what == "comment"]
+    assert comments == ["hello", "ping", "second line", "é", "after b", "no space", ""]
+    assert [text for what, text in seen if what == "event"] == ["a", "b"]
+    assert seen.index(("comment", "after b")) > seen.index(("event", "b"))
+    assert seen.index(("comment", "ping")) > seen.index(("event", "a"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_on_comment_that_raises_ends_the_stream_after_the_chunks_events(
+    server: SSEServer, kind: str
+) -> None:
+    server.respond(Response(body=[event("a") + comment("boom"), stall()]))
+    calls: list[str] = []
+
+    def fail(text: str) -> None:
+        calls.append(text)
+        raise HookError(text)
+
+    outcome = collect(kind, server.url, on_comment=fail)
+    assert isinstance(outcome.error, HookError)
+    assert (calls, outcome.data) == (["boom"], ["a"])
     server.wait_for_idle(TIMEOUT)  # the stalled connection was closed
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import fastsse
 import httpx
 import pytest
 from fastsse import (
@@ -184,3 +185,32 @@ def test_a_post_is_never_sent_twice_even_by_a_driver_that_asks_again() -> None:
         m.next_action()
     assert m.next_action() is STOP
     assert m.requests == 1
+
+
+def test_comments_go_to_on_comment_after_the_events_of_their_chunk() -> None:
+    seen: list[str] = []
+    m = machine(on_comment=seen.append, max_event_size=8)
+    send(m)
+    assert m.response(FakeResponse()) is Verdict.STREAM
+    events = m.feed(b": first\ndata: a\n\n: second\n:0123456789\n: cut")
+    assert [event.data for event in events] == ["a"]
+    assert seen == []  # the driver delivers the events first
+    m.raise_deferred()
+    assert seen == ["first", "second", "01234567"]  # cut to max_event_size
+    m.feed(b" off\n")
+    m.raise_deferred()
+    assert seen[3:] == ["cut off"]
+    # A chunk that also discards an event: its comments come before its error.
+    m.feed(b"data: 0123456789\n\n: alive\n")
+    with pytest.raises(fastsse.EventTooLargeError):
+        m.raise_deferred()
+    assert seen[4:] == ["alive"]
+
+
+def test_without_on_comment_the_parser_drops_comments() -> None:
+    m = machine()
+    send(m)
+    m.response(FakeResponse())
+    assert [event.data for event in m.feed(b": x\ndata: a\n\n")] == ["a"]
+    m.raise_deferred()
+    assert m.parser.take_comments() == []

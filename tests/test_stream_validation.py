@@ -49,6 +49,8 @@ INVALID: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"reconnect": 1}, TypeError, "reconnect must be True, False or None"),
     ({"last_event_id": 7}, TypeError, "last_event_id must be a str"),
     ({"last_event_id": None}, TypeError, "last_event_id must be a str"),
+    ({"last_event_id": "1\n2"}, ValueError, "last_event_id must not contain U+0000 NULL, CR or LF"),
+    ({"last_event_id": "\0"}, ValueError, "last_event_id must not contain U+0000 NULL, CR or LF"),
     ({"retry": 3}, TypeError, "retry must be a fastsse.Retry or None"),
     ({"retry": {"initial": 1}}, TypeError, "retry must be a fastsse.Retry or None"),
     ({"read_timeout": -1}, ValueError, "read_timeout must be a finite number of seconds > 0"),
@@ -66,6 +68,7 @@ INVALID: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"on_oversize": None}, ValueError, "on_oversize must be 'error' or 'skip'"),
     ({"on_connect": 5}, TypeError, "on_connect must be callable or None"),
     ({"on_fault": "log"}, TypeError, "on_fault must be callable or None"),
+    ({"on_comment": True}, TypeError, "on_comment must be callable or None"),
 ]
 
 
@@ -118,7 +121,7 @@ VALID: list[dict[str, Any]] = [
     {"read_timeout": None, "connect_timeout": None},
     {"read_timeout": 0.5, "connect_timeout": 2},
     {"max_event_size": 1, "on_oversize": "skip"},
-    {"on_connect": print, "on_fault": lambda fault, delay: None},
+    {"on_connect": print, "on_fault": lambda fault, delay: None, "on_comment": print},
 ]
 
 
@@ -140,6 +143,6 @@ def test_help_documents_every_constructor_parameter(
 ) -> None:
     text = pydoc.render_doc(stream_class, renderer=pydoc.plaintext)
     names = [name for name in inspect.signature(stream_class).parameters if name != "self"]
-    assert len(names) == 23
+    assert len(names) == 24
     undocumented = [name for name in names if f"``{name}``" not in text]
     assert undocumented == []

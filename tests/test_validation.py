@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import sys
 from collections.abc import AsyncIterator
 from typing import Any, Callable
 
 import pytest
 from fastsse import Consumer, Event, EventStream, Parser, testing
+from fastsse._pure import PureParser
 from fastsse.testing import Delay, Response, SSEServer, comment, delay, event, split
 
 
@@ -72,6 +74,32 @@ def server(*responses: Any, **options: Any) -> Callable[[], object]:
 # (what is called, the call, the error, a pattern of its message)
 Case = tuple[str, Callable[[], object], type[Exception], str]
 
+#: Parser(**options) and PureParser(**options) refuse each alike (the same error and message).
+PARSER_REFUSED: list[tuple[dict[str, Any], type[Exception], str]] = [
+    ({"last_event_id": 5}, TypeError, "^last_event_id must be a str, not int$"),
+    ({"last_event_id": b"1"}, TypeError, "^last_event_id must be a str, not bytes$"),
+    ({"last_event_id": None}, TypeError, "^last_event_id must be a str, not NoneType$"),
+    ({"last_event_id": "a\0b"}, ValueError, "^last_event_id must not contain U.0000 NULL, CR"),
+    ({"last_event_id": "1\n"}, ValueError, "^last_event_id must not contain .* not '1.n'$"),
+    ({"last_event_id": "\r"}, ValueError, "^last_event_id must not contain"),
+    ({"last_event_id": "\ud800"}, ValueError, "^last_event_id must be text that UTF-8 can"),
+    ({"max_event_size": 0}, ValueError, "^max_event_size must be a positive number .* not 0$"),
+    ({"max_event_size": -1}, ValueError, "^max_event_size must be a positive number"),
+    ({"max_event_size": 2**70}, ValueError, "^max_event_size must be a positive number"),
+    ({"max_event_size": 1.5}, TypeError, "^max_event_size must be an int, not float$"),
+    ({"max_event_size": "10"}, TypeError, "^max_event_size must be an int, not str$"),
+    ({"max_event_size": True}, TypeError, "^max_event_size must be an int, not bool$"),
+    ({"max_event_size": None}, TypeError, "^max_event_size must be an int, not NoneType$"),
+    ({"on_oversize": "drop"}, ValueError, "^on_oversize must be 'error' or 'skip', not 'drop'$"),
+    ({"on_oversize": "ERROR"}, ValueError, "^on_oversize must be 'error' or 'skip'"),
+    ({"on_oversize": None}, TypeError, "^on_oversize must be a str, 'error' or 'skip', not No"),
+    ({"on_oversize": 1}, TypeError, "^on_oversize must be a str, 'error' or 'skip', not int$"),
+    ({"comments": 1}, TypeError, "^comments must be True or False, not int$"),
+    ({"comments": None}, TypeError, "^comments must be True or False, not NoneType$"),
+    ({"comments": "yes"}, TypeError, "^comments must be True or False, not str$"),
+    ({"max_events": 1}, TypeError, "unexpected keyword argument 'max_events'$"),
+]
+
 REFUSED: list[Case] = [
     # Consumer
     ("Consumer", consumer(stream=None), TypeError, "stream must be an async iterable"),
@@ -93,22 +121,24 @@ REFUSED: list[Case] = [
     ("Consumer", consumer(on_error=5), TypeError, "on_error must be callable or None"),
     ("Consumer", consumer(on_error=on_error_async), TypeError, "on_error must be a plain"),
     ("Consumer", consumer(on_error=AsyncCallable()), TypeError, "on_error must be a plain"),
-    # Parser, Event (checked by the Rust binding)
-    ("Parser", lambda: Parser(last_event_id=5), TypeError, "str"),
-    ("Parser", lambda: Parser(last_event_id=b"1"), TypeError, "str"),
-    ("Parser", lambda: Parser(max_event_size=0), ValueError, "max_event_size"),
-    ("Parser", lambda: Parser(max_event_size=-1), ValueError, "max_event_size"),
-    ("Parser", lambda: Parser(max_event_size=2**70), ValueError, "max_event_size"),
-    ("Parser", lambda: Parser(max_event_size=1.5), TypeError, "max_event_size must be an int"),
-    ("Parser", lambda: Parser(max_event_size="10"), TypeError, "max_event_size must be an int"),
-    ("Parser", lambda: Parser(max_event_size=True), TypeError, "max_event_size must be an int"),
-    ("Parser", lambda: Parser(on_oversize="drop"), ValueError, "on_oversize must be 'error'"),
-    ("Parser", lambda: Parser(on_oversize=None), TypeError, "str"),
+    # Parser (the Rust binding; PureParser is held to the same rows below)
+    *[
+        ("Parser", lambda options=options: Parser(**options), error, message)
+        for options, error, message in PARSER_REFUSED
+    ],
     ("Parser.feed", lambda: Parser().feed("data: x\n\n"), TypeError, "encode text first"),
     ("Parser.feed", lambda: Parser().feed(None), TypeError, "feed.. takes bytes"),
-    ("Event", lambda: Event(data=b"x"), TypeError, "str"),
-    ("Event", lambda: Event(id=1), TypeError, "str"),
-    ("Event", lambda: Event(retry="1"), TypeError, "int"),
+    ("Parser.take_comments", lambda: Parser().take_comments(1), TypeError, "argument"),
+    # Event (the Rust binding; the pure parser builds the same type)
+    ("Event", lambda: Event(data=b"x"), TypeError, "argument 'data' must be str or None, not b"),
+    ("Event", lambda: Event(event=1), TypeError, "argument 'event' must be str or None, not int"),
+    ("Event", lambda: Event(id=1), TypeError, "argument 'id' must be str or None, not int"),
+    ("Event", lambda: Event(retry="1"), TypeError, "argument 'retry' must be int or None, not s"),
+    ("Event", lambda: Event(retry=1.0), TypeError, "argument 'retry' must be int or None, not f"),
+    ("Event", lambda: Event(retry=True), TypeError, "argument 'retry' must be int or None, not b"),
+    ("Event", lambda: Event(retry=-1), ValueError, "argument 'retry' must be a number of milli"),
+    ("Event", lambda: Event(size=1), TypeError, "unexpected keyword argument 'size'"),
+    ("Event", lambda: Event("a", "b", "c", 1, 2), TypeError, "at most 4 arguments"),
     # SSEServer and its scripting
     ("SSEServer", server(port=-1), ValueError, "port must be from 0 to 65535"),
     ("SSEServer", server(port=65536), ValueError, "port must be from 0 to 65535"),
@@ -202,11 +232,51 @@ def test_a_bad_argument_is_refused_with_a_clear_error(
     assert type(info.value) is error  # TypeError for a type, ValueError for a value
 
 
+#: The values next to the refused ones, accepted by both parsers.
+PARSER_ACCEPTED: list[dict[str, Any]] = [
+    {"last_event_id": "7", "max_event_size": 1, "on_oversize": "skip", "comments": True},
+    {"last_event_id": "a\tb\x01 \u2028é😀", "max_event_size": sys.maxsize, "comments": False},
+    {"on_oversize": "error"},
+    {},
+]
+
+
+def _parser_id(options: dict[str, Any]) -> str:
+    return ",".join(f"{key}={value!r}"[:30] for key, value in options.items()) or "defaults"
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [pytest.param(*row, id=_parser_id(row[0])) for row in PARSER_REFUSED],
+)
+def test_the_rust_and_pure_parsers_refuse_alike(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    raised = []
+    for parser in (Parser, PureParser):
+        with pytest.raises(error, match=message) as info:
+            parser(**options)
+        assert type(info.value) is error
+        raised.append(str(info.value))
+    if "unexpected keyword" not in message:  # Python words that error itself
+        assert raised[0] == raised[1]
+
+
+@pytest.mark.parametrize("options", PARSER_ACCEPTED, ids=_parser_id)
+def test_the_rust_and_pure_parsers_accept_alike(options: dict[str, Any]) -> None:
+    rust, pure = Parser(**options), PureParser(**options)
+    for parser in (rust, pure):
+        assert parser.last_event_id == options.get("last_event_id", "")
+        assert parser.max_event_size == options.get("max_event_size", 16 * 1024 * 1024)
+        assert parser.take_comments() == []
+
+
 # The values next to the refused ones, accepted.
 ACCEPTED: list[tuple[str, Callable[[], object]]] = [
     ("Consumer", consumer(workers=1, queue_size=1, overflow="drop_newest", on_error=print)),
     ("Consumer", consumer(handler=handle_async, overflow="error")),
-    ("Parser", lambda: Parser(last_event_id="7", max_event_size=1, on_oversize="skip")),
+    *[("Parser", lambda options=options: Parser(**options)) for options in PARSER_ACCEPTED],
+    ("Parser.take_comments", lambda: Parser(comments=True).take_comments()),
     ("Parser.feed", lambda: Parser().feed(memoryview(b"data: x\n\n"))),
     ("SSEServer", server(Response(), lambda request: Response(), port=65535, host="localhost")),
     ("SSEServer", server(port=0, fallback=lambda request: Response(204))),
@@ -221,6 +291,8 @@ ACCEPTED: list[tuple[str, Callable[[], object]]] = [
     ("SSEServer.stop", lambda: SSEServer().stop(0)),
     ("SSEServer.respond", lambda: SSEServer().respond(Response(), lambda request: Response())),
     ("Event", lambda: Event(event="e", data="d", id="1", retry=0)),
+    ("Event", lambda: Event("e", "a\0\r\nb", "a\0b\r\n", 10**30)),  # any data, any id
+    ("Event", lambda: Event(event=None, data=None, id=None, retry=None)),
     ("Response.json", lambda: Response.json({"a": [1]}, 201, {"X": "1"})),
     ("Response.redirect", lambda: Response.redirect("/elsewhere", 399)),
     ("Response", lambda: Response(100, b"", {"X": "é"}, content_type=None, chunked=False)),
@@ -245,7 +317,7 @@ def test_the_edge_values_are_accepted(call: Callable[[], object]) -> None:
 def public_callables_with_arguments() -> set[str]:
     """The public constructors, functions and methods of fastsse.testing that take arguments,
     and the parser's and consumer's."""
-    found = {"Consumer", "Parser", "Parser.feed", "Event"}
+    found = {"Consumer", "Parser", "Parser.feed", "Parser.take_comments", "Event"}
     for name in testing.__all__:
         obj = getattr(testing, name)
         if name == "RecordedRequest" or not (inspect.isclass(obj) or inspect.isfunction(obj)):

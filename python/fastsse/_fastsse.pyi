@@ -30,7 +30,10 @@ RETRY_MAX_DIGITS: int
 class Event:
     """One Server-Sent Event; immutable. Attribute names match httpx-sse's ServerSentEvent.
 
-    Fields are exact str and int objects: subclasses given to the constructor are copied."""
+    ``event`` (str; None or "" means "message"), ``data`` and ``id`` (str; None means ""),
+    ``retry`` (the reconnection time in milliseconds: an int >= 0, or None). Wrong types raise
+    TypeError, a negative retry ValueError. Fields are exact str and int objects: subclasses
+    given to the constructor are copied."""
 
     @property
     def event(self) -> str: ...
@@ -54,7 +57,24 @@ class Event:
 
 @final
 class Parser:
-    """An incremental, spec-exact text/event-stream parser.
+    """An incremental, spec-exact text/event-stream parser, for one stream and its reconnections.
+
+    Keyword-only parameters:
+
+    - ``last_event_id`` (str, default ""): the id to resume from; it is ``last_event_id`` and
+      the id of the events until the stream sets another. An id holding U+0000 NULL, CR or LF
+      is refused (ValueError): no stream can set one, and it could not be sent back as the
+      Last-Event-ID header.
+    - ``max_event_size`` (int >= 1, default DEFAULT_MAX_EVENT_SIZE, 16 MiB): the bound on one
+      event's field lines, in bytes. A larger event is discarded as its bytes arrive (memory
+      stays bounded) and parsing resumes after the blank line that ends it.
+    - ``on_oversize`` ("error" or "skip", default "error"): "error" raises EventTooLargeError
+      from the feed() that discarded an event; "skip" only counts it in ``oversized``.
+    - ``comments`` (bool, default False): keep each comment line's text (": ping" gives
+      "ping": the text after the colon and one optional space, cut to max_event_size bytes) for
+      take_comments(). Off, comments cost nothing.
+
+    Wrong types raise TypeError, wrong values ValueError, naming the parameter.
 
     Errors raised while a chunk's events are built (EventTooLargeError, or a MemoryError) come
     after the whole chunk is parsed and carry its completed events in ``.events``."""
@@ -65,11 +85,15 @@ class Parser:
         last_event_id: str = "",
         max_event_size: int = 16777216,
         on_oversize: Literal["error", "skip"] = "error",
+        comments: bool = False,
     ) -> Self: ...
     def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Parse a chunk split anywhere; return the events it completes, in order."""
     def finish(self) -> list[Event]:
         """End of stream: drop an unterminated event; ready for a new connection."""
+    def take_comments(self) -> list[str]:
+        """The comments fed since the last call, in order, and forgets them (always empty
+        unless the parser was made with comments=True)."""
     @property
     def last_event_id(self) -> str:
         """Kept across finish() and reconnections, as browsers do (the spec's letter resets it

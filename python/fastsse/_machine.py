@@ -8,7 +8,8 @@ class of the client library:
     verdict = machine.response(response) # headers arrived: STREAM, STOP or PREVIEW
     machine.refused(body)                # PREVIEW: the first bytes of a response that is no stream
     events = machine.feed(chunk)         # a chunk of the body: deliver these events
-    machine.raise_deferred()             # after delivering them: an error the chunk carried
+    machine.raise_deferred()             # after delivering them: the chunk's comments to
+                                         # on_comment, then an error the chunk carried
     machine.end_response()               # the response is over, whichever way
     machine.failed(kind, error)          # the attempt or the connection failed (see FaultKind)
     machine.ended()                      # the server ended the body cleanly
@@ -153,6 +154,7 @@ class Verdict(enum.Enum):
 
 ConnectHook = Callable[[Any], None]
 FaultHook = Callable[[Fault, Optional[float]], None]
+CommentHook = Callable[[str], None]
 
 
 class StreamMachine:
@@ -172,6 +174,7 @@ class StreamMachine:
         on_oversize: Literal["error", "skip"],
         on_connect: ConnectHook | None = None,
         on_fault: FaultHook | None = None,
+        on_comment: CommentHook | None = None,
     ) -> None:
         self.method = method.upper()
         self.url = url
@@ -195,8 +198,12 @@ class StreamMachine:
         # Re-sending a POST can repeat its side effects (an LLM call is billed again), so only
         # GET reconnects unless the caller asks.
         self.reconnect = self.method == "GET" if reconnect is None else reconnect
+        # Without a hook the parser drops comments as they arrive, at no cost.
         self._new_parser = functools.partial(
-            Parser, max_event_size=max_event_size, on_oversize=on_oversize
+            Parser,
+            max_event_size=max_event_size,
+            on_oversize=on_oversize,
+            comments=on_comment is not None,
         )
         self.parser = self._new_parser(last_event_id=last_event_id)
         self.retry = retry or Retry()
@@ -204,6 +211,7 @@ class StreamMachine:
         self.stats = StreamStats()
         self.on_connect = on_connect
         self.on_fault = on_fault
+        self.on_comment = on_comment
         #: The latest response (None before the first).
         self.response_received: Any = None
         #: The response being read, from its headers to end_response().
@@ -347,7 +355,12 @@ class StreamMachine:
         return events
 
     def raise_deferred(self) -> None:
-        """Raises the error of the chunk just fed, once its events were delivered."""
+        """Once the events of the chunk just fed were delivered: hands its comments to
+        ``on_comment`` (after the events, so that a hook that raises loses none of them), then
+        raises the error the chunk carried, if any."""
+        if self.on_comment is not None:
+            for comment in self.parser.take_comments():
+                self.on_comment(comment)
         error, self._deferred = self._deferred, None
         if error is not None:
             self.done = True

@@ -14,7 +14,7 @@ import sys
 from typing import Literal
 
 from fastsse._errors import EventTooLargeError
-from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, RETRY_MAX_DIGITS, Event
+from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, RETRY_MAX_DIGITS, Event, Parser
 
 _BOM = b"\xef\xbb\xbf"
 #: The lowest limit a process can set on int/str conversions
@@ -38,7 +38,7 @@ def retry_value(digits: bytes) -> int:
 
 
 class PureParser:
-    """Same API and results as ``fastsse.Parser``."""
+    # The docstring is fastsse.Parser's (set below): same API, same results, same errors.
 
     def __init__(
         self,
@@ -46,9 +46,21 @@ class PureParser:
         last_event_id: str = "",
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         on_oversize: Literal["error", "skip"] = "error",
+        comments: bool = False,
     ) -> None:
         if not isinstance(last_event_id, str):
             raise TypeError(f"last_event_id must be a str, not {type(last_event_id).__name__}")
+        try:
+            last_event_id.encode()
+        except UnicodeEncodeError:
+            raise ValueError(
+                "last_event_id must be text that UTF-8 can encode, not one with a lone surrogate"
+            ) from None
+        if any(c in last_event_id for c in "\0\r\n"):
+            raise ValueError(
+                "last_event_id must not contain U+0000 NULL, CR or LF (no stream can set such an "
+                f"id, and it could not be sent as the Last-Event-ID header), not {last_event_id!r}"
+            )
         if not isinstance(max_event_size, int) or isinstance(max_event_size, bool):
             raise TypeError(f"max_event_size must be an int, not {type(max_event_size).__name__}")
         if max_event_size <= 0 or max_event_size > sys.maxsize:
@@ -56,10 +68,19 @@ class PureParser:
                 "max_event_size must be a positive number of bytes that fits in memory, "
                 f"not {max_event_size}"
             )
+        if not isinstance(on_oversize, str):
+            raise TypeError(
+                f"on_oversize must be a str, 'error' or 'skip', not {type(on_oversize).__name__}"
+            )
         if on_oversize not in ("error", "skip"):
             raise ValueError(f"on_oversize must be 'error' or 'skip', not {on_oversize!r}")
+        if not isinstance(comments, bool):
+            raise TypeError(f"comments must be True or False, not {type(comments).__name__}")
         self._max_event_size = max_event_size
         self._skip_oversized = on_oversize == "skip"
+        self._keep_comments = comments
+        #: The comments fed since take_comments() last ran.
+        self._comments: list[str] = []
         self._last_event_id = last_event_id
         self._retry: int | None = None
         self._oversized = 0
@@ -99,6 +120,10 @@ class PureParser:
     @property
     def max_event_size(self) -> int:
         return self._max_event_size
+
+    def take_comments(self) -> list[str]:
+        comments, self._comments = self._comments, []
+        return comments
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -176,17 +201,23 @@ class PureParser:
         self._event_size = 0
 
     def _bound_unfinished_line(self) -> None:
-        """A line too long for the limit is dropped as it arrives, not when it ends."""
+        """A line too long for the limit is dropped as it arrives, not when it ends; of a
+        comment, only what its reported text can hold is kept."""
         pending = self._pending
-        if (
-            pending
-            and not self._discarding_event
-            and not pending.startswith(b":")
-            and self._event_size + len(pending) > self._max_event_size
-        ):
-            self._start_discarding()
-            self._dropping_line = True
-        if self._dropping_line or (self._discarding_event and pending):
+        if not pending:
+            return
+        if self._dropping_line:  # The rest of a line already dropped.
+            self._pending = b""
+        elif pending.startswith(b":"):
+            if self._keep_comments:
+                # Its colon, one space, and the max_event_size bytes that _comment keeps.
+                self._pending = pending[: self._max_event_size + 2]
+            else:
+                self._dropping_line = True
+                self._pending = b""
+        elif self._discarding_event or self._event_size + len(pending) > self._max_event_size:
+            if not self._discarding_event:
+                self._start_discarding()
             self._dropping_line = True
             self._pending = b""
 
@@ -203,7 +234,13 @@ class PureParser:
             else:
                 self._dispatch(events)
             return
-        if self._discarding_event or line.startswith(b":"):
+        if line.startswith(b":"):
+            # "If the line starts with a U+003A COLON character (:): Ignore the line", unless
+            # the caller keeps comments (heartbeats).
+            if self._keep_comments:
+                self._comment(line[1:])
+            return
+        if self._discarding_event:
             return
         if self._event_size + len(line) > self._max_event_size:
             self._start_discarding()
@@ -221,6 +258,15 @@ class PureParser:
         elif name == b"retry" and value.isdigit():  # bytes.isdigit(): ASCII digits only.
             self._retry = self._event_retry = retry_value(value)
 
+    def _comment(self, text: bytes) -> None:
+        if text.startswith(b" "):
+            text = text[1:]
+        try:
+            self._comments.append(text[: self._max_event_size].decode("utf-8", "replace"))
+        except Exception as error:  # In practice MemoryError: the chunk goes on regardless.
+            if self._error is None:
+                self._error = error
+
     def _dispatch(self, events: list[Event]) -> None:
         self._last_event_id = self._id_buffer
         if self._data:
@@ -237,3 +283,9 @@ class PureParser:
             else:
                 events.append(event)
         self._clear_event_fields()
+
+
+PureParser.__doc__ = (
+    "The same parser as fastsse.Parser, in plain Python: same API, same results, same errors."
+    f"\n\n{Parser.__doc__}"
+)

@@ -134,6 +134,7 @@ class _StreamBase(Generic[_Client]):
         on_oversize: Literal["error", "skip"] = "error",
         on_connect: Callable[[httpx.Response], None] | None = None,
         on_fault: Callable[[Fault, float | None], None] | None = None,
+        on_comment: Callable[[str], None] | None = None,
     ) -> None:
         """Open nothing yet: the first iteration sends the request.
 
@@ -176,8 +177,12 @@ class _StreamBase(Generic[_Client]):
           connection ends, with a ``Fault`` (kind, message, error, response, attempt);
           ``delay`` is the wait before the next attempt (0 after ``interrupt()``), or None
           when the stream ends with an error.
+        - ``on_comment``: ``on_comment(text)`` is called with each comment line the server
+          sends, such as heartbeats (``: ping`` gives ``"ping"``: the text after the colon and
+          one space, cut to ``max_event_size`` bytes), after the events of the same chunk were
+          handed out. Without it, comments are dropped as they arrive, at no cost.
 
-        Both hooks run in the task or thread that iterates, before the stream goes on: keep
+        The hooks run in the task or thread that iterates, before the stream goes on: keep
         them short. An exception a hook raises ends the stream with that exception.
 
         Every failed attempt and every reconnect is also logged at WARNING on the ``fastsse``
@@ -204,6 +209,7 @@ class _StreamBase(Generic[_Client]):
             on_oversize=on_oversize,
             on_connect=on_connect,
             on_fault=on_fault,
+            on_comment=on_comment,
         )
         try:
             raw_headers = httpx.Headers(headers).raw
@@ -232,6 +238,7 @@ class _StreamBase(Generic[_Client]):
             on_oversize=on_oversize,
             on_connect=on_connect,
             on_fault=on_fault,
+            on_comment=on_comment,
         )
         self._request_options: dict[str, Any] = {
             key: value
@@ -817,7 +824,7 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
     on_oversize = options["on_oversize"]
     if on_oversize not in ("error", "skip"):
         raise ValueError(f"on_oversize must be 'error' or 'skip', got {on_oversize!r}")
-    for name in ("on_connect", "on_fault"):
+    for name in ("on_connect", "on_fault", "on_comment"):
         value = options[name]
         if value is not None and not callable(value):
             raise TypeError(f"{name} must be callable or None, got {value!r}")

@@ -294,3 +294,105 @@ fn the_last_event_id_outlives_finish_unlike_the_specs_letter() {
         [event("message", "b", "5")]
     );
 }
+
+/// Events and comments, as a sink that asked for comments receives them.
+#[derive(Debug, Default, PartialEq)]
+struct WithComments {
+    events: Vec<Event>,
+    comments: Vec<String>,
+}
+
+impl EventSink for WithComments {
+    fn on_event(&mut self, event: crate::EventRef<'_>) {
+        self.events.push(event.into());
+    }
+
+    fn on_comment(&mut self, comment: &str) {
+        self.comments.push(comment.to_owned());
+    }
+}
+
+/// Parses `stream` with comments reported, whole, split at every position and byte by byte;
+/// every chunking must give the same events and comments.
+fn parse_with_comments(stream: &[u8], max_event_size: usize) -> WithComments {
+    let new = || {
+        Parser::new()
+            .with_comments(true)
+            .with_max_event_size(max_event_size)
+    };
+    let mut expected = WithComments::default();
+    new().feed(stream, &mut expected);
+    let chunkings: Vec<Vec<&[u8]>> = (0..=stream.len())
+        .map(|at| vec![&stream[..at], &stream[at..]])
+        .chain(std::iter::once(stream.chunks(1).collect()))
+        .collect();
+    for chunks in chunkings {
+        let mut parser = new();
+        let mut got = WithComments::default();
+        for chunk in &chunks {
+            parser.feed(chunk, &mut got);
+        }
+        assert_eq!(got, expected, "chunking {chunks:?}");
+    }
+    expected
+}
+
+#[test]
+fn comments_are_reported_in_order_when_asked_for() {
+    let stream = b": ping\n:\n:  two spaces\ndata: x\n:in an event\r\n\r:last\r";
+    let got = parse_with_comments(stream, DEFAULT_MAX_EVENT_SIZE);
+    assert_eq!(got.events, [message("x")]);
+    assert_eq!(
+        got.comments,
+        ["ping", "", " two spaces", "in an event", "last"]
+    );
+    // Without the flag, the same stream gives the same events and no comment.
+    let mut silent = WithComments::default();
+    Parser::new().feed(stream, &mut silent);
+    assert_eq!(silent.events, got.events);
+    assert_eq!(silent.comments, Vec::<String>::new());
+}
+
+#[test]
+fn a_comment_is_decoded_with_replacement_and_after_a_bom() {
+    let got = parse_with_comments(b"\xEF\xBB\xBF: \xC3\xA9 \xFF\n", DEFAULT_MAX_EVENT_SIZE);
+    assert_eq!(got.comments, ["\u{e9} \u{fffd}"]);
+}
+
+#[test]
+fn a_long_comment_is_cut_to_max_event_size_and_never_buffered_whole() {
+    let got = parse_with_comments(b": 0123456789abc\n:abcdefghijklm\ndata: 0123\n\n", 10);
+    assert_eq!(got.comments, ["0123456789", "abcdefghij"]);
+    assert_eq!(got.events, [message("0123")]);
+
+    let mut parser = Parser::new().with_comments(true).with_max_event_size(1024);
+    let mut sink = WithComments::default();
+    parser.feed(b": ", &mut sink);
+    for _ in 0..1000 {
+        parser.feed(&[b'x'; 4096], &mut sink);
+        assert!(parser.line.len() <= 1026, "{}", parser.line.len());
+        assert!(!parser.pending(), "a comment is no event");
+    }
+    parser.feed(b"\ndata: a\n\n", &mut sink);
+    assert_eq!(sink.comments, ["x".repeat(1024)]);
+    assert_eq!(sink.events, [message("a")]);
+    assert_eq!(parser.oversized(), 0);
+}
+
+#[test]
+fn comments_inside_a_discarded_event_are_still_reported() {
+    let got = parse_with_comments(b"data: 0123456789\n: alive\ndata: more\n\ndata: ok\n\n", 8);
+    assert_eq!(got.comments, ["alive"]);
+    assert_eq!(got.events, [message("ok")]);
+}
+
+#[test]
+fn an_unterminated_comment_is_dropped_at_the_end_of_the_stream() {
+    let mut parser = Parser::new().with_comments(true);
+    let mut sink = WithComments::default();
+    parser.feed(b": complete\n: cut off", &mut sink);
+    assert!(!parser.pending());
+    assert!(!parser.finish());
+    parser.feed(b"\n", &mut sink);
+    assert_eq!(sink.comments, ["complete"]);
+}
