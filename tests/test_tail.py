@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
 
+import pytest
 from fastsse import __version__
 from fastsse._tail import FIRST_CONNECTION_ATTEMPTS
 from fastsse.testing import RecordedRequest, Response, SSEServer, abort, delay, event, stall
@@ -260,6 +261,25 @@ def test_bad_header_is_a_usage_error() -> None:
     done = run("tail", "http://127.0.0.1:1/", "-H", "no colon here")
     assert done.returncode == 2
     assert "expected 'Name: value'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("",), "url must not be empty"),
+        (("http://127.0.0.1:1/", "-X", "BAD METHOD"), "method must be an HTTP method"),
+        (("http://127.0.0.1:1/", "--last-event-id", "a\nb"), "last_event_id must not contain"),
+    ],
+)
+def test_an_argument_no_stream_takes_is_one_line_and_exit_2(
+    args: tuple[str, ...], said: str
+) -> None:
+    done = run("tail", *args)
+    assert done.returncode == 2
+    assert done.stderr.startswith("fastsse tail: error: ")
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1
 
 
 def test_version_and_bare_command() -> None:

@@ -33,7 +33,7 @@ from fastsse._stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, Event
 
 #: Tries of the very first connection (the first one and its reconnects) before giving up.
 FIRST_CONNECTION_ATTEMPTS = 3
-EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _PREFIX = "fastsse tail"
 
 
@@ -57,19 +57,13 @@ def run_tail(options: TailOptions, out: TextIO | None = None, err: TextIO | None
     err = sys.stderr if err is None else err
     method = options.method or ("POST" if options.data is not None else "GET")
     reporter = _ReconnectReporter(err)
-    stream = EventStream(
-        options.url,
-        method=method,
-        headers=options.headers,
-        content=options.data,
-        last_event_id=options.last_event_id,
-        retry=_FirstConnectionRetry(),
-        read_timeout=DEFAULT_READ_TIMEOUT if options.timeout is None else options.timeout,
-        connect_timeout=DEFAULT_CONNECT_TIMEOUT if options.timeout is None else options.timeout,
-        # GET streams reconnect; others (a POST) are never sent twice, as the stream's default.
-        reconnect=None if options.reconnect else False,
-        on_fault=reporter,
-    )
+    try:
+        stream = _open(options, method, reporter)
+    except (TypeError, ValueError) as error:
+        # An argument no stream can take (an empty URL, a method with a space, an id with a
+        # line break): said as argparse says a usage error.
+        err.write(f"{_PREFIX}: error: {error}\n")
+        return EXIT_USAGE
     reporter.stream = stream
     show = _formatter(options)
     try:
@@ -92,6 +86,22 @@ def run_tail(options: TailOptions, out: TextIO | None = None, err: TextIO | None
         err.flush()
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _open(options: TailOptions, method: str, reporter: _ReconnectReporter) -> EventStream:
+    return EventStream(
+        options.url,
+        method=method,
+        headers=options.headers,
+        content=options.data,
+        last_event_id=options.last_event_id,
+        retry=_FirstConnectionRetry(),
+        read_timeout=DEFAULT_READ_TIMEOUT if options.timeout is None else options.timeout,
+        connect_timeout=DEFAULT_CONNECT_TIMEOUT if options.timeout is None else options.timeout,
+        # GET streams reconnect; others (a POST) are never sent twice, as the stream's default.
+        reconnect=None if options.reconnect else False,
+        on_fault=reporter,
+    )
 
 
 def _formatter(options: TailOptions) -> Callable[[Event], str]:
