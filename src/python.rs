@@ -1057,7 +1057,8 @@ struct BatchIteratorObject {
 
 const BATCH_ITERATOR_DOC: &CStr = c"BatchIterator(batches, /)\n--\n\n\
 The items of an async iterator of lists, one by one, each handed out without suspending while \
-a list is buffered. aclose() drops the buffered items and closes batches.";
+a list is buffered. aclose() ends the iteration and closes batches; the items still buffered \
+stay for clear().";
 
 /// `am_send`'s results (`PySendResult`), which PyO3 declares only for Python >= 3.10 builds.
 const PYGEN_RETURN: c_int = 0;
@@ -1083,7 +1084,7 @@ fn create_batch_iterator_type(py: Python<'_>) -> PyResult<Py<PyType>> {
             c"aclose",
             batch_iterator_aclose,
             ffi::METH_NOARGS,
-            c"Drop the buffered items now; the awaitable closes batches (its aclose()).",
+            c"End the iteration now (buffered items stay for clear()); the awaitable closes batches.",
         ),
         method(
             c"clear",
@@ -1267,13 +1268,19 @@ unsafe extern "C" fn batch_iterator_anext(object: *mut ffi::PyObject) -> *mut ff
 }
 
 /// The next buffered item (a new reference), or NULL with an exception set: StopAsyncIteration
-/// once closed, a RuntimeError for an awaitable awaited after the buffer it was made for ran out.
+/// once closed (whatever is buffered), a RuntimeError for an awaitable awaited after the buffer
+/// it was made for ran out.
 ///
 /// # Safety
 /// `object` is a BatchIterator and the caller is attached to the interpreter.
 unsafe fn batch_iterator_take(object: *mut ffi::PyObject) -> *mut ffi::PyObject {
     unsafe {
         let fields = object.cast::<BatchIteratorObject>();
+        if (*fields).batches.is_null() {
+            // Closed: the items still buffered stay for clear().
+            ffi::PyErr_SetNone(ffi::PyExc_StopAsyncIteration);
+            return std::ptr::null_mut();
+        }
         let batch = (*fields).batch;
         if !batch.is_null() {
             // The list is ours, but its producer may still hold and change it: read it checked.
@@ -1292,16 +1299,12 @@ unsafe fn batch_iterator_take(object: *mut ffi::PyObject) -> *mut ffi::PyObject 
                 return item;
             }
         }
-        if (*fields).batches.is_null() {
-            ffi::PyErr_SetNone(ffi::PyExc_StopAsyncIteration);
-        } else {
-            ffi::PyErr_SetString(
-                ffi::PyExc_RuntimeError,
-                c"BatchIterator: an awaitable from __anext__() was awaited after the items \
-                  buffered when it was made had run out; await each __anext__() before the next"
-                    .as_ptr(),
-            );
-        }
+        ffi::PyErr_SetString(
+            ffi::PyExc_RuntimeError,
+            c"BatchIterator: an awaitable from __anext__() was awaited after the items \
+              buffered when it was made had run out; await each __anext__() before the next"
+                .as_ptr(),
+        );
         std::ptr::null_mut()
     }
 }
@@ -1372,21 +1375,18 @@ unsafe extern "C" fn batch_iterator_load(
                 "BatchIterator: _load() takes a non-empty batch",
             ));
         }
-        if unsafe { !(*fields).batches.is_null() && !(*fields).batch.is_null() } {
+        if unsafe { !(*fields).batch.is_null() } {
             return Err(PyRuntimeError::new_err(
                 "BatchIterator: a batch arrived while another was buffered",
             ));
         }
         unsafe {
-            if (*fields).batches.is_null() {
-                // Closed while the batch was on its way (aclose() from another task).
-                ffi::PyErr_SetNone(ffi::PyExc_StopAsyncIteration);
-                return Ok(std::ptr::null_mut());
-            }
             (*fields).index = 0;
             (*fields).batch = list.into_ptr();
         }
-        // SAFETY: `object` is a BatchIterator with a buffered item.
+        // SAFETY: `object` is a BatchIterator with a buffered item. Closed while the batch was
+        // on its way (aclose() from another task), it keeps the batch for clear() and raises
+        // StopAsyncIteration.
         Ok(unsafe { batch_iterator_take(object) })
     })
 }
@@ -1438,8 +1438,10 @@ unsafe extern "C" fn batch_iterator_clear_buffer(
     }
 }
 
-/// `aclose()`: drops the buffered items at once (so that nothing more is handed out, whoever
-/// awaits); the coroutine it returns closes `batches`.
+/// `aclose()`: ends the iteration at once (nothing more is handed out, whoever awaits); the
+/// items still buffered stay for `clear()`, so that closing an iteration loses nothing (a stream
+/// iterated again after a `break` and an `aclose()` goes on with them). The coroutine it
+/// returns closes `batches`.
 unsafe extern "C" fn batch_iterator_aclose(
     object: *mut ffi::PyObject,
     _unused: *mut ffi::PyObject,
@@ -1449,7 +1451,6 @@ unsafe extern "C" fn batch_iterator_aclose(
         // SAFETY: a method of the type: `object` is a BatchIterator; the fields are owned
         // references or NULL, taken out here.
         let batches = unsafe {
-            clear_field(&mut (*fields).batch);
             let batches = std::mem::replace(&mut (*fields).batches, std::ptr::null_mut());
             Bound::from_owned_ptr_or_opt(py, batches).unwrap_or_else(|| py.None().into_bound(py))
         };

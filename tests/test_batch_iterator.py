@@ -166,7 +166,7 @@ def test_an_error_of_the_source_comes_after_the_items_before_it() -> None:
     assert run(main()) == ["a", "b"]
 
 
-def test_aclose_drops_the_buffered_items_and_closes_the_source() -> None:
+def test_aclose_ends_the_iteration_closes_the_source_and_keeps_the_rest_for_clear() -> None:
     closed: list[bool] = []
 
     async def source() -> AsyncGenerator[list[int], None]:
@@ -183,7 +183,12 @@ def test_aclose_drops_the_buffered_items_and_closes_the_source() -> None:
         assert closed == [True]
         with pytest.raises(StopAsyncIteration):
             await iterator.__anext__()
+        # Nothing more is handed out, and nothing is lost: a stream takes these back.
+        assert iterator.buffered == 2
+        assert iterator.clear() == [2, 3]
         await iterator.aclose()  # idempotent
+        with pytest.raises(StopAsyncIteration):
+            await iterator.__anext__()
 
     run(main())
 
@@ -196,11 +201,12 @@ def test_aclose_during_a_refill_delivers_nothing_more() -> None:
         await source.waiting.wait()
         await iterator.aclose()
         assert source.closed
-        await source.queue.put([1, 2])  # arrives after the close: not handed out
+        await source.queue.put([1, 2])  # arrives after the close: not handed out, kept
         with pytest.raises(StopAsyncIteration):
             await task
         with pytest.raises(StopAsyncIteration):
             await iterator.__anext__()
+        assert iterator.clear() == [1, 2]
 
     run(main())
 

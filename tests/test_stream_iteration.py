@@ -7,16 +7,18 @@ it); ``interrupt()`` between pieces ends it, and the next iteration resumes with
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any, Callable
 
 import anyio
 import pytest
-from fastsse import AsyncEventStream, EventStream, StreamInterruptedError
-from fastsse.testing import RecordedRequest, Response, SSEServer, event, stall
+from fastsse import AsyncEventStream, Event, EventStream, StreamInterruptedError
+from fastsse.testing import Action, RecordedRequest, Response, SSEServer, delay, event, stall
 from stream_helpers import KINDS, TIMEOUT, fast_retry, run_bounded
 
-#: Iterations of one stream: ("events" or "json", how many items before breaking).
+#: Iterations of one stream: ("events", "json" or "batches", how many items before breaking).
 Steps = list[tuple[str, int]]
 
 
@@ -30,8 +32,9 @@ def run_in_pieces(
     kind: str, url: str, steps: Steps, *, interrupt: bool = False, **options: Any
 ) -> list[list[str]]:
     """Iterates the stream once per step, each time breaking after ``n`` items; ``how`` is
-    "events" or "json". With ``interrupt``, ``interrupt()`` is called after each piece.
-    Returns the data (or decoded ``n`` values) each piece got."""
+    "events", "json" or "batches". With ``interrupt``, ``interrupt()`` is called after each
+    piece. Returns the data (decoded ``n`` values, or each batch's data joined with "+") each
+    piece got."""
     options.setdefault("read_timeout", TIMEOUT)
     options.setdefault("retry", fast_retry())
     if kind == "sync":
@@ -41,9 +44,9 @@ def run_in_pieces(
             with EventStream(url, **options) as stream:
                 for how, n in steps:
                     piece: list[str] = []
-                    source = stream.json() if how == "json" else stream
+                    source = {"json": stream.json(), "batches": stream.batches()}.get(how, stream)
                     for item in source:
-                        piece.append(str(item["n"]) if how == "json" else item.data)
+                        piece.append(_data(how, item))
                         if len(piece) == n:
                             break
                     pieces.append(piece)
@@ -59,9 +62,11 @@ def run_in_pieces(
             async with AsyncEventStream(url, **options) as stream:
                 for how, n in steps:
                     piece: list[str] = []
-                    source = stream.json() if how == "json" else stream.__aiter__()
+                    source = {"json": stream.json, "batches": stream.batches}.get(
+                        how, stream.__aiter__
+                    )()
                     async for item in source:
-                        piece.append(str(item["n"]) if how == "json" else item.data)
+                        piece.append(_data(how, item))
                         if len(piece) == n:
                             break
                     # An async iterator left by a break is closed when collected, some time
@@ -73,6 +78,14 @@ def run_in_pieces(
         return pieces
 
     return run_bounded(lambda: anyio.run(arun))
+
+
+def _data(how: str, item: Any) -> str:
+    if how == "json":
+        return str(item["n"])
+    if how == "batches":
+        return "+".join(event.data for event in item)
+    return str(item.data)
 
 
 def resuming(*events: bytes, first: list[Any]) -> Callable[[RecordedRequest], Response]:
@@ -127,6 +140,88 @@ def test_three_hundred_breaks_use_one_request(server: SSEServer, kind: str, meth
     pieces = run_in_pieces(kind, server.url, [("events", 1)] * 300, method=method)
     assert pieces == [[str(i)] for i in range(300)]
     assert [request.method for request in server.requests] == [method]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_events_and_batches_mixed_share_one_position(server: SSEServer, kind: str) -> None:
+    events = [event(name, id=str(i)) for i, name in enumerate("abcdefg", 1)]
+    chunks = [b"".join(events[:3]), b"".join(events[3:5]), events[5], events[6]]
+    server.respond(Response(body=chunks), Response(204))
+    steps = [("events", 1), ("batches", 1), ("events", 1), ("batches", 1), ("events", 10)]
+    pieces = run_in_pieces(kind, server.url, steps)
+    # However the client groups the chunks: the batch after a break starts with the events
+    # the break left, and no event is lost or repeated.
+    assert pieces[0] == ["a"]
+    assert pieces[1][0].startswith("b+c")
+    assert "+".join("+".join(piece) for piece in pieces if piece) == "+".join("abcdefg")
+    assert len(server.requests) == 2  # one stream, then the 204 that ended it
+
+
+def released_by(gate: threading.Event, first: bytes, *later: bytes) -> Iterator[Action]:
+    """A body that sends ``first`` at once and each of ``later`` once the test sets ``gate``
+    (which it clears): each part is a read of its own, whatever the client."""
+    yield first
+    for part in later:
+        deadline = time.monotonic() + TIMEOUT
+        while not gate.is_set() and time.monotonic() < deadline:
+            yield delay(0.001)
+        gate.clear()
+        yield part
+    yield stall()
+
+
+@pytest.mark.anyio
+async def test_async_an_open_batches_iteration_goes_on_with_what_a_break_left(
+    server: SSEServer,
+) -> None:
+    a, b, c, d, e = (event(name, id=str(i)) for i, name in enumerate("abcde", 1))
+    gate = threading.Event()
+    server.respond(lambda request: Response(body=released_by(gate, a, b + c + d, e)))
+
+    def data(batch: list[Event]) -> list[str]:
+        return [event.data for event in batch]
+
+    seen: list[Any] = []
+    with anyio.fail_after(TIMEOUT):
+        async with AsyncEventStream(server.url, retry=fast_retry()) as stream:
+            batches = stream.batches()
+            seen.append(data(await batches.__anext__()))
+            gate.set()
+            async for item in stream:  # b, c, d arrive together; the break leaves c, d
+                seen.append(item.data)
+                break
+            seen.append(stream.last_event_id)
+            # The suspended batch iteration hands them out before reading on.
+            seen.append(data(await batches.__anext__()))
+            seen.append(stream.last_event_id)
+            gate.set()
+            seen.append(data(await batches.__anext__()))
+            await batches.aclose()
+    assert seen == [["a"], "b", "2", ["c", "d"], "4", ["e"]]
+    assert len(server.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_async_last_event_id_is_the_last_event_handed_out_mid_batch(
+    server: SSEServer,
+) -> None:
+    server.respond(Response(body=[b"".join(event(n, id=n) for n in "1234"), stall()]))
+    ids: list[str] = []
+    with anyio.fail_after(TIMEOUT):
+        async with AsyncEventStream(server.url, retry=fast_retry()) as stream:
+            events = stream.__aiter__()
+            async for item in events:
+                ids.append(item.id)
+                break
+            ids.append(stream.last_event_id)
+            await events.aclose()  # ends that iteration; the stream keeps 2, 3, 4
+            ids.append(stream.last_event_id)
+            ids.append((await stream.__anext__()).id)
+            ids.append(stream.last_event_id)
+            await stream.aclose()  # 3 and 4 are never handed out
+            ids.append(stream.last_event_id)
+            ids.extend([item.id async for item in stream])
+    assert ids == ["1", "1", "1", "2", "2", "2"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

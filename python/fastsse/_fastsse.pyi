@@ -111,7 +111,8 @@ class Parser:
 @final
 class BatchIterator(Generic[_T]):
     """The items of an async iterator of lists, one by one, each handed out without suspending
-    while a list is buffered. aclose() drops the buffered items and closes batches.
+    while a list is buffered. aclose() ends the iteration and closes batches; the items still
+    buffered stay for clear().
 
     ``__anext__`` returns the iterator itself while an item is buffered: awaiting that takes
     the item (await each ``__anext__()`` once, in order, as ``async for`` and ``anext`` do)."""
@@ -122,7 +123,7 @@ class BatchIterator(Generic[_T]):
     def __await__(self) -> Generator[Any, None, _T]: ...
     def __next__(self) -> _T: ...
     def aclose(self) -> Awaitable[None]:
-        """Drop the buffered items now; the awaitable closes batches (its aclose())."""
+        """End the iteration now (buffered items stay for clear()); the awaitable closes batches."""
     def clear(self) -> list[_T]:
         """Remove and return the buffered items (those not handed out yet), as a list."""
     @property

@@ -28,7 +28,7 @@ import anyio
 import httpx
 
 from fastsse import _transport
-from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event
+from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, BatchIterator, Event
 from fastsse._http import (
     ASYNC_CLIENTS,
     SYNC_CLIENTS,
@@ -387,7 +387,13 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
 
     _scope: anyio.CancelScope | None = None
     _loop: AsyncGenerator[list[Event], None] | None = None
-    _events: AsyncGenerator[Event, None] | None = None
+    #: The event-by-event iterator, the same for every iteration: a ``break`` leaves the rest
+    #: of its batch in it for the next one. Replaced once its source has ended.
+    _events: BatchIterator[Event] | None = None
+    _event_batches: AsyncGenerator[list[Event], None] | None = None
+    #: The batch handed out last, whole or (by ``_events``) event by event: the resume id is
+    #: that of its event just before those ``_events`` still holds.
+    _batch: Sequence[Event] = ()
 
     async def __aenter__(self) -> AsyncEventStream:
         return self
@@ -395,43 +401,50 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def __anext__(self) -> Event:
-        """The next event (``await anext(stream)``); raises StopAsyncIteration at the end."""
-        if self._events is None or _finished(self._events):
-            self._events = self.__aiter__()
-        return await self._events.__anext__()
+    @property
+    def last_event_id(self) -> str:
+        """The id to resume from: that of the last event handed out, as the spec keeps it."""
+        events = self._events
+        if events is not None:
+            buffered = events.buffered
+            if buffered:
+                batch = self._batch
+                return batch[len(batch) - buffered - 1].id
+        return super().last_event_id
 
-    async def __aiter__(self) -> AsyncGenerator[Event, None]:
-        # An async generator: on CPython 3.11 its asend costs no more than an iterator object
-        # whose coroutine __anext__ returns a buffered event (measured: ~170 ns per event over
-        # a plain loop either way); the work per event is kept to a popleft and a store.
-        backlog = self._backlog
-        popleft = backlog.popleft
-        batches = self.batches()
-        machine = self._machine
-        try:
-            async for batch in batches:
-                backlog.extend(batch)
-                while backlog and not machine.closed:
-                    event = popleft()
-                    self._delivered_id = event.id
-                    yield event
-        finally:
-            await batches.aclose()
+    def __anext__(self) -> Awaitable[Event]:
+        """The next event (``await anext(stream)``); raises StopAsyncIteration at the end."""
+        return self.__aiter__().__anext__()
+
+    def __aiter__(self) -> BatchIterator[Event]:
+        """The events one by one, each handed out without suspending while its chunk's batch
+        lasts (an async generator's step per event would cost as much as parsing it).
+
+        Every iteration gets the stream's one iterator, so that the events a ``break`` leaves
+        come first in the next. Its ``aclose()`` ends that iteration only: the stream keeps the
+        events it held, and the connection."""
+        if getattr(self._loop, "ag_running", False):
+            raise self._busy("task")
+        events = self._events
+        if events is None or _finished(self._event_batches):
+            # Its source ended: the stream ended or failed, a read was cancelled, or the
+            # iterator was closed (its events go first in the new one).
+            self._stash_events()
+            batches = _no_batches() if self._machine.closed else self.batches()
+            self._event_batches = batches
+            events = self._events = BatchIterator(batches)
+        return events
 
     async def json(self, *, on_error: JSONErrorHandler | None = None) -> AsyncGenerator[JSON, None]:
         """Each event's data decoded as JSON. An event that is not JSON is counted in
         ``stats.json_errors`` and passed to ``on_error`` (default: logged), and the stream
         goes on."""
         decode = self._machine.decode_event
-        events = self.__aiter__()
-        try:
-            async for event in events:
-                value = decode(event, on_error)
-                if value is not NOT_JSON:
-                    yield value
-        finally:
-            await events.aclose()
+        # Not closed when this ends: the events left after a break stay for the next iteration.
+        async for event in self.__aiter__():
+            value = decode(event, on_error)
+            if value is not NOT_JSON:
+                yield value
 
     async def json_batches(
         self, *, on_error: JSONErrorHandler | None = None
@@ -453,17 +466,37 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
         connection: a ``break`` leaves it open, and only ``aclose()`` closes it."""
         if getattr(self._loop, "ag_running", False):
             raise self._busy("task")
-        if self._backlog:
-            yield self._take_backlog()
-        loop = self._loop_to_run(self._connection_loop)
-        if loop is None:
-            return
+        loop = None
         try:
-            async for batch in loop:
+            while True:
+                if self._backlog or (self._events is not None and self._events.buffered):
+                    # Events a break left come first: before this iteration began, or while
+                    # it was suspended (another iteration, event by event, broke mid-batch).
+                    self._stash_events()
+                    batch = self._batch = self._take_backlog()
+                    yield batch
+                    continue
+                if loop is None:
+                    loop = self._loop_to_run(self._connection_loop)
+                    if loop is None:
+                        return
+                try:
+                    batch = await loop.__anext__()
+                except StopAsyncIteration:
+                    return
+                self._batch = batch
                 yield batch
         finally:
-            if self._iteration_ended(loop, finished=_finished(loop)):
+            if loop is not None and self._iteration_ended(loop, finished=_finished(loop)):
                 await loop.aclose()
+
+    def _stash_events(self) -> None:
+        """Moves the events that ``_events`` holds to the backlog, which the next batch of any
+        iteration is, and keeps the id of the last one handed out."""
+        events = self._events
+        if events is not None and events.buffered:
+            self._delivered_id = self.last_event_id
+            self._backlog.extend(events.clear())
 
     async def aclose(self) -> None:
         """Close the stream and its connection now; safe from any task, and idempotent."""
@@ -474,6 +507,14 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
         if loop is not None and not getattr(loop, "ag_running", False):
             self._loop = None  # Closed here, not by an iteration.
             await loop.aclose()
+        events = self._events
+        if events is not None:
+            # A reader in the middle of a batch gets nothing more; the events it did not get
+            # stay in the backlog (and last_event_id is the last one it got).
+            self._stash_events()
+            self._events = None
+            if not getattr(self._event_batches, "ag_running", False):
+                await events.aclose()
         await self._release()
 
     #: ``close()`` as openai's ``AsyncStream`` names it; the same as ``aclose()``.
@@ -745,6 +786,12 @@ class EventStream(_StreamBase[httpx.Client]):
             if machine.closed or machine.done:
                 self._loop = None
                 self._release()
+
+
+async def _no_batches() -> AsyncGenerator[list[Event], None]:
+    """What a closed stream's events come from: nothing."""
+    return
+    yield
 
 
 def _finished(generator: object) -> bool:
