@@ -7,15 +7,34 @@ memory alone. It prints its port and stops when its stdin closes.
   sends only a ``: ping`` comment every SECONDS.
 
 The file-descriptor limit is raised to its hard limit, for benchmarks of many connections.
+Benchmarks start it with :func:`serving`.
 """
 
 from __future__ import annotations
 
 import resource
+import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from fastsse.testing import Action, RecordedRequest, Response, SSEServer, comment, delay
+
+
+def serving(*args: str) -> Iterator[str]:
+    """Runs this script with ``args`` in its own process; yields its URL, then stops it."""
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__)), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdin is not None
+    port = process.stdout.readline().strip()
+    yield f"http://127.0.0.1:{port}/"
+    process.stdin.close()
+    process.wait(30)
 
 
 def corpus(events: int) -> bytes:

@@ -17,7 +17,6 @@ is an overhead < 5% at 100,000 events/s.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from fastsse import AsyncEventStream, Consumer, Event, _bench
 from fastsse.checkpoint import Checkpoint, RedisCheckpoint, SQLiteCheckpoint
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+from feed_server import serving
 from redis_server import RedisServer
 
 EVENTS = 200_000
@@ -41,30 +41,14 @@ CHECKPOINTS: dict[str, Callable[[Path, str], Checkpoint | None]] = {
 }
 
 
-def feed_server(rate: int) -> Iterator[str]:
-    script = Path(__file__).parent / "feed_server.py"
-    process = subprocess.Popen(
-        [sys.executable, str(script), "events", str(EVENTS), str(rate)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    assert process.stdin is not None
-    port = process.stdout.readline().strip()
-    yield f"http://127.0.0.1:{port}/"
-    process.stdin.close()
-    process.wait(10)
-
-
 @pytest.fixture(scope="module")
 def fast_feed() -> Iterator[str]:
-    yield from feed_server(0)
+    yield from serving("events", str(EVENTS), "0")
 
 
 @pytest.fixture(scope="module")
 def paced_feed() -> Iterator[str]:
-    yield from feed_server(PACE)
+    yield from serving("events", str(EVENTS), str(PACE))
 
 
 @pytest.fixture(scope="module")

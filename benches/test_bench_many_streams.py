@@ -19,19 +19,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import resource
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 import pytest
 from fastsse import AsyncEventStream
+from feed_server import serving
 
-SCRIPT = Path(__file__).parent / "feed_server.py"
 #: Connections opened at once: below the server's listen backlog (asyncio's default, 100).
 WAVE = 100
 #: Streams per httpx client (see above).
@@ -49,29 +46,14 @@ def raise_fd_limit(needed: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def feed_server(*args: str) -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, str(SCRIPT), *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    assert process.stdin is not None
-    port = process.stdout.readline().strip()
-    yield f"http://127.0.0.1:{port}/"
-    process.stdin.close()
-    process.wait(30)
-
-
 @pytest.fixture(scope="module")
 def heartbeat_feed() -> Iterator[str]:
-    yield from feed_server("heartbeat", str(HEARTBEAT))
+    yield from serving("heartbeat", str(HEARTBEAT))
 
 
 @pytest.fixture(scope="module")
 def busy_feed() -> Iterator[str]:
-    yield from feed_server("events", str(EVENTS_PER_STREAM), "0")
+    yield from serving("events", str(EVENTS_PER_STREAM), "0")
 
 
 def rss() -> int:
