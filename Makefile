@@ -1,7 +1,7 @@
 # The README's two commands are `make demo` and `make test`; .ci/run calls `make test`.
 # Both install into a project virtual environment (.venv), never into the interpreter that
 # runs them, so a distribution's own python3 under PEP 668 works as well as pyenv's.
-# Another interpreter or place: `make test PYTHON=python3.12 VENV=/tmp/venv`.
+# Another interpreter or place: `make test PYTHON=python3.12 VENV=.venv-3.12`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
