@@ -201,6 +201,38 @@ async def test_async_an_open_batches_iteration_goes_on_with_what_a_break_left(
     assert len(server.requests) == 1
 
 
+def test_sync_an_open_batches_iteration_goes_on_with_what_a_break_left(
+    server: SSEServer,
+) -> None:
+    a, b, c, d, e = (event(name, id=str(i)) for i, name in enumerate("abcde", 1))
+    gate = threading.Event()
+    server.respond(lambda request: Response(body=released_by(gate, a, b + c + d, e)))
+
+    def data(batch: list[Event]) -> list[str]:
+        return [event.data for event in batch]
+
+    def run() -> list[Any]:
+        seen: list[Any] = []
+        with EventStream(server.url, retry=fast_retry()) as stream:
+            batches = stream.batches()
+            seen.append(data(next(batches)))
+            gate.set()
+            for item in stream:  # b, c, d arrive together; the break leaves c, d
+                seen.append(item.data)
+                break
+            seen.append(stream.last_event_id)
+            # The suspended batch iteration hands them out before reading on.
+            seen.append(data(next(batches)))
+            seen.append(stream.last_event_id)
+            gate.set()
+            seen.append(data(next(batches)))
+            batches.close()
+        return seen
+
+    assert run_bounded(run) == [["a"], "b", "2", ["c", "d"], "4", ["e"]]
+    assert len(server.requests) == 1
+
+
 @pytest.mark.anyio
 async def test_async_last_event_id_is_the_last_event_handed_out_mid_batch(
     server: SSEServer,

@@ -654,6 +654,8 @@ class EventStream(_StreamBase[httpx.Client]):
                 backlog.extend(batch)
                 while backlog and not machine.closed:
                     yield self._next_from_backlog()
+                if machine.closed:
+                    return  # what is left stays in the backlog, delivered to nobody
         finally:
             batches.close()
 
@@ -687,18 +689,26 @@ class EventStream(_StreamBase[httpx.Client]):
         ``AsyncEventStream.batches``."""
         if getattr(self._loop, "gi_running", False):
             raise self._busy("thread")
-        if self._backlog:
-            yield self._take_backlog()
-        loop = self._loop_to_run(self._connection_loop)
-        if loop is None:
-            return
+        loop = None
         try:
-            # Not ``yield from``: that would close the loop whenever this iteration is closed,
-            # and a ``break`` leaves the connection open for the next iteration.
-            for batch in loop:  # noqa: UP028
+            while True:
+                if self._backlog:
+                    # Events a break left come first: before this iteration began, or while
+                    # it was suspended (another iteration, event by event, broke mid-batch).
+                    yield self._take_backlog()
+                    continue
+                if loop is None:
+                    loop = self._loop_to_run(self._connection_loop)
+                    if loop is None:
+                        return
+                # Not ``yield from``: that would close the loop whenever this iteration is
+                # closed, and a ``break`` leaves the connection open for the next iteration.
+                batch = next(loop, None)
+                if batch is None:
+                    return
                 yield batch
         finally:
-            if self._iteration_ended(loop, finished=_finished(loop)):
+            if loop is not None and self._iteration_ended(loop, finished=_finished(loop)):
                 loop.close()
 
     def close(self) -> None:
