@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from fastsse import _transport
+from fastsse.testing import SSEServer
 from redis_server import RedisServer
 
 #: What the stream suite (tests/test_stream_*.py) runs on: every test once per client library
@@ -81,4 +82,11 @@ def anyio_backend(http_client: str) -> str | tuple[str, dict[str, Any]]:
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A real redis-server of the test's own, on a free port (fails if none is installed)."""
     with RedisServer(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture
+def server() -> Iterator[SSEServer]:
+    """A loopback SSEServer of the test's own, with nothing scripted yet."""
+    with SSEServer() as server:
         yield server

@@ -95,12 +95,6 @@ def kind(request: pytest.FixtureRequest) -> str:
     return request.param  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as server:
-        yield server
-
-
 # -- the README of httpx-sse, example by example ---------------------------------------------
 
 

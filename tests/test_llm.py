@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -100,12 +99,6 @@ def kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(params=list(CASES))
 def case(request: pytest.FixtureRequest) -> Case:
     return CASES[request.param]
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as server:
-        yield server
 
 
 def run(lib: ModuleType, kind: str, method: str, fmt: llm.StreamFormat, url: str, **kw: Any) -> Any:

@@ -6,8 +6,6 @@ warm-up. A leak of one descriptor per connection, or of a few bytes per event, f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import soak_helpers
 from fastsse.testing import SSEServer
@@ -19,12 +17,6 @@ STREAM_EVENTS = 300_000
 #: RSS may rise this much after warm-up (allocator noise); a leak of 16 bytes per event of the
 #: stream runs, or of 2 bytes per event of the parser run, is more.
 MAX_RSS_GROWTH = 4 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as server:
-        yield server
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -4,7 +4,6 @@ keyword httpx's ``client.stream()`` takes; and what a stream exposes of its resp
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -14,12 +13,6 @@ import pytest
 from fastsse import AsyncEventStream, EventStream
 from fastsse.testing import Response, SSEServer, event, stall
 from stream_helpers import KINDS, TIMEOUT, collect, fast_retry, run_bounded
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as server:
-        yield server
 
 
 def make_client(kind: str, seen: list[httpx.Request], **options: Any) -> Any:

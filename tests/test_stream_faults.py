@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +36,6 @@ from stream_helpers import (
     run_bounded,
     transport_error,
 )
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as server:
-        yield server
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:

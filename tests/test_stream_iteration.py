@@ -22,12 +22,6 @@ from stream_helpers import KINDS, TIMEOUT, fast_retry, run_bounded
 Steps = list[tuple[str, int]]
 
 
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as server:
-        yield server
-
-
 def run_in_pieces(
     kind: str, url: str, steps: Steps, *, interrupt: bool = False, **options: Any
 ) -> list[list[str]]:

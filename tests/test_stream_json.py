@@ -27,12 +27,6 @@ VALUES: list[Any] = [
 ]
 
 
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as server:
-        yield server
-
-
 @contextmanager
 def orjson_hidden(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """fastsse._json as imported where orjson is not installed; restored afterwards."""

@@ -45,12 +45,6 @@ from stream_helpers import (
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as server:
-        yield server
-
-
 # -- exactly once across random disconnects ---------------------------------------------------
 
 TEXTS = ["héllo wörld", "日本語のテキスト", "emoji 😀🎉 end", "plain ascii", "ß€¥ and\nsecond line"]

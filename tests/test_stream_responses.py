@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import anyio
 import fastsse
@@ -30,12 +29,6 @@ from stream_helpers import (
     run_bounded,
     transport_error,
 )
-
-
-@pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as server:
-        yield server
 
 
 def busy(status: int = 503, **headers: str) -> Response:

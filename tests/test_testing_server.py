@@ -29,12 +29,6 @@ TIMEOUT = httpx.Timeout(5.0)
 
 
 @pytest.fixture
-def server() -> Iterator[SSEServer]:
-    with SSEServer() as server:
-        yield server
-
-
-@pytest.fixture
 def client() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=TIMEOUT, trust_env=False) as client:
         yield client

@@ -19,12 +19,6 @@ from httpx_aiohttp import AiohttpTransport
 from stream_helpers import RecordingRetry
 
 
-@pytest.fixture
-def server() -> SSEServer:
-    with SSEServer() as server:
-        yield server  # type: ignore[misc]
-
-
 @pytest.mark.anyio
 async def test_async_client_is_on_httpx_aiohttp_with_sse_timeouts(server: SSEServer) -> None:
     server.respond(Response(body=[event("hi")]))

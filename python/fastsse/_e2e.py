@@ -46,19 +46,15 @@ async def fastsse_batches(client: httpx.AsyncClient, url: str) -> int:
 async def parser_loop(client: httpx.AsyncClient, url: str) -> int:
     """The bare ``fastsse.Parser`` over ``response.aiter_bytes()``: what a stream costs at
     least (no reconnect, no timeouts, no stats)."""
-    parser = Parser()
-    count = 0
-    async with client.stream("GET", url) as response:
-        async for chunk in response.aiter_bytes():
-            for event in parser.feed(chunk):
-                await on_event(event)
-                count += 1
-    return count
+    return await _parse_bytes(Parser(), client, url)
 
 
 async def pure_python(client: httpx.AsyncClient, url: str) -> int:
     """httpx's bytes through fastsse's pure-Python parser."""
-    parser = PureParser()
+    return await _parse_bytes(PureParser(), client, url)
+
+
+async def _parse_bytes(parser: Parser | PureParser, client: httpx.AsyncClient, url: str) -> int:
     count = 0
     async with client.stream("GET", url) as response:
         async for chunk in response.aiter_bytes():
