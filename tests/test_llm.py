@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,6 +195,16 @@ def test_json_split_across_http_chunks(case: Case, kind: str, server: SSEServer,
     body = case.body
     server.respond(Response(body=split(body, at=range(step, len(body), step))))
     assert run(httpx, kind, "events", case.fmt, server.url) == case.expected
+
+
+def test_a_gzip_encoded_stream_is_decoded(
+    case: Case, lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    body = gzip.compress(case.body)
+    server.respond(
+        Response(body=split(body, at=[len(body) // 2]), headers={"Content-Encoding": "gzip"})
+    )
+    assert run(lib, kind, "events", case.fmt, server.url) == case.expected
 
 
 def test_the_end_marker_ends_the_stream_even_if_the_server_goes_on(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 
@@ -128,6 +129,25 @@ def test_event_stream_content_type_with_parameters_is_parsed(
     outcome = collect(kind, server.url)
     assert outcome.error is None
     assert outcome.data == ["ok"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("encoding", ["gzip", "identity"])
+def test_a_body_with_a_content_coding_is_decoded(
+    server: SSEServer, kind: str, encoding: str
+) -> None:
+    # A body without a content coding is read raw (httpx's decoding would only pass it
+    # through); one with a coding goes through httpx's decoder, even split mid-way.
+    plain = event("zipped", id="1") + event("twice") + b": a comment\n\n"
+    body = gzip.compress(plain) if encoding == "gzip" else plain
+    server.respond(
+        Response(body=[body[:15], body[15:]], headers={"Content-Encoding": encoding}),
+        Response(204),
+    )
+    outcome = collect(kind, server.url)
+    assert outcome.error is None
+    assert [(e.data, e.id) for e in outcome.events] == [("zipped", "1"), ("twice", "1")]
+    assert outcome.stats.bytes == len(plain)
 
 
 @pytest.mark.parametrize("kind", KINDS)

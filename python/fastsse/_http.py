@@ -6,6 +6,7 @@ bytes. What differs between the client libraries is in ``_clients.py``; the mach
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -26,9 +27,11 @@ __all__ = [
     "ASYNC_CLIENTS",
     "SYNC_CLIENTS",
     "Socket",
+    "abody",
     "accepts",
     "add_cookies",
     "aread_preview",
+    "body",
     "classes",
     "classify",
     "read_preview",
@@ -53,6 +56,23 @@ def request_timeout(
     read, write, pool) tuple that httpx and httpx2 both take (each takes only its own
     ``Timeout`` class)."""
     return (base.connect if connect is None else connect, read, base.write, base.pool)
+
+
+def _decoded(response: httpx.Response) -> bool:
+    """Whether the body must be read through httpx's content decoding: it has a content coding,
+    or it was read already (then only ``iter_bytes`` has it)."""
+    return response.is_stream_consumed or "content-encoding" in response.headers
+
+
+def body(response: httpx.Response) -> Iterator[bytes]:
+    """The body's chunks as they arrive. Without a content coding httpx's decoding only passes
+    the bytes through, a generator layer per chunk: then the raw ones are read."""
+    return response.iter_bytes() if _decoded(response) else response.iter_raw()
+
+
+def abody(response: httpx.Response) -> AsyncIterator[bytes]:
+    """``body`` for an async client."""
+    return response.aiter_bytes() if _decoded(response) else response.aiter_raw()
 
 
 def add_cookies(

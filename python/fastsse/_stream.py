@@ -33,9 +33,11 @@ from fastsse._http import (
     ASYNC_CLIENTS,
     SYNC_CLIENTS,
     Socket,
+    abody,
     accepts,
     add_cookies,
     aread_preview,
+    body,
     classes,
     classify,
     read_preview,
@@ -548,16 +550,19 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
         # cancellation.
         raise _Woken
 
-    async def _read(self, response: httpx.Response) -> AsyncIterator[bytes]:
+    def _read(self, response: httpx.Response) -> AsyncIterator[bytes]:
         """The body's chunks, each read interruptible by ``aclose()`` from another task."""
         self._socket = socket_of(response.extensions.get("network_stream"))
         if self._socket is not None:
             # aclose() shuts the socket down, which ends a blocked read: a cancel scope per
-            # read would cost more than parsing the chunk.
-            async for chunk in response.aiter_bytes():
-                yield chunk
-            return
-        chunks = response.aiter_bytes().__aiter__()
+            # read (or a generator layer per chunk) would cost more than parsing the chunk.
+            return abody(response)
+        return self._read_cancellable(abody(response))
+
+    async def _read_cancellable(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """``chunks``, each read in a cancel scope that ``aclose()`` cancels: for a transport
+        whose socket fastsse cannot reach."""
+        chunks = chunks.__aiter__()
         while True:
             try:
                 yield await self._cancellable(chunks.__anext__())
@@ -775,7 +780,7 @@ class EventStream(_StreamBase[httpx.Client]):
                 try:
                     verdict = machine.response(response)
                     if verdict is Verdict.STREAM:
-                        for chunk in response.iter_bytes():
+                        for chunk in body(response):
                             events = machine.feed(chunk)
                             if events:
                                 yield events

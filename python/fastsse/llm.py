@@ -34,6 +34,7 @@ from typing import Any, Callable
 from fastsse import _json
 from fastsse._errors import ContentTypeError, LLMError, StreamInterruptedError
 from fastsse._fastsse import Event, Parser
+from fastsse._http import abody, body
 
 __all__ = [
     "LLMError",
@@ -102,7 +103,7 @@ class StreamFormat:
             state = _State(self, method, response)
             if not state.is_event_stream():
                 state.refuse(_read_head(response))
-            read = iter(response.iter_bytes()).__next__
+            read = iter(body(response)).__next__
             while True:
                 try:
                     chunk = read()
@@ -164,7 +165,7 @@ class StreamFormat:
             state = _State(self, method, response)
             if not state.is_event_stream():
                 state.refuse(await _aread_head(response))
-            chunks = response.aiter_bytes()
+            chunks: Any = abody(response)  # httpx hands out an async generator
             try:
                 while True:
                     try:
