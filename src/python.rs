@@ -1142,13 +1142,25 @@ fn create_batch_iterator_type(py: Python<'_>) -> PyResult<Py<PyType>> {
         .map(|ty| unsafe { ty.cast_into_unchecked::<PyType>() }.unbind())
 }
 
-/// `fastsse._batch_iterator.<name>`, the iterator's slow paths (a coroutine each), imported once.
-fn batch_iterator_helper<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    static MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-    let module = MODULE.get_or_try_init(py, || {
-        py.import("fastsse._batch_iterator").map(Bound::unbind)
+/// The iterator's slow paths, a coroutine each in `fastsse._batch_iterator`.
+static REFILL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ACLOSE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// `fastsse._batch_iterator.<name>`, looked up once: `refill` runs once per batch, which can
+/// be once per event when a server flushes each event on its own.
+fn batch_iterator_helper<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyAny>>,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyAny>> {
+    let helper = cell.get_or_try_init(py, || {
+        Ok::<_, PyErr>(
+            py.import("fastsse._batch_iterator")?
+                .getattr(name)?
+                .unbind(),
+        )
     })?;
-    module.bind(py).getattr(name)
+    Ok(helper.bind(py))
 }
 
 unsafe extern "C" fn batch_iterator_new(
@@ -1261,7 +1273,7 @@ unsafe extern "C" fn batch_iterator_anext(object: *mut ffi::PyObject) -> *mut ff
                 Borrowed::from_ptr(py, batches),
             )
         };
-        Ok(batch_iterator_helper(py, "refill")?
+        Ok(batch_iterator_helper(py, &REFILL, "refill")?
             .call1((this, batches))?
             .into_ptr())
     })
@@ -1454,7 +1466,7 @@ unsafe extern "C" fn batch_iterator_aclose(
             let batches = std::mem::replace(&mut (*fields).batches, std::ptr::null_mut());
             Bound::from_owned_ptr_or_opt(py, batches).unwrap_or_else(|| py.None().into_bound(py))
         };
-        Ok(batch_iterator_helper(py, "aclose")?
+        Ok(batch_iterator_helper(py, &ACLOSE, "aclose")?
             .call1((batches,))?
             .into_ptr())
     })

@@ -206,12 +206,17 @@ class StreamMachine:
             comments=on_comment is not None,
         )
         self.parser = self._new_parser(last_event_id=last_event_id)
+        #: Oversized events are counted and skipped silently: read the count after each chunk.
+        self._skips_oversized = on_oversize == "skip"
         self.retry = retry or Retry()
         self.backoff = self.retry.start()
         self.stats = StreamStats()
         self.on_connect = on_connect
         self.on_fault = on_fault
         self.on_comment = on_comment
+        #: Whether ``raise_deferred()`` has work after a chunk's events: a comment hook to
+        #: call, or an error the chunk carried. Drivers call it only then.
+        self.defers = on_comment is not None
         #: The latest response (None before the first).
         self.response_received: Any = None
         #: The response being read, from its headers to end_response().
@@ -225,6 +230,8 @@ class StreamMachine:
         #: interrupt() was called and the connection it ends has not been replaced yet.
         self.interrupted = False
         self._server_retry: int | None = None
+        #: The current response has delivered no event yet.
+        self._no_event_yet = True
         self._cut_mid_event = False
         self._verdict = Verdict.STREAM
         self._retry_after: float | None = None
@@ -335,23 +342,28 @@ class StreamMachine:
         self._ending = Fault("status", words, error, response)
 
     def feed(self, chunk: bytes) -> list[Event]:
-        """A chunk of the body: the events it completes, in order."""
+        """A chunk of the body: the events it completes, in order.
+
+        This runs once per chunk, the rest once per response: the server's ``retry:`` is read
+        when the response ends (only the next reconnect uses it)."""
         stats = self.stats
         stats.bytes += len(chunk)
+        parser = self.parser
         try:
-            events = self.parser.feed(chunk)
+            events = parser.feed(chunk)
         except EventTooLargeError as error:
             # Deliver what the chunk completed first; the error follows them.
             events = error.events
             self._deferred = error
-        stats.oversized = self.parser.oversized
-        retry = self.parser.retry
-        if retry is not None and retry != self._server_retry:
-            self._server_retry = retry
-            self.backoff.server_retry(retry)
+            self.defers = True
+            stats.oversized = parser.oversized
+        if self._skips_oversized:
+            stats.oversized = parser.oversized
         if events:
             stats.events += len(events)
-            self.backoff.progressed()
+            if self._no_event_yet:
+                self._no_event_yet = False
+                self.backoff.progressed()
         return events
 
     def raise_deferred(self) -> None:
@@ -363,6 +375,7 @@ class StreamMachine:
                 self.on_comment(comment)
         error, self._deferred = self._deferred, None
         if error is not None:
+            self.defers = self.on_comment is not None
             self.done = True
             too_large = EventTooLargeError(
                 f"{self.method} {self.url}: {error} (pass a larger max_event_size=, or "
@@ -377,11 +390,18 @@ class StreamMachine:
     def end_response(self) -> None:
         """The response is over, whichever way (its end, a break, a close): an event it left
         unfinished is dropped, never delivered, nor joined to the next connection's bytes."""
-        if self.parser.pending:
+        parser = self.parser
+        if parser.pending:
             self.stats.dropped += 1
             self._cut_mid_event = True
-        self.parser.finish()
+        retry = parser.retry
+        if retry is not None and retry != self._server_retry:
+            self._server_retry = retry
+            self.backoff.server_retry(retry)
+        parser.finish()
         self._deferred = None
+        self.defers = self.on_comment is not None
+        self._no_event_yet = True
         self._current = None
 
     def ended(self) -> None:

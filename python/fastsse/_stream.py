@@ -334,8 +334,10 @@ class _StreamBase(Generic[_Client]):
 
     def _loop_to_run(self, start: Callable[[], _Loop]) -> _Loop | None:
         """The connection loop to iterate: the one in progress (a ``break`` leaves it open),
-        else a new one from ``start``, else None when the stream is over."""
-        if self._loop is None:
+        else a new one from ``start``, else None when the stream is over. A loop that
+        finished without the stream being over was ended by an exception thrown into its read
+        (a cancelled task, Ctrl-C), which also closed its connection: a new one reconnects."""
+        if self._loop is None or _finished(self._loop):
             if self._machine.done or self._machine.closed:
                 return None
             self._loop = start()
@@ -392,7 +394,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     #: The event-by-event iterator, the same for every iteration: a ``break`` leaves the rest
     #: of its batch in it for the next one. Replaced once its source has ended.
     _events: BatchIterator[Event] | None = None
-    _event_batches: AsyncGenerator[list[Event], None] | None = None
+    _event_batches: _EventBatches | None = None
     #: The batch handed out last, whole or (by ``_events``) event by event: the resume id is
     #: that of its event just before those ``_events`` still holds.
     _batch: Sequence[Event] = ()
@@ -428,12 +430,10 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
         if getattr(self._loop, "ag_running", False):
             raise self._busy("task")
         events = self._events
-        if events is None or _finished(self._event_batches):
-            # Its source ended: the stream ended or failed, a read was cancelled, or the
-            # iterator was closed (its events go first in the new one).
+        if events is None or self._event_batches is None or self._event_batches.closed:
+            # The iterator was closed: its events go first in the new one.
             self._stash_events()
-            batches = _no_batches() if self._machine.closed else self.batches()
-            self._event_batches = batches
+            batches = self._event_batches = _EventBatches(self)
             events = self._events = BatchIterator(batches)
         return events
 
@@ -486,7 +486,6 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                     batch = await loop.__anext__()
                 except StopAsyncIteration:
                     return
-                self._batch = batch
                 yield batch
         finally:
             if loop is not None and self._iteration_ended(loop, finished=_finished(loop)):
@@ -515,7 +514,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
             # stay in the backlog (and last_event_id is the last one it got).
             self._stash_events()
             self._events = None
-            if not getattr(self._event_batches, "ag_running", False):
+            if not getattr(loop, "ag_running", False):
                 await events.aclose()
         await self._release()
 
@@ -598,8 +597,10 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                         async for chunk in self._read(response):
                             events = machine.feed(chunk)
                             if events:
+                                self._batch = events
                                 yield events
-                            machine.raise_deferred()
+                            if machine.defers:
+                                machine.raise_deferred()
                         machine.ended()
                     elif verdict is Verdict.PREVIEW:
                         machine.refused(await self._cancellable(aread_preview(response)))
@@ -614,8 +615,11 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
             machine.done = True  # The stream's errors are final.
             raise
         finally:
+            # Forgotten however it ends: also when a cancelled task or Ctrl-C ended its read
+            # (which closed the connection), the next iteration starts a new loop, which
+            # reconnects.
+            self._loop = None
             if machine.closed or machine.done:
-                self._loop = None
                 await self._release()
 
 
@@ -784,7 +788,8 @@ class EventStream(_StreamBase[httpx.Client]):
                             events = machine.feed(chunk)
                             if events:
                                 yield events
-                            machine.raise_deferred()
+                            if machine.defers:
+                                machine.raise_deferred()
                         machine.ended()
                     elif verdict is Verdict.PREVIEW:
                         machine.refused(read_preview(response))
@@ -803,10 +808,42 @@ class EventStream(_StreamBase[httpx.Client]):
                 self._release()
 
 
-async def _no_batches() -> AsyncGenerator[list[Event], None]:
-    """What a closed stream's events come from: nothing."""
-    return
-    yield
+class _EventBatches:
+    """Where an async stream's event iterator (a BatchIterator) gets its batches: the backlog
+    a ``break`` left, then the connection loop's, whose step it awaits itself (an async
+    generator in between would cost a step of its own per chunk). Closing it ends that
+    iterator only, not the connection."""
+
+    __slots__ = ("_stream", "closed")
+
+    def __init__(self, stream: AsyncEventStream) -> None:
+        self._stream = stream
+        self.closed = False
+
+    def __aiter__(self) -> _EventBatches:
+        return self
+
+    def __anext__(self) -> Awaitable[list[Event]]:
+        stream = self._stream
+        loop = stream._loop  # None once it finished (see _connection_loop)
+        if loop is not None and not stream._backlog:
+            return loop.__anext__()  # Once per chunk: the rest is rare.
+        if stream._machine.closed:
+            raise StopAsyncIteration
+        if stream._backlog:
+            batch = stream._batch = stream._take_backlog()
+            return _ready(batch)
+        loop = stream._loop_to_run(stream._connection_loop)
+        if loop is None:
+            raise StopAsyncIteration
+        return loop.__anext__()
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def _ready(value: _T) -> _T:
+    return value
 
 
 def _finished(generator: object) -> bool:
