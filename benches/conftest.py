@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from typing import Callable
 
 import pytest
-from fastsse import _bench, _corpus
+from fastsse._tools import bench
+from fastsse._tools.corpus import GENERATORS, Corpus, build
 
 #: Builds (once) a corpus and its 16 KiB chunks.
-GetCorpus = Callable[[str], "tuple[_corpus.Corpus, list[bytes]]"]
+GetCorpus = Callable[[str], "tuple[Corpus, list[bytes]]"]
 #: Keeps a benchmark's best round for the summary.
-Record = Callable[[_bench.Result], None]
+Record = Callable[[bench.Result], None]
 
-_RESULTS = pytest.StashKey[list[_bench.Result]]()
+_RESULTS = pytest.StashKey[list[bench.Result]]()
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ TARGETS = (
 )
 
 
-def check_targets(results: list[_bench.Result]) -> list[str]:
+def check_targets(results: list[bench.Result]) -> list[str]:
     """One line per target whose group was measured with both its parser and its baseline."""
     found = {(result.corpus, result.parser): result for result in results}
     lines = []
@@ -82,11 +83,11 @@ def check_targets(results: list[_bench.Result]) -> list[str]:
 
 @pytest.fixture(scope="session")
 def corpora() -> GetCorpus:
-    built: dict[str, tuple[_corpus.Corpus, list[bytes]]] = {}
+    built: dict[str, tuple[Corpus, list[bytes]]] = {}
 
-    def get(name: str) -> tuple[_corpus.Corpus, list[bytes]]:
+    def get(name: str) -> tuple[Corpus, list[bytes]]:
         if name not in built:
-            corpus = _corpus.build(name)
+            corpus = build(name)
             built[name] = (corpus, corpus.chunks())
         return built[name]
 
@@ -104,11 +105,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not results:
         return
     # As in `fastsse bench`: corpus by corpus, the contenders side by side.
-    corpus_order = list(_corpus.GENERATORS)
+    corpus_order = list(GENERATORS)
     for result in results:  # Then the end-to-end groups, in the order they ran.
         if result.corpus not in corpus_order:
             corpus_order.append(result.corpus)
-    parser_order = _bench.PARSER_ORDER
+    parser_order = bench.PARSER_ORDER
     results = sorted(
         results,
         key=lambda r: (
@@ -117,7 +118,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         ),
     )
     terminalreporter.write_sep("-", "throughput, best round (MB = 10^6 bytes)")
-    terminalreporter.write_line(_bench.format_table(results))
+    terminalreporter.write_line(bench.format_table(results))
     targets = check_targets(results)
     if targets:
         terminalreporter.write_line("\nTargets:")
@@ -128,15 +129,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line("\nSpeed relative to the bare Parser loop, same run:")
         for line in relative:
             terminalreporter.write_line(line)
-    if _bench.parse_httpx_sse is None:
-        terminalreporter.write_line(_bench.HTTPX_SSE_MISSING)
+    if bench.parse_httpx_sse is None:
+        terminalreporter.write_line(bench.HTTPX_SSE_MISSING)
 
 
 #: The contender others are compared with in a corpus that has it (benches/test_bench_compat.py).
 BARE_LOOP = "bare Parser loop"
 
 
-def _versus_bare_loop(results: list[_bench.Result]) -> list[str]:
+def _versus_bare_loop(results: list[bench.Result]) -> list[str]:
     bare = {r.corpus: r.seconds for r in results if r.parser == BARE_LOOP}
     return [
         f"  {r.corpus:<30} {r.parser:<20} {bare[r.corpus] / r.seconds:6.1%}"

@@ -21,10 +21,12 @@ from typing import Any, Callable
 import httpx
 import httpx_sse
 import pytest
-from fastsse import Parser, _bench, _corpus, aconnect_sse
+from fastsse import Parser, aconnect_sse
+from fastsse._tools import bench
+from fastsse._tools.corpus import llm_tokens
 from fastsse.testing import Response, SSEServer
 
-LLM = _corpus.llm_tokens(4_000_000)
+LLM = llm_tokens(4_000_000)
 CORPUS = "compat e2e llm, 16 KiB chunks"
 BARE = "bare Parser loop"  # conftest.BARE_LOOP: the summary compares with it
 
@@ -94,7 +96,7 @@ def test_drop_in(
     loop: asyncio.AbstractEventLoop,
     client: httpx.AsyncClient,
     server: SSEServer,
-    record: Callable[[_bench.Result], None],
+    record: Callable[[bench.Result], None],
     contender: str,
 ) -> None:
     consume = CONTENDERS[contender]
@@ -107,10 +109,10 @@ def test_drop_in(
 
     handle = benchmark.pedantic(run, rounds=15, warmup_rounds=1)
 
-    _bench.check_count(contender, LLM, handle.count)
+    bench.check_count(contender, LLM, handle.count)
     if benchmark.stats is not None:  # None under --benchmark-disable
         best = benchmark.stats.stats.min
-        record(_bench.Result(CORPUS, contender, best, LLM.events, len(LLM.data)))
+        record(bench.Result(CORPUS, contender, best, LLM.events, len(LLM.data)))
 
 
 INTERLEAVED = "compat e2e llm, interleaved rounds"
@@ -121,7 +123,7 @@ def test_drop_in_interleaved(
     loop: asyncio.AbstractEventLoop,
     client: httpx.AsyncClient,
     server: SSEServer,
-    record: Callable[[_bench.Result], None],
+    record: Callable[[bench.Result], None],
 ) -> None:
     """The same contenders taking turns, round after round, so that a load change on a shared
     machine weighs on all of them alike; each one's best round goes to the summary. (The
@@ -136,10 +138,10 @@ def test_drop_in_interleaved(
             started = timer()
             loop.run_until_complete(consume(client, server.url, handle))
             best[name] = min(best[name], timer() - started)
-            _bench.check_count(name, LLM, handle.count)
+            bench.check_count(name, LLM, handle.count)
 
     benchmark.group = INTERLEAVED
     benchmark.pedantic(one_round_each, rounds=15, warmup_rounds=1)
     if benchmark.stats is not None:
         for name, seconds in best.items():
-            record(_bench.Result(INTERLEAVED, name, seconds, LLM.events, len(LLM.data)))
+            record(bench.Result(INTERLEAVED, name, seconds, LLM.events, len(LLM.data)))

@@ -18,13 +18,15 @@ from collections.abc import AsyncGenerator, Awaitable, Iterator
 from typing import Any, Callable
 
 import pytest
-from fastsse import Parser, _bench, _corpus
+from fastsse import Parser
 from fastsse._fastsse import BatchIterator, Event
+from fastsse._tools import bench
+from fastsse._tools.corpus import llm_tokens
 
 CORPUS = "hand-off only, llm batches"
 BARE = "bare Parser loop"  # conftest.BARE_LOOP: the summary compares with it
 
-LLM = _corpus.llm_tokens(4_000_000)
+LLM = llm_tokens(4_000_000)
 _feed = Parser().feed
 BATCHES = [_feed(chunk) for chunk in LLM.chunks()]  # 16 KiB chunks
 
@@ -81,7 +83,7 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 def test_hand_off_interleaved(
-    benchmark: Any, loop: asyncio.AbstractEventLoop, record: Callable[[_bench.Result], None]
+    benchmark: Any, loop: asyncio.AbstractEventLoop, record: Callable[[bench.Result], None]
 ) -> None:
     """The contenders take turns, round after round; each one's best round goes to the summary."""
     timer = getattr(benchmark, "_timer", time.perf_counter)
@@ -93,10 +95,10 @@ def test_hand_off_interleaved(
             started = timer()
             loop.run_until_complete(consume(handle))
             best[name] = min(best[name], timer() - started)
-            _bench.check_count(name, LLM, handle.count)
+            bench.check_count(name, LLM, handle.count)
 
     benchmark.group = CORPUS
     benchmark.pedantic(one_round_each, rounds=15, warmup_rounds=1)
     if benchmark.stats is not None:
         for name, seconds in best.items():
-            record(_bench.Result(CORPUS, name, seconds, LLM.events, len(LLM.data)))
+            record(bench.Result(CORPUS, name, seconds, LLM.events, len(LLM.data)))
