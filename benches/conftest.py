@@ -1,10 +1,14 @@
-"""Shared pieces of the parse benchmarks: the corpora (built once per session) and the summary
-table printed after pytest-benchmark's own, with events/s, MB/s and ratios to httpx-sse."""
+"""Shared pieces of the benchmarks: the corpora (built once per session), contenders timed in
+turns, and the summary table printed after pytest-benchmark's own, with events/s, MB/s and ratios
+to httpx-sse."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 from fastsse._tools import bench
@@ -97,6 +101,61 @@ def corpora() -> GetCorpus:
 @pytest.fixture(scope="session")
 def record(pytestconfig: pytest.Config) -> Record:
     return pytestconfig.stash.setdefault(_RESULTS, []).append
+
+
+class Handler:
+    """The per-event work of a consumer: an awaited handler that reads every field."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.size = 0
+
+    async def __call__(self, event: Any) -> None:
+        self.count += 1
+        self.size += len(event.data) + len(event.event) + len(event.id)
+
+
+#: Consumes the whole stream, awaiting the handler with each event.
+Consume = Callable[[Handler], Awaitable[None]]
+#: ``take_turns(group, corpus, contenders)``.
+TakeTurns = Callable[[str, Corpus, Mapping[str, Consume]], None]
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """One event loop for a module's rounds (test_bench_e2e.py has its own, one per kind)."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def take_turns(benchmark: Any, loop: asyncio.AbstractEventLoop, record: Record) -> TakeTurns:
+    """Times contenders that each consume ``corpus`` on ``loop``, taking turns round after round,
+    so that a load change on a shared machine weighs on all of them alike. Every round must hand
+    every event to the handler; each contender's best round goes to the summary under ``group``.
+    (The benchmark's own row times one round of all of them; with one contender, its rounds.)"""
+    # The timer pytest-benchmark was given (--benchmark-timer), for each contender's turn too.
+    timer = getattr(benchmark, "_timer", time.perf_counter)
+
+    def take(group: str, corpus: Corpus, contenders: Mapping[str, Consume]) -> None:
+        best = dict.fromkeys(contenders, float("inf"))
+
+        def one_round_each() -> None:
+            for name, consume in contenders.items():
+                handle = Handler()
+                started = timer()
+                loop.run_until_complete(consume(handle))
+                best[name] = min(best[name], timer() - started)
+                bench.check_count(name, corpus, handle.count)
+
+        benchmark.group = group
+        benchmark.pedantic(one_round_each, rounds=15, warmup_rounds=1)
+        if benchmark.stats is not None:  # None under --benchmark-disable
+            for name, seconds in best.items():
+                record(bench.Result(group, name, seconds, corpus.events, len(corpus.data)))
+
+    return take
 
 
 @pytest.hookimpl(trylast=True)
