@@ -1,20 +1,25 @@
-"""Shared pieces of the parse benchmarks: the corpora (built once per session) and the summary
-table printed after pytest-benchmark's own, with events/s, MB/s and ratios to httpx-sse."""
+"""Shared pieces of the benchmarks: the corpora (built once per session), contenders timed in
+turns, and the summary table printed after pytest-benchmark's own, with events/s, MB/s and ratios
+to httpx-sse."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
-from fastsse import _bench, _corpus
+from fastsse._tools import bench
+from fastsse._tools.corpus import GENERATORS, Corpus, build
 
 #: Builds (once) a corpus and its 16 KiB chunks.
-GetCorpus = Callable[[str], "tuple[_corpus.Corpus, list[bytes]]"]
+GetCorpus = Callable[[str], "tuple[Corpus, list[bytes]]"]
 #: Keeps a benchmark's best round for the summary.
-Record = Callable[[_bench.Result], None]
+Record = Callable[[bench.Result], None]
 
-_RESULTS = pytest.StashKey[list[_bench.Result]]()
+_RESULTS = pytest.StashKey[list[bench.Result]]()
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ TARGETS = (
 )
 
 
-def check_targets(results: list[_bench.Result]) -> list[str]:
+def check_targets(results: list[bench.Result]) -> list[str]:
     """One line per target whose group was measured with both its parser and its baseline."""
     found = {(result.corpus, result.parser): result for result in results}
     lines = []
@@ -82,11 +87,11 @@ def check_targets(results: list[_bench.Result]) -> list[str]:
 
 @pytest.fixture(scope="session")
 def corpora() -> GetCorpus:
-    built: dict[str, tuple[_corpus.Corpus, list[bytes]]] = {}
+    built: dict[str, tuple[Corpus, list[bytes]]] = {}
 
-    def get(name: str) -> tuple[_corpus.Corpus, list[bytes]]:
+    def get(name: str) -> tuple[Corpus, list[bytes]]:
         if name not in built:
-            corpus = _corpus.build(name)
+            corpus = build(name)
             built[name] = (corpus, corpus.chunks())
         return built[name]
 
@@ -98,17 +103,72 @@ def record(pytestconfig: pytest.Config) -> Record:
     return pytestconfig.stash.setdefault(_RESULTS, []).append
 
 
+class Handler:
+    """The per-event work of a consumer: an awaited handler that reads every field."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.size = 0
+
+    async def __call__(self, event: Any) -> None:
+        self.count += 1
+        self.size += len(event.data) + len(event.event) + len(event.id)
+
+
+#: Consumes the whole stream, awaiting the handler with each event.
+Consume = Callable[[Handler], Awaitable[None]]
+#: ``take_turns(group, corpus, contenders)``.
+TakeTurns = Callable[[str, Corpus, Mapping[str, Consume]], None]
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """One event loop for a module's rounds (test_bench_e2e.py has its own, one per kind)."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def take_turns(benchmark: Any, loop: asyncio.AbstractEventLoop, record: Record) -> TakeTurns:
+    """Times contenders that each consume ``corpus`` on ``loop``, taking turns round after round,
+    so that a load change on a shared machine weighs on all of them alike. Every round must hand
+    every event to the handler; each contender's best round goes to the summary under ``group``.
+    (The benchmark's own row times one round of all of them; with one contender, its rounds.)"""
+    # The timer pytest-benchmark was given (--benchmark-timer), for each contender's turn too.
+    timer = getattr(benchmark, "_timer", time.perf_counter)
+
+    def take(group: str, corpus: Corpus, contenders: Mapping[str, Consume]) -> None:
+        best = dict.fromkeys(contenders, float("inf"))
+
+        def one_round_each() -> None:
+            for name, consume in contenders.items():
+                handle = Handler()
+                started = timer()
+                loop.run_until_complete(consume(handle))
+                best[name] = min(best[name], timer() - started)
+                bench.check_count(name, corpus, handle.count)
+
+        benchmark.group = group
+        benchmark.pedantic(one_round_each, rounds=15, warmup_rounds=1)
+        if benchmark.stats is not None:  # None under --benchmark-disable
+            for name, seconds in best.items():
+                record(bench.Result(group, name, seconds, corpus.events, len(corpus.data)))
+
+    return take
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     results = terminalreporter.config.stash.get(_RESULTS, [])
     if not results:
         return
     # As in `fastsse bench`: corpus by corpus, the contenders side by side.
-    corpus_order = list(_corpus.GENERATORS)
+    corpus_order = list(GENERATORS)
     for result in results:  # Then the end-to-end groups, in the order they ran.
         if result.corpus not in corpus_order:
             corpus_order.append(result.corpus)
-    parser_order = _bench.PARSER_ORDER
+    parser_order = bench.PARSER_ORDER
     results = sorted(
         results,
         key=lambda r: (
@@ -117,7 +177,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         ),
     )
     terminalreporter.write_sep("-", "throughput, best round (MB = 10^6 bytes)")
-    terminalreporter.write_line(_bench.format_table(results))
+    terminalreporter.write_line(bench.format_table(results))
     targets = check_targets(results)
     if targets:
         terminalreporter.write_line("\nTargets:")
@@ -128,15 +188,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line("\nSpeed relative to the bare Parser loop, same run:")
         for line in relative:
             terminalreporter.write_line(line)
-    if _bench.parse_httpx_sse is None:
-        terminalreporter.write_line(_bench.HTTPX_SSE_MISSING)
+    if bench.parse_httpx_sse is None:
+        terminalreporter.write_line(bench.HTTPX_SSE_MISSING)
 
 
 #: The contender others are compared with in a corpus that has it (benches/test_bench_compat.py).
 BARE_LOOP = "bare Parser loop"
 
 
-def _versus_bare_loop(results: list[_bench.Result]) -> list[str]:
+def _versus_bare_loop(results: list[bench.Result]) -> list[str]:
     bare = {r.corpus: r.seconds for r in results if r.parser == BARE_LOOP}
     return [
         f"  {r.corpus:<30} {r.parser:<20} {bare[r.corpus] / r.seconds:6.1%}"

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from fastsse import AsyncEventStream, Consumer, Event, _bench
+from fastsse import AsyncEventStream, Consumer, Event
+from fastsse._tools import bench
 from fastsse.checkpoint import Checkpoint, RedisCheckpoint, SQLiteCheckpoint
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
@@ -119,7 +120,7 @@ def test_checkpoint_overhead_at_full_speed(
     fast_feed: str,
     redis_url: str,
     tmp_path: Path,
-    record: Callable[[_bench.Result], None],
+    record: Callable[[bench.Result], None],
     request: pytest.FixtureRequest,
 ) -> None:
     benchmark.group = GROUP
@@ -128,7 +129,7 @@ def test_checkpoint_overhead_at_full_speed(
     base = rounds.wall["no checkpoint"]
     lines = ["checkpoint overhead at full speed (best round of each):"]
     for name, wall in rounds.wall.items():
-        record(_bench.Result(GROUP, name, wall, EVENTS, 0))
+        record(bench.Result(GROUP, name, wall, EVENTS, 0))
         lines.append(
             f"{name:>18}: {EVENTS / wall:>9,.0f} events/s, overhead {1 - base / wall:+.1%}"
         )

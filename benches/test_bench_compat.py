@@ -14,34 +14,29 @@ which gives steady ratios.
 from __future__ import annotations
 
 import asyncio
-import time
+import functools
 from collections.abc import Awaitable, Iterator
 from typing import Any, Callable
 
 import httpx
 import httpx_sse
 import pytest
-from fastsse import Parser, _bench, _corpus, aconnect_sse
+from fastsse import Parser, aconnect_sse
+from fastsse._tools.corpus import llm_tokens
 from fastsse.testing import Response, SSEServer
 
-LLM = _corpus.llm_tokens(4_000_000)
+LLM = llm_tokens(4_000_000)
 CORPUS = "compat e2e llm, 16 KiB chunks"
+INTERLEAVED = "compat e2e llm, interleaved rounds"
 BARE = "bare Parser loop"  # conftest.BARE_LOOP: the summary compares with it
 
-
-class Handler:
-    """The per-event work of a consumer: an awaited handler that reads every field."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.size = 0
-
-    async def __call__(self, event: Any) -> None:
-        self.count += 1
-        self.size += len(event.data) + len(event.event) + len(event.id)
+#: conftest's Handler: awaited with each event.
+Handle = Callable[[Any], Awaitable[None]]
+#: Reads the whole stream, awaiting the handler with each event.
+Consume = Callable[[Handle], Awaitable[None]]
 
 
-async def bare_loop(client: httpx.AsyncClient, url: str, handle: Handler) -> None:
+async def bare_loop(client: httpx.AsyncClient, url: str, handle: Handle) -> None:
     async with client.stream("GET", url) as response:
         feed = Parser().feed
         async for chunk in response.aiter_bytes():
@@ -49,30 +44,23 @@ async def bare_loop(client: httpx.AsyncClient, url: str, handle: Handler) -> Non
                 await handle(event)
 
 
-async def drop_in(client: httpx.AsyncClient, url: str, handle: Handler) -> None:
+async def drop_in(client: httpx.AsyncClient, url: str, handle: Handle) -> None:
     async with aconnect_sse(client, "GET", url) as source:
         async for event in source.aiter_sse():
             await handle(event)
 
 
-async def httpx_sse_loop(client: httpx.AsyncClient, url: str, handle: Handler) -> None:
+async def httpx_sse_loop(client: httpx.AsyncClient, url: str, handle: Handle) -> None:
     async with httpx_sse.aconnect_sse(client, "GET", url) as source:
         async for event in source.aiter_sse():
             await handle(event)
 
 
-CONTENDERS: dict[str, Callable[[httpx.AsyncClient, str, Handler], Awaitable[None]]] = {
+CONTENDERS: dict[str, Callable[[httpx.AsyncClient, str, Handle], Awaitable[None]]] = {
     BARE: bare_loop,
     "fastsse aiter_sse": drop_in,
     "httpx-sse": httpx_sse_loop,
 }
-
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
 
 
 @pytest.fixture(scope="module")
@@ -88,58 +76,24 @@ def server() -> Iterator[SSEServer]:
         yield server
 
 
+@pytest.fixture
+def consumers(client: httpx.AsyncClient, server: SSEServer) -> dict[str, Consume]:
+    """Every contender reading the server's stream with the one shared client."""
+    return {
+        name: functools.partial(consume, client, server.url) for name, consume in CONTENDERS.items()
+    }
+
+
 @pytest.mark.parametrize("contender", list(CONTENDERS))
 def test_drop_in(
-    benchmark: Any,
-    loop: asyncio.AbstractEventLoop,
-    client: httpx.AsyncClient,
-    server: SSEServer,
-    record: Callable[[_bench.Result], None],
-    contender: str,
+    take_turns: Callable[..., None], consumers: dict[str, Consume], contender: str
 ) -> None:
-    consume = CONTENDERS[contender]
-    benchmark.group = CORPUS
-
-    def run() -> Handler:
-        handle = Handler()
-        loop.run_until_complete(consume(client, server.url, handle))
-        return handle
-
-    handle = benchmark.pedantic(run, rounds=15, warmup_rounds=1)
-
-    _bench.check_count(contender, LLM, handle.count)
-    if benchmark.stats is not None:  # None under --benchmark-disable
-        best = benchmark.stats.stats.min
-        record(_bench.Result(CORPUS, contender, best, LLM.events, len(LLM.data)))
-
-
-INTERLEAVED = "compat e2e llm, interleaved rounds"
+    take_turns(CORPUS, LLM, {contender: consumers[contender]})
 
 
 def test_drop_in_interleaved(
-    benchmark: Any,
-    loop: asyncio.AbstractEventLoop,
-    client: httpx.AsyncClient,
-    server: SSEServer,
-    record: Callable[[_bench.Result], None],
+    take_turns: Callable[..., None], consumers: dict[str, Consume]
 ) -> None:
-    """The same contenders taking turns, round after round, so that a load change on a shared
-    machine weighs on all of them alike; each one's best round goes to the summary. (The
-    benchmark's own row times one round of all three.)"""
-    # The timer pytest-benchmark was given (--benchmark-timer), for these rounds too.
-    timer = getattr(benchmark, "_timer", time.perf_counter)
-    best = dict.fromkeys(CONTENDERS, float("inf"))
-
-    def one_round_each() -> None:
-        for name, consume in CONTENDERS.items():
-            handle = Handler()
-            started = timer()
-            loop.run_until_complete(consume(client, server.url, handle))
-            best[name] = min(best[name], timer() - started)
-            _bench.check_count(name, LLM, handle.count)
-
-    benchmark.group = INTERLEAVED
-    benchmark.pedantic(one_round_each, rounds=15, warmup_rounds=1)
-    if benchmark.stats is not None:
-        for name, seconds in best.items():
-            record(_bench.Result(INTERLEAVED, name, seconds, LLM.events, len(LLM.data)))
+    """The same contenders taking turns, round after round; each one's best round goes to the
+    summary."""
+    take_turns(INTERLEAVED, LLM, consumers)

@@ -25,15 +25,17 @@ from typing import Any, Callable
 import httpx
 import pytest
 import uvloop
-from fastsse import Parser, _bench, _corpus, _e2e, _json, async_client
+from fastsse import Parser, _json, async_client
+from fastsse._tools import bench, e2e
+from fastsse._tools.corpus import Corpus, llm_tokens
 from fastsse.testing import Response, SSEServer
 
-LLM = _corpus.llm_tokens(4_000_000)
+LLM = llm_tokens(4_000_000)
 #: One HTTP chunk per event is ~20x more chunks: a smaller stream keeps rounds short.
-LLM_SMALL = _corpus.llm_tokens(1_000_000)
+LLM_SMALL = llm_tokens(1_000_000)
 
 
-def per_event(corpus: _corpus.Corpus) -> list[bytes]:
+def per_event(corpus: Corpus) -> list[bytes]:
     return [event + b"\n\n" for event in corpus.data.split(b"\n\n") if event]
 
 
@@ -46,15 +48,15 @@ ROUTES = {
     ),
 }
 
-READERS: dict[str, _e2e.StreamClient] = {
-    "fastsse": _e2e.fastsse_events,
-    "fastsse batches": _e2e.fastsse_batches,
-    "Parser loop": _e2e.parser_loop,
-    "bytes, no parsing": _e2e.httpx_bytes,
+READERS: dict[str, e2e.StreamClient] = {
+    "fastsse": e2e.fastsse_events,
+    "fastsse batches": e2e.fastsse_batches,
+    "Parser loop": e2e.parser_loop,
+    "bytes, no parsing": e2e.httpx_bytes,
 }
 #: (reader, client) pairs, named as in the table; httpx-sse only on the default client.
-CONTENDERS: dict[str, tuple[_e2e.StreamClient, str]] = {
-    "httpx-sse": (_e2e.httpx_sse, "httpx"),
+CONTENDERS: dict[str, tuple[e2e.StreamClient, str]] = {
+    "httpx-sse": (e2e.httpx_sse, "httpx"),
     **{
         f"{reader}, {transport}": (READERS[reader], transport)
         for transport in ("httpx", "aiohttp")
@@ -103,12 +105,12 @@ def test_stream(
     loop: asyncio.AbstractEventLoop,
     clients: dict[str, httpx.AsyncClient],
     server: SSEServer,
-    record: Callable[[_bench.Result], None],
+    record: Callable[[bench.Result], None],
     route: str,
     contender: str,
 ) -> None:
-    if contender == "httpx-sse" and _bench.parse_httpx_sse is None:
-        pytest.skip(_bench.HTTPX_SSE_MISSING)
+    if contender == "httpx-sse" and bench.parse_httpx_sse is None:
+        pytest.skip(bench.HTTPX_SSE_MISSING)
     corpus, path, _ = ROUTES[route]
     url = server.url_for(path)
     consume, transport = CONTENDERS[contender]
@@ -121,10 +123,10 @@ def test_stream(
     )
 
     if count >= 0:
-        _bench.check_count(contender, corpus, count)
+        bench.check_count(contender, corpus, count)
     if benchmark.stats is not None:  # None under --benchmark-disable
         best = benchmark.stats.stats.min
-        record(_bench.Result(group, contender, best, corpus.events, len(corpus.data)))
+        record(bench.Result(group, contender, best, corpus.events, len(corpus.data)))
 
 
 def fastsse_with_json(chunks: list[bytes]) -> int:
@@ -140,8 +142,8 @@ def fastsse_with_json(chunks: list[bytes]) -> int:
 
 
 def httpx_sse_with_json(chunks: list[bytes]) -> int:
-    assert _bench.decode_httpx_sse is not None
-    return _bench.decode_httpx_sse(chunks, _decode_json)
+    assert bench.decode_httpx_sse is not None
+    return bench.decode_httpx_sse(chunks, _decode_json)
 
 
 def _decode_json(event: Any) -> None:
@@ -154,14 +156,14 @@ JSON_PARSERS = {"fastsse": fastsse_with_json, "httpx-sse": httpx_sse_with_json}
 
 @pytest.mark.parametrize("parser", list(JSON_PARSERS))
 def test_parse_and_decode_json(
-    benchmark: Any, record: Callable[[_bench.Result], None], parser: str
+    benchmark: Any, record: Callable[[bench.Result], None], parser: str
 ) -> None:
-    if parser == "httpx-sse" and _bench.parse_httpx_sse is None:
-        pytest.skip(_bench.HTTPX_SSE_MISSING)
+    if parser == "httpx-sse" and bench.parse_httpx_sse is None:
+        pytest.skip(bench.HTTPX_SSE_MISSING)
     chunks = LLM.chunks()
     benchmark.group = "llm + JSON"
     count = benchmark(JSON_PARSERS[parser], chunks)
-    _bench.check_count(parser, LLM, count)
+    bench.check_count(parser, LLM, count)
     if benchmark.stats is not None:
         best = benchmark.stats.stats.min
-        record(_bench.Result("llm + JSON", parser, best, LLM.events, len(LLM.data)))
+        record(bench.Result("llm + JSON", parser, best, LLM.events, len(LLM.data)))

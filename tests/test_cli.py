@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from fastsse._corpus import DESCRIPTIONS
-from fastsse._demo import run_demo
+from fastsse._tools.corpus import DESCRIPTIONS
+from fastsse._tools.demo import run_demo
 from fastsse.cli import main
 
 

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from fastsse._corpus import DESCRIPTIONS, GENERATORS
+from fastsse._tools.corpus import DESCRIPTIONS, GENERATORS
 from fastsse.testing import Response, SSEServer, event
 
 README = Path(__file__).resolve().parent.parent / "README.md"

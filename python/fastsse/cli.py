@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fastsse import _bench, _corpus, _relay_cli, _tail
-from fastsse._demo import run_demo
+from fastsse import _relay_cli, _tail
+from fastsse._tools.bench import run_bench
+from fastsse._tools.corpus import CHUNK_SIZE, GENERATORS
+from fastsse._tools.demo import run_demo
 
 #: ``--quick``: a quarter of each corpus and fewer, shorter repeats; a few seconds in all.
 _QUICK = {"scale": 0.25, "repeat": 3, "min_time": 0.05}
@@ -21,8 +23,8 @@ def _bench_command(args: argparse.Namespace) -> int:
     settings = {"scale": args.scale, "repeat": args.repeat, "min_time": args.min_time}
     if args.quick:
         settings.update(_QUICK)
-    _bench.run_bench(
-        names=args.corpus or tuple(_corpus.GENERATORS),
+    run_bench(
+        names=args.corpus or tuple(GENERATORS),
         scale=float(settings["scale"]),
         chunk_size=args.chunk_size,
         repeat=int(settings["repeat"]),
@@ -102,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--corpus",
         action="append",
-        choices=tuple(_corpus.GENERATORS),
+        choices=tuple(GENERATORS),
         help="a corpus to run (repeatable; default: all)",
     )
     bench.add_argument(
@@ -120,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--chunk-size",
         type=_positive_int,
-        default=_corpus.CHUNK_SIZE,
-        help=f"bytes per feed() call (default: {_corpus.CHUNK_SIZE})",
+        default=CHUNK_SIZE,
+        help=f"bytes per feed() call (default: {CHUNK_SIZE})",
     )
     bench.set_defaults(func=_bench_command)
 

@@ -14,11 +14,11 @@ from typing import TextIO
 import anyio
 import httpx
 
-from fastsse import _e2e
-from fastsse._corpus import llm_tokens
-from fastsse._e2e import StreamClient
 from fastsse._policy import Retry
 from fastsse._stream import AsyncEventStream
+from fastsse._tools import e2e
+from fastsse._tools.corpus import llm_tokens
+from fastsse._tools.e2e import StreamClient
 from fastsse.testing import RecordedRequest, Response, SSEServer, close
 
 #: Events of the resilience part, and the events after which its first two connections are cut.
@@ -89,11 +89,11 @@ async def _resilience(server: SSEServer, out: TextIO) -> bool:
 
 def _contenders() -> list[tuple[str, StreamClient]]:
     contenders: list[tuple[str, StreamClient]] = [
-        ("fastsse", _e2e.fastsse_batches),
-        ("pure Python", _e2e.pure_python),
+        ("fastsse", e2e.fastsse_batches),
+        ("pure Python", e2e.pure_python),
     ]
-    if _e2e.httpx_sse_installed():
-        contenders.append(("httpx-sse", _e2e.httpx_sse))
+    if e2e.httpx_sse_installed():
+        contenders.append(("httpx-sse", e2e.httpx_sse))
     return contenders
 
 

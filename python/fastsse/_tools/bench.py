@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, TextIO
 
-from fastsse._corpus import CHUNK_SIZE, GENERATORS, Corpus, build
 from fastsse._fastsse import Parser
 from fastsse._pure import PureParser
+from fastsse._tools.corpus import CHUNK_SIZE, GENERATORS, Corpus, build
 
 #: Parses every chunk of one stream and returns how many events it produced.
 Contender = Callable[[Sequence[bytes]], int]
