@@ -7,8 +7,9 @@ Each reader runs on two clients: a default ``httpx.AsyncClient`` ("httpx") and
 baseline, runs on the default client, as its users have it. Everything runs once on asyncio's
 event loop and once on uvloop's. Two chunkings: 16 KiB HTTP chunks, and one HTTP chunk per event
 (as LLM servers flush). "Parser loop" is the bare ``fastsse.Parser`` over ``aiter_bytes()``,
-the least a stream can cost on that client; "bytes, no parsing" is the client reading the
-same response, the ceiling.
+the least a stream can cost on that client ("Parser loop (aiter_raw)" reads the body raw, as
+fastsse's stream does when it has no content coding); "bytes, no parsing" is the client reading
+the same response, the ceiling. The contenders of a group take turns, round after round.
 
 Run: ``python -m pytest benches/ --benchmark-only``. The server (fastsse.testing.SSEServer)
 sends pre-framed HTTP chunks in large writes, so it costs next to nothing and the client is
@@ -18,6 +19,7 @@ what is measured.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any, Callable
@@ -48,21 +50,26 @@ ROUTES = {
     ),
 }
 
+#: In the order of a round: the stream event by event and the bare loop, which the target
+#: compares, run one right after the other.
 READERS: dict[str, e2e.StreamClient] = {
     "fastsse": e2e.fastsse_events,
-    "fastsse batches": e2e.fastsse_batches,
     "Parser loop": e2e.parser_loop,
+    "fastsse batches": e2e.fastsse_batches,
     "bytes, no parsing": e2e.httpx_bytes,
 }
-#: (reader, client) pairs, named as in the table; httpx-sse only on the default client.
+#: (reader, client) pairs, named as in the table; httpx-sse only on the default client, and
+#: there also the bare loop reading the body raw, as fastsse's stream does.
 CONTENDERS: dict[str, tuple[e2e.StreamClient, str]] = {
-    "httpx-sse": (e2e.httpx_sse, "httpx"),
+    **({"httpx-sse": (e2e.httpx_sse, "httpx")} if bench.parse_httpx_sse is not None else {}),
     **{
         f"{reader}, {transport}": (READERS[reader], transport)
         for transport in ("httpx", "aiohttp")
         for reader in READERS
     },
+    "Parser loop (aiter_raw), httpx": (e2e.parser_loop_raw, "httpx"),
 }
+UNCOUNTED = [name for name in CONTENDERS if name.startswith("bytes")]
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop,
     "uvloop": uvloop.new_event_loop,
@@ -98,35 +105,24 @@ def server() -> Iterator[SSEServer]:
         yield server
 
 
-@pytest.mark.parametrize("contender", list(CONTENDERS))
 @pytest.mark.parametrize("route", list(ROUTES))
 def test_stream(
-    benchmark: Any,
+    take_turns: Callable[..., None],
     loop: asyncio.AbstractEventLoop,
     clients: dict[str, httpx.AsyncClient],
     server: SSEServer,
-    record: Callable[[bench.Result], None],
     route: str,
-    contender: str,
 ) -> None:
-    if contender == "httpx-sse" and bench.parse_httpx_sse is None:
-        pytest.skip(bench.HTTPX_SSE_MISSING)
+    """Every contender reads the stream once per round, in turns (a shared machine's load
+    changes weigh on all of them alike); the summary has each one's best round."""
     corpus, path, _ = ROUTES[route]
     url = server.url_for(path)
-    consume, transport = CONTENDERS[contender]
-    client = clients[transport]
     group = f"{route} (uvloop)" if isinstance(loop, uvloop.Loop) else route
-    benchmark.group = group
-
-    count = benchmark.pedantic(
-        lambda: loop.run_until_complete(consume(client, url)), rounds=15, warmup_rounds=2
-    )
-
-    if count >= 0:
-        bench.check_count(contender, corpus, count)
-    if benchmark.stats is not None:  # None under --benchmark-disable
-        best = benchmark.stats.stats.min
-        record(bench.Result(group, contender, best, corpus.events, len(corpus.data)))
+    contenders = {
+        name: functools.partial(reader, clients[transport], url)
+        for name, (reader, transport) in CONTENDERS.items()
+    }
+    take_turns(group, corpus, contenders, uncounted=UNCOUNTED)
 
 
 def fastsse_with_json(chunks: list[bytes]) -> int:

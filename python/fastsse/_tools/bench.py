@@ -122,6 +122,9 @@ class Result:
     seconds: float
     events: int
     nbytes: int
+    #: Every round's time, when the contenders of the corpus took turns round after round: the
+    #: k-th rounds of two contenders ran close together, under the same load.
+    rounds: tuple[float, ...] = ()
 
     @property
     def events_per_s(self) -> float:

@@ -1,6 +1,6 @@
 """The clients compared end to end over HTTP, by ``fastsse demo`` and ``benches/``: each reads
-one event stream with a shared ``httpx.AsyncClient``, awaits ``on_event`` for every event (as an
-application's handler would be) and returns how many events it got."""
+one event stream with a shared ``httpx.AsyncClient``, awaits a handler for every event (as an
+application's would be; by default ``on_event``) and returns how many events it got."""
 
 from __future__ import annotations
 
@@ -13,16 +13,19 @@ from fastsse._fastsse import Parser
 from fastsse._pure import PureParser
 from fastsse._stream import AsyncEventStream
 
-#: Reads the stream at a URL with the given client; returns the event count.
-StreamClient = Callable[[httpx.AsyncClient, str], Awaitable[int]]
+#: The per-event async handler.
+Handler = Callable[[Any], Awaitable[None]]
+#: Reads the stream at a URL with the given client, awaiting the handler with each event;
+#: returns the event count.
+StreamClient = Callable[..., Awaitable[int]]
 
 
 async def on_event(event: Any) -> None:
-    """The per-event async handler of every contender: it reads the event's fields."""
+    """The default per-event handler: it reads the event's fields."""
     event.event, event.data, event.id  # noqa: B018
 
 
-async def fastsse_events(client: httpx.AsyncClient, url: str) -> int:
+async def fastsse_events(client: httpx.AsyncClient, url: str, on_event: Handler = on_event) -> int:
     """``async for event in stream``: one event at a time."""
     count = 0
     async with AsyncEventStream(url, client=client, reconnect=False) as stream:
@@ -32,7 +35,7 @@ async def fastsse_events(client: httpx.AsyncClient, url: str) -> int:
     return count
 
 
-async def fastsse_batches(client: httpx.AsyncClient, url: str) -> int:
+async def fastsse_batches(client: httpx.AsyncClient, url: str, on_event: Handler = on_event) -> int:
     """``stream.batches()``: a list of events per chunk received."""
     count = 0
     async with AsyncEventStream(url, client=client, reconnect=False) as stream:
@@ -43,28 +46,41 @@ async def fastsse_batches(client: httpx.AsyncClient, url: str) -> int:
     return count
 
 
-async def parser_loop(client: httpx.AsyncClient, url: str) -> int:
+async def parser_loop(client: httpx.AsyncClient, url: str, on_event: Handler = on_event) -> int:
     """The bare ``fastsse.Parser`` over ``response.aiter_bytes()``: what a stream costs at
     least (no reconnect, no timeouts, no stats)."""
-    return await _parse_bytes(Parser(), client, url)
+    return await _parse_bytes(Parser(), client, url, on_event)
 
 
-async def pure_python(client: httpx.AsyncClient, url: str) -> int:
+async def parser_loop_raw(client: httpx.AsyncClient, url: str, on_event: Handler = on_event) -> int:
+    """The bare loop reading the body as fastsse's stream does when it has no content coding:
+    ``aiter_raw()``, without httpx's pass-through decoding layer."""
+    return await _parse_bytes(Parser(), client, url, on_event, raw=True)
+
+
+async def pure_python(client: httpx.AsyncClient, url: str, on_event: Handler = on_event) -> int:
     """httpx's bytes through fastsse's pure-Python parser."""
-    return await _parse_bytes(PureParser(), client, url)
+    return await _parse_bytes(PureParser(), client, url, on_event)
 
 
-async def _parse_bytes(parser: Parser | PureParser, client: httpx.AsyncClient, url: str) -> int:
+async def _parse_bytes(
+    parser: Parser | PureParser,
+    client: httpx.AsyncClient,
+    url: str,
+    on_event: Handler,
+    *,
+    raw: bool = False,
+) -> int:
     count = 0
     async with client.stream("GET", url) as response:
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.aiter_raw() if raw else response.aiter_bytes():
             for event in parser.feed(chunk):
                 await on_event(event)
                 count += 1
     return count
 
 
-async def httpx_sse(client: httpx.AsyncClient, url: str) -> int:
+async def httpx_sse(client: httpx.AsyncClient, url: str, on_event: Handler = on_event) -> int:
     """httpx-sse's documented way: ``aconnect_sse`` and ``aiter_sse``."""
     from httpx_sse import aconnect_sse
 
@@ -76,7 +92,7 @@ async def httpx_sse(client: httpx.AsyncClient, url: str) -> int:
     return count
 
 
-async def httpx_bytes(client: httpx.AsyncClient, url: str) -> int:
+async def httpx_bytes(client: httpx.AsyncClient, url: str, on_event: Handler = on_event) -> int:
     """httpx reading the body with no parsing at all: the ceiling. Counts no events (-1)."""
     async with client.stream("GET", url) as response:
         async for _ in response.aiter_bytes():
