@@ -4,7 +4,10 @@ memory alone. It prints its port and stops when its stdin closes.
 - ``python feed_server.py events N RATE``: on every path, N events with ids 1..N at RATE
   events/s (0: as fast as the client reads);
 - ``python feed_server.py heartbeat SECONDS``: on every path, a stream that never ends and
-  sends only a ``: ping`` comment every SECONDS.
+  sends only a ``: ping`` comment every SECONDS;
+- ``python feed_server.py llm BYTES``: LLM token events (fastsse._tools.corpus), BYTES of them
+  in 16 KiB HTTP chunks on ``/chunks``, a quarter as many one HTTP chunk per event (~20x more
+  chunks) on ``/per-event``, as in test_bench_e2e.py.
 
 The file-descriptor limit is raised to its hard limit, for benchmarks of many connections.
 Benchmarks start it with :func:`serving`.
@@ -18,6 +21,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from fastsse._tools.corpus import llm_tokens
 from fastsse.testing import Action, RecordedRequest, Response, SSEServer, comment, delay
 
 
@@ -71,6 +75,16 @@ def main(mode: str, *args: str) -> None:
 
         def respond(request: RecordedRequest) -> Response:
             return Response(body=heartbeats(seconds))
+
+    elif mode == "llm":
+        size = int(args[0])
+        by_path = {
+            "/chunks": Response.stream_bytes(llm_tokens(size).data, 16 * 1024),
+            "/per-event": Response.stream_chunks(llm_tokens(size // 4).per_event()),
+        }
+
+        def respond(request: RecordedRequest) -> Response:
+            return by_path[request.path]
 
     else:
         events, rate = int(args[0]), int(args[1])

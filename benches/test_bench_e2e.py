@@ -29,7 +29,7 @@ import pytest
 import uvloop
 from fastsse import Parser, _json, async_client
 from fastsse._tools import bench, e2e
-from fastsse._tools.corpus import Corpus, llm_tokens
+from fastsse._tools.corpus import llm_tokens
 from fastsse.testing import Response, SSEServer
 
 LLM = llm_tokens(4_000_000)
@@ -37,16 +37,12 @@ LLM = llm_tokens(4_000_000)
 LLM_SMALL = llm_tokens(1_000_000)
 
 
-def per_event(corpus: Corpus) -> list[bytes]:
-    return [event + b"\n\n" for event in corpus.data.split(b"\n\n") if event]
-
-
 ROUTES = {
     "e2e llm, 16 KiB chunks": (LLM, "/chunks", Response.stream_bytes(LLM.data, 16 * 1024)),
     "e2e llm, chunk per event": (
         LLM_SMALL,
         "/per-event",
-        Response.stream_chunks(per_event(LLM_SMALL)),
+        Response.stream_chunks(LLM_SMALL.per_event()),
     ),
 }
 

@@ -49,6 +49,10 @@ class Corpus:
         (mid-line, mid-UTF-8 sequence)."""
         return chunked(self.data, size)
 
+    def per_event(self) -> list[bytes]:
+        """The stream as LLM servers send it: each event flushed on its own."""
+        return [event + b"\n\n" for event in self.data.split(b"\n\n") if event]
+
 
 def chunked(data: bytes, size: int = CHUNK_SIZE) -> list[bytes]:
     """Splits ``data`` into pieces of ``size`` bytes (the last one may be shorter)."""
