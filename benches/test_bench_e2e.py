@@ -46,24 +46,21 @@ ROUTES = {
     ),
 }
 
-#: In the order of a round: the stream event by event and the bare loop, which the target
-#: compares, run one right after the other.
-READERS: dict[str, e2e.StreamClient] = {
-    "fastsse": e2e.fastsse_events,
-    "Parser loop": e2e.parser_loop,
-    "fastsse batches": e2e.fastsse_batches,
-    "bytes, no parsing": e2e.httpx_bytes,
-}
-#: (reader, client) pairs, named as in the table; httpx-sse only on the default client, and
-#: there also the bare loop reading the body raw, as fastsse's stream does.
+#: (reader, client) pairs, named as in the table, in the order of a round: the contenders that
+#: the targets compare run next to each other (the stream event by event on plain httpx and the
+#: bare loops, over aiter_bytes() and over aiter_raw(), which reads the body as the stream
+#: does). httpx-sse runs on the default client only.
 CONTENDERS: dict[str, tuple[e2e.StreamClient, str]] = {
-    **({"httpx-sse": (e2e.httpx_sse, "httpx")} if bench.parse_httpx_sse is not None else {}),
-    **{
-        f"{reader}, {transport}": (READERS[reader], transport)
-        for transport in ("httpx", "aiohttp")
-        for reader in READERS
-    },
     "Parser loop (aiter_raw), httpx": (e2e.parser_loop_raw, "httpx"),
+    "fastsse, httpx": (e2e.fastsse_events, "httpx"),
+    "Parser loop, httpx": (e2e.parser_loop, "httpx"),
+    "fastsse batches, httpx": (e2e.fastsse_batches, "httpx"),
+    "bytes, no parsing, httpx": (e2e.httpx_bytes, "httpx"),
+    **({"httpx-sse": (e2e.httpx_sse, "httpx")} if bench.parse_httpx_sse is not None else {}),
+    "fastsse, aiohttp": (e2e.fastsse_events, "aiohttp"),
+    "Parser loop, aiohttp": (e2e.parser_loop, "aiohttp"),
+    "fastsse batches, aiohttp": (e2e.fastsse_batches, "aiohttp"),
+    "bytes, no parsing, aiohttp": (e2e.httpx_bytes, "aiohttp"),
 }
 UNCOUNTED = [name for name in CONTENDERS if name.startswith("bytes")]
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {

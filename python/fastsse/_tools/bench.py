@@ -263,6 +263,7 @@ PARSER_ORDER = [
         for transport in ("httpx", "aiohttp")
         for reader in ("fastsse", "fastsse batches", "Parser loop", "bytes, no parsing")
     ),
+    "Parser loop (aiter_raw), httpx",
 ]
 
 
