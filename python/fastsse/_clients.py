@@ -26,6 +26,7 @@ __all__ = [
     "classes",
     "classify",
     "library_of",
+    "response_socket",
     "shutdown",
     "socket_of",
 ]
@@ -124,6 +125,16 @@ def socket_of(network_stream: Any) -> Socket | None:
         return None
     ssl_object = network_stream.get_extra_info("ssl_object")
     if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+        return None
+    return _socket(network_stream.get_extra_info("socket"))
+
+
+def response_socket(response: Any) -> Socket | None:
+    """``socket_of`` the connection ``response`` came on: its HTTP version tells HTTP/2 apart
+    without asking the stream for its TLS object (anyio answers each question with a
+    getpeername() call)."""
+    network_stream = response.extensions.get("network_stream")
+    if network_stream is None or response.http_version == "HTTP/2":
         return None
     return _socket(network_stream.get_extra_info("socket"))
 

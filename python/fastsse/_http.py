@@ -18,6 +18,7 @@ from fastsse._clients import (
     classes,
     classify,
     library_of,
+    response_socket,
     shutdown,
     socket_of,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "classify",
     "read_preview",
     "request_timeout",
+    "response_socket",
     "shutdown",
     "socket_of",
 ]

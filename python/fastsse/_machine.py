@@ -157,6 +157,10 @@ FaultHook = Callable[[Fault, Optional[float]], None]
 CommentHook = Callable[[str], None]
 
 
+#: Retry is immutable: every stream without its own shares one (its Backoff is per stream).
+_DEFAULT_RETRY = Retry()
+
+
 class StreamMachine:
     """Everything a stream decides: requests, verdicts, parsing, reconnects, messages."""
 
@@ -208,7 +212,7 @@ class StreamMachine:
         self.parser = self._new_parser(last_event_id=last_event_id)
         #: Oversized events are counted and skipped silently: read the count after each chunk.
         self._skips_oversized = on_oversize == "skip"
-        self.retry = retry or Retry()
+        self.retry = retry or _DEFAULT_RETRY
         self.backoff = self.retry.start()
         self.stats = StreamStats()
         self.on_connect = on_connect

@@ -42,6 +42,7 @@ from fastsse._http import (
     classify,
     read_preview,
     request_timeout,
+    response_socket,
     shutdown,
     socket_of,
 )
@@ -551,7 +552,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
 
     def _read(self, response: httpx.Response) -> AsyncIterator[bytes]:
         """The body's chunks, each read interruptible by ``aclose()`` from another task."""
-        self._socket = socket_of(response.extensions.get("network_stream"))
+        self._socket = response_socket(response)
         if self._socket is not None:
             # aclose() shuts the socket down, which ends a blocked read: a cancel scope per
             # read (or a generator layer per chunk) would cost more than parsing the chunk.
@@ -780,7 +781,7 @@ class EventStream(_StreamBase[httpx.Client]):
                     _failed(machine, error)
                     continue
                 # A reused keep-alive connection made no connect event.
-                self._socket = socket_of(response.extensions.get("network_stream"))
+                self._socket = response_socket(response)
                 try:
                     verdict = machine.response(response)
                     if verdict is Verdict.STREAM:
