@@ -1142,8 +1142,9 @@ fn create_batch_iterator_type(py: Python<'_>) -> PyResult<Py<PyType>> {
         .map(|ty| unsafe { ty.cast_into_unchecked::<PyType>() }.unbind())
 }
 
-/// The iterator's slow paths, a coroutine each in `fastsse._batch_iterator`.
+/// `fastsse._batch_iterator.refill`: `__anext__` with nothing buffered.
 static REFILL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+/// `fastsse._batch_iterator.aclose`: `aclose()`.
 static ACLOSE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// `fastsse._batch_iterator.<name>`, looked up once: `refill` runs once per batch, which can

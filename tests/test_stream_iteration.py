@@ -7,9 +7,10 @@ it); ``interrupt()`` between pieces ends it, and the next iteration resumes with
 
 from __future__ import annotations
 
+import select
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Callable
 
 import anyio
@@ -333,6 +334,135 @@ def test_close_from_another_thread_then_a_break_releases_everything(server: SSES
     assert stream._loop is None
     assert stream._client is None
     server.wait_for_idle(TIMEOUT)
+
+
+# -- close() while the loop is blocked in a read, with the next chunks on their way ---------------
+
+
+def _chunked(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _one_then_three() -> Response:
+    """Event 1 alone; a moment later events 2, 3 and 4 as three HTTP chunks in one write."""
+    rest = b"".join(_chunked(event(f"d{i}", id=str(i))) for i in (2, 3, 4))
+    return Response(
+        body=[_chunked(event("d1", id="1")), delay(0.1), rest, stall()],
+        headers={"Transfer-Encoding": "chunked"},
+    )
+
+
+def _wait_for_the_next_chunks(stream: AsyncEventStream | EventStream) -> None:
+    """Until the reader's next bytes are in its socket's buffer, where close() cannot stop
+    them (a transport whose socket fastsse cannot reach cancels the read instead)."""
+    if stream._socket is not None:
+        readable, _, _ = select.select([stream._socket], [], [], TIMEOUT)
+        assert readable, "the server's next chunks never came"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("again", ["break", "iterate again"])
+@pytest.mark.parametrize("by", ["event", "batch"])
+async def test_async_nothing_is_handed_out_after_aclose_from_another_task(
+    again: str, by: str
+) -> None:
+    got: list[str] = []
+    async with SSEServer(_one_then_three()) as server:
+        stream = AsyncEventStream(server.url, retry=fast_retry())
+
+        async def events() -> AsyncIterator[Event]:
+            if by == "event":
+                async for e in stream:
+                    yield e
+            else:
+                async for batch in stream.batches():
+                    for e in batch:
+                        yield e
+
+        async def read() -> None:
+            async for e in events():
+                got.append(e.id)
+                if again == "break" and len(got) > 1:
+                    break
+            async for e in events():  # A closed stream: nothing, at once.
+                got.append(e.id)
+
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(read)
+                while not (got and getattr(stream._loop, "ag_running", False)):
+                    await anyio.sleep(0.005)  # Until the reader holds event 1 and reads on.
+                _wait_for_the_next_chunks(stream)
+                await stream.aclose()
+                handed_out = len(got)
+    assert got == ["1"]
+    assert handed_out == 1
+    assert stream._loop is None  # The connection went with it.
+    assert stream.last_event_id == "1"
+
+
+@pytest.mark.anyio
+async def test_async_closing_the_event_iterator_after_a_raced_aclose_releases_the_loop() -> None:
+    got: list[str] = []
+    async with SSEServer(_one_then_three()) as server:
+        stream = AsyncEventStream(server.url, retry=fast_retry())
+
+        async def read() -> None:
+            events = stream.__aiter__()
+            try:
+                async for e in events:
+                    got.append(e.id)
+            finally:
+                await events.aclose()
+
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(read)
+                while not (got and getattr(stream._loop, "ag_running", False)):
+                    await anyio.sleep(0.005)
+                _wait_for_the_next_chunks(stream)
+                await stream.aclose()
+            # Checked before the event loop finalizes what was left suspended.
+            assert stream._loop is None
+    assert got == ["1"]
+
+
+@pytest.mark.parametrize("again", ["break", "iterate again"])
+@pytest.mark.parametrize("by", ["event", "batch"])
+def test_sync_nothing_is_handed_out_after_close_from_another_thread(again: str, by: str) -> None:
+    # Four HTTP chunks in one write: while the handler holds event 1, the other three wait in
+    # the client's buffers, where close() (a socket shutdown) cannot stop them.
+    chunks = b"".join(_chunked(event(f"d{i}", id=str(i))) for i in (1, 2, 3, 4))
+    got: list[str] = []
+    holding, closed = threading.Event(), threading.Event()
+    with SSEServer(Response(body=[chunks, stall()], headers={"Transfer-Encoding": "chunked"})) as s:
+        stream = EventStream(s.url, retry=fast_retry())
+
+        def events() -> Iterator[Event]:
+            if by == "event":
+                yield from stream
+            else:
+                for batch in stream.batches():
+                    yield from batch
+
+        def read() -> None:
+            for e in events():
+                got.append(e.id)
+                holding.set()
+                assert closed.wait(TIMEOUT)
+                if again == "break":
+                    break
+            got.extend(e.id for e in events())  # A closed stream: nothing, at once.
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        assert holding.wait(TIMEOUT)
+        stream.close()
+        closed.set()
+        reader.join(TIMEOUT)
+        assert not reader.is_alive()
+    assert got == ["1"]
+    assert stream.last_event_id == "1"
 
 
 # -- a read ended by an exception thrown into it (a cancelled task, Ctrl-C) ----------------------

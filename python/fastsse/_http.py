@@ -60,7 +60,7 @@ def request_timeout(
     return (base.connect if connect is None else connect, read, base.write, base.pool)
 
 
-def _decoded(response: httpx.Response) -> bool:
+def _needs_decoding(response: httpx.Response) -> bool:
     """Whether the body must be read through httpx's content decoding: it has a content coding,
     or it was read already (then only ``iter_bytes`` has it)."""
     return response.is_stream_consumed or "content-encoding" in response.headers
@@ -69,12 +69,12 @@ def _decoded(response: httpx.Response) -> bool:
 def body(response: httpx.Response) -> Iterator[bytes]:
     """The body's chunks as they arrive. Without a content coding httpx's decoding only passes
     the bytes through, a generator layer per chunk: then the raw ones are read."""
-    return response.iter_bytes() if _decoded(response) else response.iter_raw()
+    return response.iter_bytes() if _needs_decoding(response) else response.iter_raw()
 
 
 def abody(response: httpx.Response) -> AsyncIterator[bytes]:
     """``body`` for an async client."""
-    return response.aiter_bytes() if _decoded(response) else response.aiter_raw()
+    return response.aiter_bytes() if _needs_decoding(response) else response.aiter_raw()
 
 
 def add_cookies(

@@ -8,8 +8,9 @@ class of the client library:
     verdict = machine.response(response) # headers arrived: STREAM, STOP or PREVIEW
     machine.refused(body)                # PREVIEW: the first bytes of a response that is no stream
     events = machine.feed(chunk)         # a chunk of the body: deliver these events
-    machine.raise_deferred()             # after delivering them: the chunk's comments to
-                                         # on_comment, then an error the chunk carried
+    machine.raise_deferred()             # after delivering them, if has_deferred_work: the
+                                         # chunk's comments to on_comment, then an error the
+                                         # chunk carried
     machine.end_response()               # the response is over, whichever way
     machine.failed(kind, error)          # the attempt or the connection failed (see FaultKind)
     machine.ended()                      # the server ended the body cleanly
@@ -220,7 +221,7 @@ class StreamMachine:
         self.on_comment = on_comment
         #: Whether ``raise_deferred()`` has work after a chunk's events: a comment hook to
         #: call, or an error the chunk carried. Drivers call it only then.
-        self.defers = on_comment is not None
+        self.has_deferred_work = on_comment is not None
         #: The latest response (None before the first).
         self.response_received: Any = None
         #: The response being read, from its headers to end_response().
@@ -359,7 +360,7 @@ class StreamMachine:
             # Deliver what the chunk completed first; the error follows them.
             events = error.events
             self._deferred = error
-            self.defers = True
+            self.has_deferred_work = True
             stats.oversized = parser.oversized
         if self._skips_oversized:
             stats.oversized = parser.oversized
@@ -379,7 +380,7 @@ class StreamMachine:
                 self.on_comment(comment)
         error, self._deferred = self._deferred, None
         if error is not None:
-            self.defers = self.on_comment is not None
+            self.has_deferred_work = self.on_comment is not None
             self.done = True
             too_large = EventTooLargeError(
                 f"{self.method} {self.url}: {error} (pass a larger max_event_size=, or "
@@ -404,7 +405,7 @@ class StreamMachine:
             self.backoff.server_retry(retry)
         parser.finish()
         self._deferred = None
-        self.defers = self.on_comment is not None
+        self.has_deferred_work = self.on_comment is not None
         self._no_event_yet = True
         self._current = None
 

@@ -335,9 +335,8 @@ class _StreamBase(Generic[_Client]):
 
     def _loop_to_run(self, start: Callable[[], _Loop]) -> _Loop | None:
         """The connection loop to iterate: the one in progress (a ``break`` leaves it open),
-        else a new one from ``start``, else None when the stream is over. A loop that
-        finished without the stream being over was ended by an exception thrown into its read
-        (a cancelled task, Ctrl-C), which also closed its connection: a new one reconnects."""
+        else a new one from ``start``, else None when the stream is over. (A finished loop is
+        forgotten where it ends; one left here would end every later iteration silently.)"""
         if self._loop is None or _finished(self._loop):
             if self._machine.done or self._machine.closed:
                 return None
@@ -393,7 +392,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     _scope: anyio.CancelScope | None = None
     _loop: AsyncGenerator[list[Event], None] | None = None
     #: The event-by-event iterator, the same for every iteration: a ``break`` leaves the rest
-    #: of its batch in it for the next one. Replaced once its source has ended.
+    #: of its batch in it for the next one. Replaced once it was closed.
     _events: BatchIterator[Event] | None = None
     _event_batches: _EventBatches | None = None
     #: The batch handed out last, whole or (by ``_events``) event by event: the resume id is
@@ -596,11 +595,15 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                     verdict = machine.response(response)
                     if verdict is Verdict.STREAM:
                         async for chunk in self._read(response):
+                            if machine.closed:
+                                # Bytes that were on their way when aclose() came (a blocked
+                                # read it could not stop): nothing is handed out after it.
+                                return
                             events = machine.feed(chunk)
                             if events:
                                 self._batch = events
                                 yield events
-                            if machine.defers:
+                            if machine.has_deferred_work:
                                 machine.raise_deferred()
                         machine.ended()
                     elif verdict is Verdict.PREVIEW:
@@ -786,10 +789,14 @@ class EventStream(_StreamBase[httpx.Client]):
                     verdict = machine.response(response)
                     if verdict is Verdict.STREAM:
                         for chunk in body(response):
+                            if machine.closed:
+                                # Bytes that were on their way when close() came: nothing is
+                                # handed out after it.
+                                return
                             events = machine.feed(chunk)
                             if events:
                                 yield events
-                            if machine.defers:
+                            if machine.has_deferred_work:
                                 machine.raise_deferred()
                         machine.ended()
                     elif verdict is Verdict.PREVIEW:
@@ -840,6 +847,8 @@ class _EventBatches:
         return loop.__anext__()
 
     async def aclose(self) -> None:
+        """Ends this iterator's iteration only. (A loop that ``aclose()`` from another task
+        could not close, because it was reading, ends by itself at its next chunk.)"""
         self.closed = True
 
 
