@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import anyio
 import pytest
-from fastsse import AsyncEventStream, Event, EventStream, StreamInterruptedError
+from fastsse import AsyncEventStream, Event, EventStream, Retry, StreamInterruptedError
 from fastsse.testing import Action, RecordedRequest, Response, SSEServer, delay, event, stall
 from stream_helpers import KINDS, TIMEOUT, fast_retry, run_bounded
 
@@ -488,6 +488,21 @@ async def test_async_a_cancelled_read_leaves_a_stream_that_resumes(method: str) 
                     assert (await stream.__anext__()).data == "b"
         requests = server.requests
     assert [r.last_event_id for r in requests] == ([None] if method == "POST" else [None, "1"])
+
+
+@pytest.mark.anyio
+async def test_async_timeouts_around_anext_do_not_cut_the_backoff_short() -> None:
+    # Each read is given 0.05 s; the server answers 503 and the backoff waits 5 s: the
+    # timeouts end the reads, not the wait, and the server is not asked again meanwhile.
+    busy = Response(503, b"busy", content_type="text/plain")
+    async with SSEServer(busy) as server:
+        async with AsyncEventStream(server.url, retry=Retry(initial=5.0, jitter=False)) as stream:
+            for _ in range(6):
+                with anyio.move_on_after(0.05) as scope:
+                    await stream.__anext__()
+                assert scope.cancelled_caught
+        requests = server.requests
+    assert len(requests) == 1
 
 
 class _CtrlC(BaseException):

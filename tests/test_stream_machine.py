@@ -30,6 +30,16 @@ class FakeResponse:
     url: str = URL
 
 
+class FakeClock:
+    """The machine's clock: time passes when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def machine(**options: Any) -> StreamMachine:
     defaults: dict[str, Any] = {
         "method": "GET",
@@ -40,6 +50,7 @@ def machine(**options: Any) -> StreamMachine:
         "read_timeout": 300.0,
         "max_event_size": 1024,
         "on_oversize": "error",
+        "clock": FakeClock(),
     }
     defaults.update(options)
     return StreamMachine(URL, **defaults)
@@ -64,7 +75,8 @@ def test_the_first_request_has_the_sse_headers_and_the_callers() -> None:
 
 
 def test_a_stream_then_a_clean_end_then_a_resumed_request() -> None:
-    m = machine()
+    clock = FakeClock()
+    m = machine(clock=clock)
     send(m)
     assert m.response(FakeResponse()) is Verdict.STREAM
     events = m.feed(b"id: 1\ndata: a\n\ndata: par")
@@ -74,6 +86,7 @@ def test_a_stream_then_a_clean_end_then_a_resumed_request() -> None:
     m.end_response()
     assert m.stats.dropped == 1  # the partial event
     assert m.next_action() == Wait(1.0)
+    clock.now += 1.0
     assert (b"Last-Event-ID", b"1") in send(m).headers
     assert (m.stats.connections, m.stats.reconnects, m.stats.errors) == (1, 1, 0)
 
@@ -109,7 +122,9 @@ def test_a_4xx_fails_with_its_body() -> None:
 
 
 def test_failures_grow_the_delay_then_give_up() -> None:
-    m = machine(retry=Retry(initial=1.0, multiplier=2.0, jitter=False, max_attempts=2))
+    clock = FakeClock()
+    retry = Retry(initial=1.0, multiplier=2.0, jitter=False, max_attempts=2)
+    m = machine(retry=retry, clock=clock)
     delays = []
     for _ in range(2):
         send(m)
@@ -117,12 +132,41 @@ def test_failures_grow_the_delay_then_give_up() -> None:
         action = m.next_action()
         assert isinstance(action, Wait)
         delays.append(action.seconds)
+        clock.now += action.seconds
     send(m)
     m.failed("refused", ConnectionRefusedError())
     with pytest.raises(RetriesExhausted, match="gave up after 2 reconnect attempts"):
         m.next_action()
     assert delays == [1.0, 2.0]
     assert m.next_action() is STOP
+
+
+def test_a_wait_cut_short_goes_on_until_its_end() -> None:
+    # A driver whose wait was cut short (a cancelled task, a timeout around anext()) asks
+    # again: it is told to wait what is left, not to send at once.
+    clock = FakeClock()
+    m = machine(clock=clock)
+    send(m)
+    m.failed("refused", ConnectionRefusedError())
+    assert m.next_action() == Wait(1.0)
+    clock.now += 0.25
+    assert m.next_action() == Wait(0.75)
+    assert m.next_action() == Wait(0.75)  # No time passed: the same wait.
+    clock.now += 0.75
+    send(m)
+    assert m.requests == 2
+
+
+def test_interrupt_ends_a_wait() -> None:
+    clock = FakeClock()
+    m = machine(clock=clock)
+    send(m)
+    m.failed("refused", ConnectionRefusedError())
+    assert m.next_action() == Wait(1.0)
+    m.interrupt()
+    send(m)
+    m.failed("refused", ConnectionRefusedError())
+    assert m.next_action() == Wait(2.0)  # A new wait, whole.
 
 
 def test_a_post_is_sent_once_and_a_cut_raises() -> None:

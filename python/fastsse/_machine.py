@@ -28,6 +28,7 @@ import enum
 import functools
 import logging
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, NoReturn, Optional, Protocol
@@ -180,6 +181,7 @@ class StreamMachine:
         on_connect: ConnectHook | None = None,
         on_fault: FaultHook | None = None,
         on_comment: CommentHook | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.method = method.upper()
         self.url = url
@@ -214,7 +216,8 @@ class StreamMachine:
         #: Oversized events are counted and skipped silently: read the count after each chunk.
         self._skips_oversized = on_oversize == "skip"
         self.retry = retry or _DEFAULT_RETRY
-        self.backoff = self.retry.start()
+        self._clock = clock
+        self.backoff = self.retry.start(clock=clock)
         self.stats = StreamStats()
         self.on_connect = on_connect
         self.on_fault = on_fault
@@ -243,7 +246,10 @@ class StreamMachine:
         self._deferred: EventTooLargeError | None = None
         #: How the last connection ended, until next_action() decides what follows.
         self._ending: Fault | None = None
-        self._wait: float | None = None
+        #: When the wait before the next request ends (the clock's time), until a request is
+        #: sent: a wait cut short (a cancelled task, a timeout around anext()) goes on at the
+        #: next action instead of letting the request go at once.
+        self._resume_at: float | None = None
 
     # -- what to do next ---------------------------------------------------------------------
 
@@ -271,11 +277,14 @@ class StreamMachine:
             if delay is None:
                 self.done = True
                 return STOP
-            if delay > 0:
-                self._wait = delay
-        wait, self._wait = self._wait, None
-        if wait is not None and not self.interrupted:
-            return Wait(wait)
+            if delay > 0 and not self.interrupted:
+                self._resume_at = self._clock() + delay
+                return Wait(delay)
+        if self._resume_at is not None and not self.interrupted:
+            remaining = self._resume_at - self._clock()
+            if remaining > 0:
+                return Wait(remaining)
+        self._resume_at = None
         self._check_may_send()
         self.interrupted = False
         self.requests += 1
