@@ -10,7 +10,7 @@ from __future__ import annotations
 import select
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any, Callable
 
 import anyio
@@ -352,12 +352,25 @@ def _one_then_three() -> Response:
     )
 
 
-def _wait_for_the_next_chunks(stream: AsyncEventStream | EventStream) -> None:
-    """Until the reader's next bytes are in its socket's buffer, where close() cannot stop
-    them (a transport whose socket fastsse cannot reach cancels the read instead)."""
-    if stream._socket is not None:
-        readable, _, _ = select.select([stream._socket], [], [], TIMEOUT)
-        assert readable, "the server's next chunks never came"
+async def _aclose_while_reading(
+    stream: AsyncEventStream, read: Callable[[], Awaitable[None]], got: list[str]
+) -> int:
+    """Runs ``read`` in a task; once it holds event 1 and reads on, and the next chunks are in
+    the socket's buffer, where aclose() cannot stop them (a transport whose socket fastsse
+    cannot reach cancels the read instead), closes the stream. Returns how many events the
+    reader had then; the stream's loop must be gone before the event loop could finalize it."""
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(read)
+            while not (got and getattr(stream._loop, "ag_running", False)):
+                await anyio.sleep(0.005)
+            if stream._socket is not None:
+                readable, _, _ = select.select([stream._socket], [], [], TIMEOUT)
+                assert readable, "the server's next chunks never came"
+            await stream.aclose()
+            handed_out = len(got)
+        assert stream._loop is None  # The connection went with it.
+    return handed_out
 
 
 @pytest.mark.anyio
@@ -387,17 +400,8 @@ async def test_async_nothing_is_handed_out_after_aclose_from_another_task(
             async for e in events():  # A closed stream: nothing, at once.
                 got.append(e.id)
 
-        with anyio.fail_after(TIMEOUT):
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(read)
-                while not (got and getattr(stream._loop, "ag_running", False)):
-                    await anyio.sleep(0.005)  # Until the reader holds event 1 and reads on.
-                _wait_for_the_next_chunks(stream)
-                await stream.aclose()
-                handed_out = len(got)
+        assert await _aclose_while_reading(stream, read, got) == 1
     assert got == ["1"]
-    assert handed_out == 1
-    assert stream._loop is None  # The connection went with it.
     assert stream.last_event_id == "1"
 
 
@@ -415,15 +419,7 @@ async def test_async_closing_the_event_iterator_after_a_raced_aclose_releases_th
             finally:
                 await events.aclose()
 
-        with anyio.fail_after(TIMEOUT):
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(read)
-                while not (got and getattr(stream._loop, "ag_running", False)):
-                    await anyio.sleep(0.005)
-                _wait_for_the_next_chunks(stream)
-                await stream.aclose()
-            # Checked before the event loop finalizes what was left suspended.
-            assert stream._loop is None
+        assert await _aclose_while_reading(stream, read, got) == 1
     assert got == ["1"]
 
 
