@@ -335,9 +335,9 @@ class _StreamBase(Generic[_Client]):
 
     def _loop_to_run(self, start: Callable[[], _Loop]) -> _Loop | None:
         """The connection loop to iterate: the one in progress (a ``break`` leaves it open),
-        else a new one from ``start``, else None when the stream is over. (A finished loop is
-        forgotten where it ends; one left here would end every later iteration silently.)"""
-        if self._loop is None or _finished(self._loop):
+        else a new one from ``start``, else None when the stream is over. (A loop forgets
+        itself when it ends, whichever way.)"""
+        if self._loop is None:
             if self._machine.done or self._machine.closed:
                 return None
             self._loop = start()
@@ -811,8 +811,8 @@ class EventStream(_StreamBase[httpx.Client]):
             machine.done = True  # The stream's errors are final.
             raise
         finally:
+            self._loop = None  # Forgotten however it ends, as the async loop is.
             if machine.closed or machine.done:
-                self._loop = None
                 self._release()
 
 
