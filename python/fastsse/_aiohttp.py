@@ -6,9 +6,10 @@ response starts (``ServerDisconnectedError``, ``ClientOSError``): RFC 9112 allow
 reused keep-alive connection, and aiohttp does it for any. Under a stream that reconnects on its
 own, every failed attempt would hit the server twice with no delay between the two, and the
 stream's backoff would never see the first failure. And httpx-aiohttp maps every connection
-error, a refused connection included, to ``httpx.ConnectTimeout``. A middleware on our aiohttp
-session does both jobs: it raises the exception httpx's own transport raises for the same
-failure, which aiohttp neither retries nor remaps.
+error, a refused connection included, to ``httpx.ConnectTimeout``, and lets aiohttp's own error
+for a malformed response through. A middleware on our aiohttp session does these jobs: it raises
+the exception httpx's own transport raises for the same failure, which aiohttp neither retries
+nor remaps.
 """
 
 from __future__ import annotations
@@ -108,3 +109,7 @@ async def _not_resent(
         ) from error
     except aiohttp.ClientOSError as error:
         raise httpx.ReadError(str(error) or type(error).__name__) from error
+    except aiohttp.ClientResponseError as error:
+        # Raised here (no raise_for_status) only by aiohttp's parser, rejecting the response's
+        # head or framing: what h11 reports as a protocol error, which a stream reconnects after.
+        raise httpx.RemoteProtocolError(error.message or type(error).__name__) from error
