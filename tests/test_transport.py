@@ -67,6 +67,23 @@ async def test_plain_httpx_aiohttp_would_send_it_twice(server: SSEServer) -> Non
 
 
 @pytest.mark.anyio
+async def test_a_stream_on_httpx_aiohttps_own_transport_warns_once(
+    server: SSEServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    as_it_comes = httpx.AsyncClient(transport=AiohttpTransport())
+    mounted = httpx.AsyncClient(mounts={"http://": AiohttpTransport()})
+    quiet = [async_client(), httpx.AsyncClient()]
+    with caplog.at_level("WARNING", logger="fastsse"):
+        for client in [as_it_comes, as_it_comes, mounted, *quiet]:
+            AsyncEventStream(server.url, client=client)
+    warnings = [r.getMessage() for r in caplog.records if "httpx-aiohttp" in r.getMessage()]
+    assert len(warnings) == 2  # once per client, and only for the two bare transports
+    assert all(f"GET {server.url}" in w and "fastsse.async_client()" in w for w in warnings)
+    for client in [as_it_comes, mounted, *quiet]:
+        await client.aclose()
+
+
+@pytest.mark.anyio
 async def test_every_failed_attempt_of_a_stream_hits_the_server_once(server: SSEServer) -> None:
     server.respond(Response.hang_up())
     policy = RecordingRetry(initial=0.005, multiplier=1.5, jitter=False, max_attempts=3)

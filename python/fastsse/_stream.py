@@ -229,6 +229,8 @@ class _StreamBase(Generic[_Client]):
                 "headers, params and cookies must each be a mapping or a sequence of "
                 f"(name, value) pairs ({error})"
             ) from None
+        if client is not None:
+            _transport.warn_if_resending(client, f"{method.upper()} {url}")
         self._machine = StreamMachine(
             url,
             method=method,

@@ -10,13 +10,19 @@ reads. The httpx-aiohttp transport reads with aiohttp's C HTTP parser and keeps 
 from __future__ import annotations
 
 import functools
+import logging
 import ssl
 import sys
+import weakref
 from typing import Any
 
 import httpx
 
-__all__ = ["async_client", "fast_transport_installed"]
+__all__ = ["async_client", "fast_transport_installed", "warn_if_resending"]
+
+logger = logging.getLogger("fastsse")
+#: The clients warn_if_resending() has warned about: once each.
+_warned: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def async_client(**httpx_kwargs: Any) -> httpx.AsyncClient:
@@ -44,6 +50,26 @@ def fast_transport_installed() -> bool:
     except ImportError:
         return False
     return True
+
+
+def warn_if_resending(client: Any, what: str) -> None:
+    """Warns, once per client, when a caller's client is on httpx-aiohttp's transport as it
+    comes (not ``async_client()``'s): that one re-sends a failed GET by itself, so each failed
+    attempt of ``what`` (a stream) would reach the server twice, the second without a delay."""
+    httpx_aiohttp = sys.modules.get("httpx_aiohttp")
+    if httpx_aiohttp is None or client in _warned:
+        return
+    transports = [getattr(client, "_transport", None)]
+    transports += getattr(client, "_mounts", {}).values()
+    if any(isinstance(t, httpx_aiohttp.AiohttpTransport) for t in transports):
+        _warned.add(client)
+        logger.warning(
+            "%s: the client is on httpx-aiohttp's own transport, which sends a GET a second "
+            "time by itself when the server hangs up before answering, so each failed attempt "
+            "would reach the server twice, the second without the backoff's delay; "
+            "fastsse.async_client() makes the same client without that",
+            what,
+        )
 
 
 def _on_trio() -> bool:
