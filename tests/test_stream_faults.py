@@ -219,8 +219,8 @@ def test_on_connect_and_on_fault_report_each_connection_and_fault(
 def test_a_malformed_response_is_a_broken_connection(
     server: SSEServer, kind: str, where: str
 ) -> None:
-    # Chunked framing that no HTTP parser accepts (h11 and aiohttp's alike): the stream
-    # reconnects as after any broken connection, and resumes.
+    # Chunked framing that no HTTP parser accepts (h11's and aiohttp's alike), on a connection
+    # the server keeps open: the stream reconnects as after any broken connection, at once.
     first = b"%x\r\n%s\r\n" % (len(event("a", id="1")), event("a", id="1"))
     server.respond(
         Response(
@@ -233,13 +233,12 @@ def test_a_malformed_response_is_a_broken_connection(
     faults: list[Fault] = []
     outcome = collect(kind, server.url, on_fault=lambda fault, delay: faults.append(fault))
     assert outcome.error is None
-    assert (faults[0].kind, type(faults[0].error).__name__) == ("broken", "RemoteProtocolError")
+    assert faults[0].kind == "broken"
     # h11 hands out the good chunk before it meets the bad one; aiohttp may reject the whole
     # response at once. Either way the resume id is that of the last event handed out.
     expected = (["a", "b"], ["b"]) if where == "after an event" else (["b"],)
     assert outcome.data in expected
-    resumed_from = server.requests[1].last_event_id
-    assert resumed_from == ("1" if outcome.data[0] == "a" else None)
+    assert server.requests[1].last_event_id == ("1" if outcome.data[0] == "a" else None)
 
 
 class HookError(Exception):

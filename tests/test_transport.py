@@ -7,12 +7,13 @@ import ssl
 import sys
 from typing import Any
 
+import aiohttp
 import anyio
 import httpx
 import pytest
 from fastsse import AsyncEventStream, EventStream, RetriesExhausted, _transport, async_client
-from fastsse._aiohttp import AiohttpClient
-from fastsse._clients import shutdown, socket_of
+from fastsse._aiohttp import AiohttpClient, _not_resent
+from fastsse._clients import classify, shutdown, socket_of
 from fastsse._stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 from fastsse.testing import Response, SSEServer, event, stall
 from httpx_aiohttp import AiohttpTransport
@@ -81,6 +82,23 @@ async def test_a_stream_on_httpx_aiohttps_own_transport_warns_once(
     assert all(f"GET {server.url}" in w and "fastsse.async_client()" in w for w in warnings)
     for client in [as_it_comes, mounted, *quiet]:
         await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_response_aiohttp_cannot_parse_is_httpxs_protocol_error() -> None:
+    # What aiohttp raises when its parser rejects a response's head or framing (a 400 of its
+    # own: no raise_for_status here) is what h11 raises, which streams reconnect after.
+    async def rejecting(request: Any) -> Any:
+        raise aiohttp.ClientResponseError(
+            request.request_info, (), status=400, message="Invalid character in chunk size"
+        )
+
+    class Request:
+        request_info = None
+
+    with pytest.raises(httpx.RemoteProtocolError, match="Invalid character in chunk size"):
+        await _not_resent(Request(), rejecting)  # type: ignore[arg-type]
+    assert classify(httpx.RemoteProtocolError("x")) == "broken"
 
 
 @pytest.mark.anyio

@@ -98,7 +98,7 @@ async def _not_resent(
     request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
 ) -> aiohttp.ClientResponse:
     try:
-        return await handler(request)
+        response = await handler(request)
     except aiohttp.ConnectionTimeoutError as error:
         raise httpx.ConnectTimeout(str(error)) from error
     except aiohttp.ClientConnectorError as error:  # refused, DNS, TLS: before any byte was sent
@@ -113,3 +113,28 @@ async def _not_resent(
         # Raised here (no raise_for_status) only by aiohttp's parser, rejecting the response's
         # head or framing: what h11 reports as a protocol error, which a stream reconnects after.
         raise httpx.RemoteProtocolError(error.message or type(error).__name__) from error
+    _report_parse_errors_to_the_body(response)
+    return response
+
+
+def _report_parse_errors_to_the_body(response: aiohttp.ClientResponse) -> None:
+    """aiohttp (3.14) reports an HTTP parser error met in the body (bad chunk framing) to the
+    connection's protocol only, and stops the read timeout: the body's reader would wait for
+    ever. The protocol's error is handed to the body's reader too."""
+    connection = response.connection
+    protocol = connection.protocol if connection is not None else None
+    if protocol is None:
+        return
+    set_exception = protocol.set_exception
+    body = response.content
+
+    def also_to_the_body(error: BaseException, *cause: BaseException) -> None:
+        set_exception(error, *cause)
+        if (
+            isinstance(error, aiohttp.http_exceptions.HttpProcessingError)  # not a timeout
+            and body.exception() is None
+            and not body.is_eof()
+        ):
+            body.set_exception(aiohttp.ClientPayloadError(f"malformed response body: {error}"))
+
+    protocol.set_exception = also_to_the_body  # type: ignore[method-assign,assignment]
