@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from fastsse import cli
 from fastsse._tools.corpus import DESCRIPTIONS
 from fastsse._tools.demo import run_demo
 from fastsse.cli import main
@@ -40,6 +41,29 @@ def test_bench_prints_the_comparison_table(capsys: pytest.CaptureFixture[str]) -
     assert "target" not in out.lower()
     assert "MISSED" not in out
     assert out.rstrip().splitlines()[-1].split() == rows[-1]  # the table is the last thing
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], {"scale": 1.0, "repeat": 5, "min_time": 0.2}),
+        (["--quick"], {"scale": 0.25, "repeat": 3, "min_time": 0.05}),
+        # What is given wins over --quick's sizes.
+        (
+            ["--quick", "--repeat", "1", "--scale", "0.5"],
+            {"scale": 0.5, "repeat": 1, "min_time": 0.05},
+        ),
+        (["--min-time", "1"], {"scale": 1.0, "repeat": 5, "min_time": 1.0}),
+    ],
+)
+def test_bench_sizes_given_win_over_the_defaults(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], expected: dict[str, float]
+) -> None:
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(cli, "run_bench", lambda **kwargs: calls.append(kwargs))
+    assert main(["bench", *argv]) == 0
+    (call,) = calls
+    assert {name: call[name] for name in expected} == expected
 
 
 def test_bad_arguments_are_refused_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,14 +15,18 @@ from fastsse._tools.bench import run_bench
 from fastsse._tools.corpus import CHUNK_SIZE, GENERATORS
 from fastsse._tools.demo import run_demo
 
-#: ``--quick``: a quarter of each corpus and fewer, shorter repeats; a few seconds in all.
+#: ``fastsse bench``'s sizes, unless given: in full, and ``--quick`` (a quarter of each corpus
+#: and fewer, shorter repeats; a few seconds in all).
+_FULL = {"scale": 1.0, "repeat": 5, "min_time": 0.2}
 _QUICK = {"scale": 0.25, "repeat": 3, "min_time": 0.05}
 
 
 def _bench_command(args: argparse.Namespace) -> int:
-    settings = {"scale": args.scale, "repeat": args.repeat, "min_time": args.min_time}
-    if args.quick:
-        settings.update(_QUICK)
+    defaults = _QUICK if args.quick else _FULL
+    settings = {
+        name: default if getattr(args, name) is None else getattr(args, name)
+        for name, default in defaults.items()
+    }
     run_bench(
         names=args.corpus or tuple(GENERATORS),
         scale=float(settings["scale"]),
@@ -108,16 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="a corpus to run (repeatable; default: all)",
     )
     bench.add_argument(
-        "--repeat", type=_positive_int, default=5, help="timed runs per parser; the best counts"
+        "--repeat",
+        type=_positive_int,
+        help="timed runs per parser; the best counts (default: 5; --quick: 3)",
     )
     bench.add_argument(
         "--min-time",
         type=_positive_float,
-        default=0.2,
-        help="seconds each timed run lasts at least (default: 0.2)",
+        help="seconds each timed run lasts at least (default: 0.2; --quick: 0.05)",
     )
     bench.add_argument(
-        "--scale", type=_positive_float, default=1.0, help="corpus size factor (default: 1)"
+        "--scale",
+        type=_positive_float,
+        help="corpus size factor (default: 1; --quick: 0.25)",
     )
     bench.add_argument(
         "--chunk-size",
