@@ -125,7 +125,9 @@ def _report_parse_errors_to_the_body(response: aiohttp.ClientResponse) -> None:
     protocol = connection.protocol if connection is not None else None
     if protocol is None:
         return
-    set_exception = protocol.set_exception
+    # The class's own method: a connection kept alive for the next response is wrapped anew,
+    # not wrapped again.
+    set_exception = type(protocol).set_exception.__get__(protocol)
     body = response.content
 
     def also_to_the_body(error: BaseException, *cause: BaseException) -> None:
