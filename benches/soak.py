@@ -1,4 +1,4 @@
-"""Soak at full size (tests/test_soak.py runs the same code at sizes the suite affords):
+"""Soak at full size (tests/stream/test_soak.py runs the same code at sizes the suite affords):
 
     .venv/bin/python benches/soak.py [--reconnects 1000] [--events 10000000]
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import soak_helpers
 from fastsse.testing import SSEServer
+from support import soak as soak_helpers
 
 MIB = 1024 * 1024
 

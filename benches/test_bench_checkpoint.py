@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from fastsse import AsyncEventStream, Consumer, Event
+from fastsse import AsyncEventStream, Checkpoint, Consumer, Event, RedisCheckpoint, SQLiteCheckpoint
 from fastsse._tools import bench
-from fastsse.checkpoint import Checkpoint, RedisCheckpoint, SQLiteCheckpoint
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 from feed_server import serving
-from redis_server import RedisServer
+from support.redis_server import RedisServer
 
 EVENTS = 200_000
 PACE = 100_000

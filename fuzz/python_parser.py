@@ -5,13 +5,14 @@ Each input is read as a plan (:func:`plan_of`): connections of chunks (``bytes``
 or ``memoryview``, empty ones included), a size limit and its mode, a resume id. Both parsers
 must give the same events, errors, ``last_event_id``, ``retry``, ``oversized`` and ``pending``
 after every call, the same events and final state as the connections fed whole, and, without a
-limit, the events of the spec oracle (the checks of ``tests/test_parser_differential.py``, reused).
+limit, the events of the spec oracle (the checks of
+``tests/parser/test_parser_differential.py``, reused).
 
     python fuzz/python_parser.py [CORPUS_DIR ...] [-max_total_time=600]   # needs atheris
     make fuzz                                                           # both fuzzers
 
-Without atheris the module still imports: ``tests/test_fuzz_regressions.py`` replays every input
-kept in ``fuzz/seeds/python_parser/`` (seeds and findings) through :func:`one_input`.
+Without atheris the module still imports: ``tests/parser/test_fuzz_regressions.py`` replays
+every input kept in ``fuzz/seeds/python_parser/`` (seeds and findings) through :func:`one_input`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "parser"))
 
 import fastsse
 import fastsse._pure
-import parser_cases
 import test_parser_differential
 from fastsse._pure import PureParser
-from parser_cases import spec_oracle
+from support import parser_cases
+from support.parser_cases import spec_oracle
 from test_parser_differential import Chunk, compare
 
 RESUME_IDS = ("", "42", "é", "")

@@ -1142,12 +1142,12 @@ fn create_batch_iterator_type(py: Python<'_>) -> PyResult<Py<PyType>> {
         .map(|ty| unsafe { ty.cast_into_unchecked::<PyType>() }.unbind())
 }
 
-/// `fastsse._batch_iterator.refill`: `__anext__` with nothing buffered.
+/// `fastsse._io.batch_iterator.refill`: `__anext__` with nothing buffered.
 static REFILL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-/// `fastsse._batch_iterator.aclose`: `aclose()`.
+/// `fastsse._io.batch_iterator.aclose`: `aclose()`.
 static ACLOSE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// `fastsse._batch_iterator.<name>`, looked up once: `refill` runs once per batch, which can
+/// `fastsse._io.batch_iterator.<name>`, looked up once: `refill` runs once per batch, which can
 /// be once per event when a server flushes each event on its own.
 fn batch_iterator_helper<'py>(
     py: Python<'py>,
@@ -1156,7 +1156,7 @@ fn batch_iterator_helper<'py>(
 ) -> PyResult<&'py Bound<'py, PyAny>> {
     let helper = cell.get_or_try_init(py, || {
         Ok::<_, PyErr>(
-            py.import("fastsse._batch_iterator")?
+            py.import("fastsse._io.batch_iterator")?
                 .getattr(name)?
                 .unbind(),
         )

@@ -7,11 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
-from fastsse import _transport
+from fastsse._io import transport as _transport
 from fastsse.testing import SSEServer
-from redis_server import RedisServer
+from support.redis_server import RedisServer
 
-#: What the stream suite (tests/test_stream_*.py) runs on: every test once per client library
+#: What the stream suite (tests/stream/test_stream_*.py) runs on: every test once per client library
 #: and transport. A stream made without ``client=`` gets the variant's client, and so does a
 #: test that builds one with ``_transport.async_client()`` / ``sync_client()``.
 CLIENT_VARIANTS = (

@@ -1,14 +1,6 @@
 """fastsse: the fast, spec-exact Server-Sent Events client for Python, with a Rust parser."""
 
 from fastsse._compat import EventSource, aconnect_sse, connect_sse
-from fastsse._consumer import (
-    Consumer,
-    ConsumerStats,
-    ErrorHandler,
-    Handler,
-    Overflow,
-    QueueOverflowError,
-)
 from fastsse._errors import (
     ContentTypeError,
     EventTooLargeError,
@@ -21,8 +13,7 @@ from fastsse._errors import (
     UnexpectedStatusError,
 )
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event, Parser
-from fastsse._policy import Backoff, Retry
-from fastsse._stream import (
+from fastsse._io.stream import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     JSON,
@@ -32,8 +23,18 @@ from fastsse._stream import (
     FaultKind,
     StreamStats,
 )
-from fastsse._transport import async_client
-from fastsse.checkpoint import Checkpoint, RedisCheckpoint, SQLiteCheckpoint
+from fastsse._io.transport import async_client
+from fastsse._policy import Backoff, Retry
+from fastsse.consume.checkpoint import Checkpoint, SQLiteCheckpoint
+from fastsse.consume.consumer import (
+    Consumer,
+    ConsumerStats,
+    ErrorHandler,
+    Handler,
+    Overflow,
+    QueueOverflowError,
+)
+from fastsse.redis.checkpoint import RedisCheckpoint
 
 #: httpx-sse's name for an event; the same class, so code written for httpx-sse keeps working.
 ServerSentEvent = Event

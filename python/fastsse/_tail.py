@@ -27,9 +27,9 @@ import httpx
 
 from fastsse._errors import FastSSEError, RetriesExhausted, StreamInterruptedError
 from fastsse._fastsse import Event
-from fastsse._machine import Fault
+from fastsse._io.stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, EventStream
 from fastsse._policy import Backoff, Retry
-from fastsse._stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, EventStream
+from fastsse.protocol import Fault
 
 #: Tries of the very first connection (the first one and its reconnects) before giving up.
 FIRST_CONNECTION_ATTEMPTS = 3

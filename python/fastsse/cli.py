@@ -11,9 +11,9 @@ import argparse
 import sys
 
 from fastsse import _relay_cli, _tail
-from fastsse._tools.bench import run_bench
-from fastsse._tools.corpus import CHUNK_SIZE, GENERATORS
-from fastsse._tools.demo import run_demo
+
+# The demo and bench tooling (fastsse._tools) is imported by its own command only: `fastsse tail`
+# and `fastsse relay` never load it.
 
 #: ``fastsse bench``'s sizes, unless given: in full, and ``--quick`` (a quarter of each corpus
 #: and fewer, shorter repeats; a few seconds in all).
@@ -22,6 +22,17 @@ _QUICK = {"scale": 0.25, "repeat": 3, "min_time": 0.05}
 
 
 def _bench_command(args: argparse.Namespace) -> int:
+    from fastsse._tools.bench import run_bench
+    from fastsse._tools.corpus import CHUNK_SIZE, GENERATORS
+
+    unknown = [name for name in args.corpus or () if name not in GENERATORS]
+    if unknown:
+        print(
+            f"fastsse bench: error: no corpus named {unknown[0]!r} (choose from "
+            f"{', '.join(GENERATORS)})",
+            file=sys.stderr,
+        )
+        return 2
     defaults = _QUICK if args.quick else _FULL
     settings = {
         name: default if getattr(args, name) is None else getattr(args, name)
@@ -30,7 +41,7 @@ def _bench_command(args: argparse.Namespace) -> int:
     run_bench(
         names=args.corpus or tuple(GENERATORS),
         scale=float(settings["scale"]),
-        chunk_size=args.chunk_size,
+        chunk_size=args.chunk_size or CHUNK_SIZE,
         repeat=int(settings["repeat"]),
         min_time=float(settings["min_time"]),
     )
@@ -38,6 +49,8 @@ def _bench_command(args: argparse.Namespace) -> int:
 
 
 def _demo_command(args: argparse.Namespace) -> int:
+    from fastsse._tools.demo import run_demo
+
     return run_demo(quick=args.quick)
 
 
@@ -108,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--corpus",
         action="append",
-        choices=tuple(GENERATORS),
+        metavar="{small,llm,64k,multiline}",
         help="a corpus to run (repeatable; default: all)",
     )
     bench.add_argument(
@@ -129,8 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--chunk-size",
         type=_positive_int,
-        default=CHUNK_SIZE,
-        help=f"bytes per feed() call (default: {CHUNK_SIZE})",
+        help="bytes per feed() call (default: 16384)",
     )
     bench.set_defaults(func=_bench_command)
 

@@ -34,7 +34,7 @@ from typing import Any, Callable
 from fastsse import _json
 from fastsse._errors import ContentTypeError, LLMError, StreamInterruptedError
 from fastsse._fastsse import Event, Parser
-from fastsse._http import abody, body
+from fastsse._io.http import abody, body
 
 __all__ = [
     "LLMError",

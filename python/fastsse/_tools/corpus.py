@@ -25,7 +25,7 @@ _WORD_LIST = (
 _WORDS = tuple(_WORD_LIST.split())
 
 #: What each corpus holds, in a few words: printed by ``fastsse bench`` and quoted verbatim in
-#: the README's benchmark table as "parse <description>" (tests/test_readme.py checks it).
+#: the README's benchmark table as "parse <description>" (tests/package/test_readme.py checks it).
 DESCRIPTIONS = {
     "small": "one-line events, data: x",
     "llm": "LLM token events, ~150 B JSON + id",

@@ -14,8 +14,8 @@ from typing import TextIO
 import anyio
 import httpx
 
+from fastsse._io.stream import AsyncEventStream
 from fastsse._policy import Retry
-from fastsse._stream import AsyncEventStream
 from fastsse._tools import e2e
 from fastsse._tools.corpus import llm_tokens
 from fastsse._tools.e2e import StreamClient

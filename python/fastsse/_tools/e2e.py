@@ -10,8 +10,8 @@ from typing import Any, Callable
 import httpx
 
 from fastsse._fastsse import Parser
+from fastsse._io.stream import AsyncEventStream
 from fastsse._pure import PureParser
-from fastsse._stream import AsyncEventStream
 
 #: The per-event async handler.
 Handler = Callable[[Any], Awaitable[None]]

@@ -1,0 +1,616 @@
+"""The decisions of a stream, without I/O, in the manner of h11.
+
+A driver (sync or async, for one HTTP client library) asks the machine what to do next and
+tells it what happened; the machine never touches a socket, a clock's sleep or an exception
+class of the client library:
+
+    action = machine.next_action()       # Send(...), Wait(seconds) or STOP; raises to fail
+    verdict = machine.response(response) # headers arrived: STREAM, STOP or PREVIEW
+    machine.refused(body)                # PREVIEW: the first bytes of a response that is no stream
+    events = machine.feed(chunk)         # a chunk of the body: deliver these events
+    machine.raise_deferred()             # after delivering them, if has_deferred_work: the
+                                         # chunk's comments to on_comment, then an error the
+                                         # chunk carried
+    machine.end_response()               # the response is over, whichever way
+    machine.failed(kind, error)          # the attempt or the connection failed (see FaultKind)
+    machine.ended()                      # the server ended the body cleanly
+    machine.close() / machine.interrupt()  # the user, from any thread or task
+
+The driver classifies its client library's exceptions into a ``FaultKind`` (see
+``fastsse._io.http.classify``); everything else (what to log, whether and when to reconnect, what to
+raise) is decided here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, NoReturn, Optional, Protocol
+
+from fastsse import _json
+from fastsse._errors import (
+    ContentTypeError,
+    EventTooLargeError,
+    FastSSEError,
+    InvalidRequestError,
+    RetriesExhausted,
+    SSEError,
+    StreamInterruptedError,
+    UnexpectedStatusError,
+)
+from fastsse._fastsse import Event, Parser
+from fastsse._policy import Retry, parse_retry_after
+
+logger = logging.getLogger("fastsse")
+
+#: How a connection attempt or a connection ended, as the driver classified it.
+FaultKind = Literal[
+    "refused",  # nothing listens on the port
+    "dns",  # the host name does not resolve
+    "connect_timeout",  # no answer to the connection attempt in time
+    "connect",  # any other failure to connect (TLS, network unreachable, ...)
+    "status",  # a response that asks to be retried (5xx, 408, 429)
+    "read_timeout",  # no bytes for read_timeout seconds
+    "broken",  # the connection was reset or cut mid-response
+    "closed",  # the server ended the response cleanly
+    "interrupted",  # interrupt() was called
+    "invalid_request",  # the request itself cannot be sent (scheme, URL, headers)
+]
+
+#: What h11 accepts in a header value: no control characters but tab.
+_LEGAL_HEADER_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
+#: How much of an error response's body the error quotes (and a driver reads).
+BODY_PREVIEW = 512
+#: What decode_event returns for data that is not JSON (None is valid JSON).
+NOT_JSON: Any = object()
+
+JSONErrorHandler = Callable[[Event, ValueError], None]
+
+
+class ResponseLike(Protocol):
+    """What the machine reads of a response (httpx's and its kin's have it)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def reason_phrase(self) -> str: ...
+    @property
+    def headers(self) -> Any: ...
+    @property
+    def url(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Why a connection attempt or a connection ended: what ``on_fault`` receives.
+
+    ``kind`` is one of ``FaultKind``; ``message`` says it in words; ``error`` is the exception
+    behind it (None for a clean end); ``response`` is the response it came from, if any;
+    ``attempt`` is the number of the reconnect attempt that follows (1 for the first after a
+    success, as the log says), 0 when none follows or an interrupt() reconnects at once.
+    """
+
+    kind: FaultKind
+    message: str
+    error: BaseException | None = None
+    response: Any = None
+    attempt: int = 0
+
+
+@dataclass
+class StreamStats:
+    """Counters of one stream, across its reconnections."""
+
+    events: int = 0
+    bytes: int = 0
+    connections: int = 0
+    reconnects: int = 0
+    #: Failed connections, and responses that led to a reconnect or ended the stream.
+    errors: int = 0
+    #: Unterminated events discarded because their connection ended (never delivered).
+    dropped: int = 0
+    #: Events discarded for exceeding ``max_event_size``.
+    oversized: int = 0
+    #: Events whose data was not valid JSON, when decoding JSON.
+    json_errors: int = 0
+
+
+@dataclass(frozen=True)
+class Send:
+    """Action: send this request (the driver adds the caller's request options)."""
+
+    method: str
+    url: Any
+    headers: list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Action: wait this many seconds (or until closed or interrupted), then ask again."""
+
+    seconds: float
+
+
+class _Stop:
+    def __repr__(self) -> str:
+        return "STOP"
+
+
+#: Action: the stream is over; end the iteration.
+STOP = _Stop()
+
+
+class Verdict(enum.Enum):
+    """What the driver does with a response's body."""
+
+    STREAM = enum.auto()  # read it chunk by chunk into feed()
+    PREVIEW = enum.auto()  # read its first bytes into refused(), then end the response
+    STOP = enum.auto()  # close it: the stream is over
+
+
+ConnectHook = Callable[[Any], None]
+FaultHook = Callable[[Fault, Optional[float]], None]
+CommentHook = Callable[[str], None]
+
+
+#: Retry is immutable: every stream without its own shares one (its Backoff is per stream).
+_DEFAULT_RETRY = Retry()
+
+
+class StreamMachine:
+    """Everything a stream decides: requests, verdicts, parsing, reconnects, messages."""
+
+    def __init__(
+        self,
+        url: Any,
+        *,
+        method: str,
+        headers: Sequence[tuple[bytes, bytes]],
+        last_event_id: str,
+        retry: Retry | None,
+        reconnect: bool | None,
+        read_timeout: float | None,
+        max_event_size: int,
+        on_oversize: Literal["error", "skip"],
+        on_connect: ConnectHook | None = None,
+        on_fault: FaultHook | None = None,
+        on_comment: CommentHook | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.method = method.upper()
+        self.url = url
+        self.read_timeout = read_timeout
+        # A Last-Event-ID header given by the caller is where the stream starts; from then on
+        # the stream owns the header.
+        for key, value in headers:
+            if not _LEGAL_HEADER_VALUE.fullmatch(value):
+                raise ValueError(
+                    f"headers: the value of {key.decode(errors='replace')} has control "
+                    f"characters, which HTTP does not allow: {value!r}"
+                )
+        given = [value for key, value in headers if key.lower() == b"last-event-id"]
+        self._headers = [(k, v) for k, v in headers if k.lower() != b"last-event-id"]
+        names = {key.lower() for key, _ in self._headers}
+        if b"accept" not in names:
+            self._headers.append((b"Accept", b"text/event-stream"))
+        if b"cache-control" not in names:
+            self._headers.append((b"Cache-Control", b"no-cache"))
+        last_event_id = last_event_id or (given[0].decode(errors="replace") if given else "")
+        # Re-sending a POST can repeat its side effects (an LLM call is billed again), so only
+        # GET reconnects unless the caller asks.
+        self.reconnect = self.method == "GET" if reconnect is None else reconnect
+        # Without a hook the parser drops comments as they arrive, at no cost.
+        self._new_parser = functools.partial(
+            Parser,
+            max_event_size=max_event_size,
+            on_oversize=on_oversize,
+            comments=on_comment is not None,
+        )
+        self.parser = self._new_parser(last_event_id=last_event_id)
+        #: Oversized events are counted and skipped silently: read the count after each chunk.
+        self._skips_oversized = on_oversize == "skip"
+        self.retry = retry or _DEFAULT_RETRY
+        self._clock = clock
+        self.backoff = self.retry.start(clock=clock)
+        self.stats = StreamStats()
+        self.on_connect = on_connect
+        self.on_fault = on_fault
+        self.on_comment = on_comment
+        #: Whether ``raise_deferred()`` has work after a chunk's events: a comment hook to
+        #: call, or an error the chunk carried. Drivers call it only then.
+        self.has_deferred_work = on_comment is not None
+        #: The latest response (None before the first).
+        self.response_received: Any = None
+        #: The response being read, from its headers to end_response().
+        self._current: Any = None
+        #: Requests sent so far.
+        self.requests = 0
+        #: close() was called: every next action is STOP.
+        self.closed = False
+        #: The stream ended for good (a 204, an error, a stream that does not reconnect).
+        self.done = False
+        #: interrupt() was called and the connection it ends has not been replaced yet.
+        self.interrupted = False
+        self._server_retry: int | None = None
+        #: The current response has delivered no event yet.
+        self._no_event_yet = True
+        self._cut_mid_event = False
+        self._verdict = Verdict.STREAM
+        self._retry_after: float | None = None
+        self._deferred: EventTooLargeError | None = None
+        #: How the last connection ended, until next_action() decides what follows.
+        self._ending: Fault | None = None
+        #: When the wait before the next request ends (the clock's time), until a request is
+        #: sent: a wait cut short (a cancelled task, a timeout around anext()) goes on at the
+        #: next action instead of letting the request go at once.
+        self._resume_at: float | None = None
+
+    # -- what to do next ---------------------------------------------------------------------
+
+    def resume_from(self, last_event_id: str) -> None:
+        """Start after ``last_event_id`` (sent as Last-Event-ID): only before the first request,
+        since afterwards the stream's own position is what it resumes from."""
+        if not isinstance(last_event_id, str):
+            raise TypeError(f"last_event_id must be a str, got {last_event_id!r}")
+        if any(c in last_event_id for c in "\r\n\0"):
+            raise ValueError(f"no event can have the id {last_event_id!r} (CR, LF or NUL)")
+        if self.requests:
+            raise RuntimeError(
+                "resume_from() is for a stream that has not connected yet; this one has sent "
+                f"{self.requests} request(s) and resumes from its own last event id"
+            )
+        self.parser = self._new_parser(last_event_id=last_event_id)
+
+    def next_action(self) -> Send | Wait | _Stop:
+        """Send a request, wait, or stop; raises the stream's final error."""
+        if self.closed or self.done:
+            return STOP
+        ending, self._ending = self._ending, None
+        if ending is not None:
+            delay = self._decide(ending)
+            if delay is None:
+                self.done = True
+                return STOP
+            if delay > 0 and not self.interrupted:
+                self._resume_at = self._clock() + delay
+                return Wait(delay)
+        if self._resume_at is not None and not self.interrupted:
+            remaining = self._resume_at - self._clock()
+            if remaining > 0:
+                return Wait(remaining)
+        self._resume_at = None
+        self._check_may_send()
+        self.interrupted = False
+        self.requests += 1
+        return Send(self.method, self.url, self._request_headers())
+
+    def _check_may_send(self) -> None:
+        """Raises unless the request may be sent (again). A stream that does not reconnect (a
+        POST, by default) is sent once: asking again could repeat its side effects."""
+        if self.requests and not self.reconnect:
+            self.done = True
+            raise StreamInterruptedError(
+                f"the {self.method} stream from {self.url} was closed before its end, and it "
+                "does not reconnect (pass reconnect=True to resume it with Last-Event-ID)"
+            )
+
+    def _request_headers(self) -> list[tuple[bytes, bytes]]:
+        # Bytes, so that an id outside Latin-1 reaches the server as the UTF-8 it was. HTTP
+        # drops surrounding blanks from a header value, as browsers do before sending it.
+        last_event_id = self.parser.last_event_id.encode().strip(b" \t")
+        if not last_event_id:
+            return self._headers
+        if _LEGAL_HEADER_VALUE.fullmatch(last_event_id):
+            return [*self._headers, (b"Last-Event-ID", last_event_id)]
+        logger.warning(
+            "the event id %r has control characters, so it cannot be sent back in a "
+            "Last-Event-ID header; reconnecting to %s without it",
+            last_event_id,
+            self.url,
+        )
+        return self._headers
+
+    # -- what happened -------------------------------------------------------------------------
+
+    def response(self, response: ResponseLike) -> Verdict:
+        """The response's headers arrived: what to do with its body."""
+        self.response_received = self._current = response
+        if self.closed:  # close() came while the request was on its way: nothing more.
+            return Verdict.STOP
+        status = response.status_code
+        if status == 204:
+            logger.info("%s %s answered 204 No Content: the stream is over", self.method, self.url)
+            self.done = True
+            return Verdict.STOP
+        if status == 200 and _media_type(response) == "text/event-stream":
+            self.backoff.connected()
+            self.stats.connections += 1
+            if self.on_connect is not None:
+                self.on_connect(response)
+            return Verdict.STREAM
+        retryable = status in (408, 429) or status >= 500
+        if retryable and status in (429, 503):
+            self._retry_after = parse_retry_after(response.headers.get("Retry-After", ""))
+        self._verdict = Verdict.PREVIEW if retryable else Verdict.STOP
+        return Verdict.PREVIEW
+
+    def refused(self, body: bytes) -> None:
+        """The first bytes of a response that is not a stream: raises its error when it ends
+        the stream, else records it as the cause of the reconnect."""
+        response = self.response_received
+        error = self._response_error(response, body)
+        if self._verdict is Verdict.STOP:  # Not retryable: the stream ends with it.
+            self.stats.errors += 1
+            self.done = True
+            self._report(Fault("status", str(error), error, response), None)
+            raise error
+        status = f"{response.status_code} {response.reason_phrase}".strip()
+        line = body.decode(errors="replace").strip().partition("\n")[0][:200]
+        words = f"answered {status}" + (f": {line}" if line else " (empty body)")
+        self._ending = Fault("status", words, error, response)
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        """A chunk of the body: the events it completes, in order.
+
+        This runs once per chunk, the rest once per response: the server's ``retry:`` is read
+        when the response ends (only the next reconnect uses it)."""
+        stats = self.stats
+        stats.bytes += len(chunk)
+        parser = self.parser
+        try:
+            events = parser.feed(chunk)
+        except EventTooLargeError as error:
+            # Deliver what the chunk completed first; the error follows them.
+            events = error.events
+            self._deferred = error
+            self.has_deferred_work = True
+            stats.oversized = parser.oversized
+        if self._skips_oversized:
+            stats.oversized = parser.oversized
+        if events:
+            stats.events += len(events)
+            if self._no_event_yet:
+                self._no_event_yet = False
+                self.backoff.progressed()
+        return events
+
+    def raise_deferred(self) -> None:
+        """Once the events of the chunk just fed were delivered: hands its comments to
+        ``on_comment`` (after the events, so that a hook that raises loses none of them), then
+        raises the error the chunk carried, if any."""
+        if self.on_comment is not None:
+            for comment in self.parser.take_comments():
+                self.on_comment(comment)
+        error, self._deferred = self._deferred, None
+        if error is not None:
+            self.has_deferred_work = self.on_comment is not None
+            self.done = True
+            too_large = EventTooLargeError(
+                f"{self.method} {self.url}: {error} (pass a larger max_event_size=, or "
+                "on_oversize='skip' to count and skip such events)",
+                events=error.events,
+                max_event_size=error.max_event_size,
+                discarded=error.discarded,
+            )
+            too_large.response = self._current
+            raise too_large from None
+
+    def end_response(self) -> None:
+        """The response is over, whichever way (its end, a break, a close): an event it left
+        unfinished is dropped, never delivered, nor joined to the next connection's bytes."""
+        parser = self.parser
+        if parser.pending:
+            self.stats.dropped += 1
+            self._cut_mid_event = True
+        retry = parser.retry
+        if retry is not None and retry != self._server_retry:
+            self._server_retry = retry
+            self.backoff.server_retry(retry)
+        parser.finish()
+        self._deferred = None
+        self.has_deferred_work = self.on_comment is not None
+        self._no_event_yet = True
+        self._current = None
+
+    def ended(self) -> None:
+        """The server ended the response's body cleanly."""
+        if self.interrupted:
+            self._ending = Fault("interrupted", "interrupted by interrupt()", None, self._current)
+            return
+        self._ending = Fault(
+            "closed",
+            "the server closed the stream (a stream is reconnected after a clean end, as "
+            "browsers do; a 204 response or reconnect=False ends it instead)",
+            None,
+            self._current,
+        )
+
+    def failed(self, kind: FaultKind, error: BaseException) -> None:
+        """The connection attempt or the connection failed; ``kind`` classifies ``error``."""
+        if self.closed:
+            return
+        if self.interrupted:
+            self._ending = Fault("interrupted", "interrupted by interrupt()", error, self._current)
+            return
+        self._ending = Fault(kind, self._describe(kind, error), error, self._current)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def interrupt(self) -> None:
+        if not self.reconnect:
+            raise StreamInterruptedError(
+                f"the {self.method} stream from {self.url} does not reconnect, so it cannot be "
+                "interrupted (pass reconnect=True to allow it; close() ends it)"
+            )
+        self.interrupted = True
+
+    # -- decisions -------------------------------------------------------------------------------
+
+    def _decide(self, fault: Fault) -> float | None:
+        """The delay before reconnecting after ``fault``, None when the stream is over, or
+        raises the stream's error."""
+        dropped_partial, self._cut_mid_event = self._cut_mid_event, False
+        retry_after, self._retry_after = self._retry_after, None
+        kind = fault.kind
+        if kind == "interrupted":
+            self.stats.reconnects += 1
+            logger.info("%s %s: %s; reconnecting now", self.method, self.url, fault.message)
+            self._report(fault, 0.0)
+            return 0.0
+        if kind != "closed":
+            self.stats.errors += 1
+        if kind == "invalid_request":
+            invalid = InvalidRequestError(
+                f"{self.method} {self.url} cannot be sent: {fault.message} (check the URL, "
+                "which needs http:// or https://, and the headers)"
+            )
+            self._fail(dataclasses.replace(fault, error=invalid), cause=fault.error)
+        if not self.reconnect:
+            if kind == "closed" and not dropped_partial:
+                return None
+            if isinstance(fault.error, FastSSEError):
+                self._fail(fault)
+            if fault.response is None:  # Nothing was received: there is nothing to resume.
+                ending, remedy = "got no response", "retry it"
+            else:
+                ending = "ended in the middle of an event" if kind == "closed" else "broke"
+                remedy = "resume it with Last-Event-ID"
+            interrupted = StreamInterruptedError(
+                f"the {self.method} stream from {self.url} {ending} ({fault.message}); it "
+                f"does not reconnect (pass reconnect=True to {remedy})"
+            )
+            interrupted.response = fault.response
+            self._fail(Fault(kind, fault.message, interrupted, fault.response), cause=fault.error)
+        try:
+            delay = self.backoff.next_delay(fault.error, retry_after=retry_after)
+        except RetriesExhausted as exhausted:
+            exhausted = RetriesExhausted(
+                exhausted.attempts,
+                fault.error,
+                url=f"{self.method} {self.url}",
+                reason=fault.message,
+                response=fault.response,
+            )
+            self._fail(Fault(kind, fault.message, exhausted, fault.response), cause=fault.error)
+        self.stats.reconnects += 1
+        most = self.retry.max_attempts
+        of = "" if most is None else f" of {most}"
+        logger.warning(
+            "%s %s: %s; reconnect attempt %d%s in %.2f s",
+            self.method,
+            self.url,
+            fault.message,
+            self.backoff.attempts,
+            of,
+            delay,
+        )
+        self._report(dataclasses.replace(fault, attempt=self.backoff.attempts), delay)
+        return delay
+
+    def _fail(self, fault: Fault, *, cause: BaseException | None = None) -> NoReturn:
+        """Ends the stream with ``fault``'s error (a FastSSEError), raised from ``cause``."""
+        self.done = True
+        self._report(fault, None)
+        error = fault.error
+        assert isinstance(error, FastSSEError), error
+        if cause is not None and error.__cause__ is None:
+            raise error from cause
+        raise error
+
+    def _report(self, fault: Fault, delay: float | None) -> None:
+        if self.on_fault is not None:
+            self.on_fault(fault, delay)
+
+    def _describe(self, kind: FaultKind, error: BaseException) -> str:
+        detail = str(error) or type(error).__name__
+        if kind == "refused":
+            return "connection refused (is the server up, and is the port right?)"
+        if kind == "dns":
+            return f"the host name does not resolve ({detail})"
+        if kind == "connect_timeout":
+            return "no answer to the connection attempt in time (connect_timeout)"
+        if kind == "connect":
+            return f"could not connect ({detail})"
+        if kind == "read_timeout":
+            return f"no data for {self.read_timeout:g} s (read_timeout)"
+        if kind == "broken":
+            return f"the connection broke ({detail})"
+        return detail
+
+    def _response_error(self, response: Any, body: bytes) -> SSEError:
+        status = response.status_code
+        what = f"{status} {response.reason_phrase}".strip()
+        preview = f": {body!r}" if body else " (empty body)"
+        request = f"{self.method} {response.url}"
+        if 200 <= status < 300:
+            content_type = response.headers.get("Content-Type", "")
+            return ContentTypeError(
+                f"{request} answered {what} with Content-Type {content_type!r}, not 200 with "
+                f"text/event-stream{preview}; check that the URL is that of an event stream",
+                response=response,
+                content_type=content_type,
+                body=body,
+            )
+        return UnexpectedStatusError(
+            f"{request} answered {what}{preview}{_advice(response)}",
+            response=response,
+            body=body,
+        )
+
+    # -- JSON ----------------------------------------------------------------------------------
+
+    def decode_json(self, events: list[Event], on_error: JSONErrorHandler | None) -> list[Any]:
+        decoded = [self.decode_event(event, on_error) for event in events]
+        return [value for value in decoded if value is not NOT_JSON]
+
+    def decode_event(self, event: Event, on_error: JSONErrorHandler | None) -> Any:
+        """The event's data decoded, or ``NOT_JSON`` (after counting and reporting it)."""
+        try:
+            return _json.loads(event.data)
+        except ValueError as error:
+            self.stats.json_errors += 1
+            if on_error is None:
+                logger.warning(
+                    "skipped an event whose data is not JSON (id=%r, event=%r): %s; data=%r",
+                    event.id,
+                    event.event,
+                    error,
+                    event.data[:200],
+                )
+            else:
+                on_error(event, error)
+            return NOT_JSON
+
+
+def _media_type(response: ResponseLike) -> str:
+    content_type: str = response.headers.get("Content-Type", "")
+    return content_type.partition(";")[0].strip().lower()
+
+
+def _advice(response: ResponseLike) -> str:
+    """What the user can do about a status that ends the stream."""
+    status = response.status_code
+    if 300 <= status < 400:
+        location = response.headers.get("Location", "")
+        return (
+            f"; it redirects to {location!r}, and the client does not follow redirects "
+            "(pass follow_redirects=True to the stream or the client)"
+        )
+    if status in (401, 403, 407):
+        return "; check the credentials (headers= or auth=)"
+    if status in (404, 410):
+        return "; check the URL"
+    if status == 405:
+        return "; check the method (method=)"
+    if status in (400, 422):
+        return "; check the request's parameters and body"
+    if status in (408, 429) or status >= 500:
+        return "; it is retried only by a stream that reconnects (reconnect=True)"
+    return ""

@@ -1,0 +1,22 @@
+"""fastsse beyond one machine: a fenced relay into a Redis Stream, and its consumer group.
+
+Needs redis-py (``pip install redis``); each class says so when it is made without it. See
+DESIGN.md section 9 and the README's "Beyond one machine"::
+
+    feed --> Relay (leader; standbys wait for the lease) --> Redis Stream --> RedisStreamConsumer xN
+"""
+
+from __future__ import annotations
+
+from fastsse.redis.checkpoint import RedisCheckpoint
+from fastsse.redis.relay import Relay, RelayStats, checkpoint_key, lease_key
+from fastsse.redis.worker import RedisStreamConsumer
+
+__all__ = [
+    "RedisCheckpoint",
+    "RedisStreamConsumer",
+    "Relay",
+    "RelayStats",
+    "checkpoint_key",
+    "lease_key",
+]

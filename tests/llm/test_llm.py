@@ -1,0 +1,431 @@
+"""fastsse.llm against SSEServer replaying each provider's documented wire format
+(tests/fixtures), on httpx and httpx2 clients, sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import fastsse
+import httpx
+import pytest
+from fastsse import _json, llm
+from fastsse.testing import Response, SSEServer, abort, delay, split, stall
+
+try:
+    import httpx2
+
+    LIBRARIES: list[ModuleType] = [httpx, httpx2]
+except ImportError:  # httpx2 needs Python >= 3.11; its cases run wherever it installs
+    LIBRARIES = [httpx]
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+TIMEOUT = 5.0
+AUTH = {"Authorization": "Bearer sk-test", "anthropic-version": "2023-06-01"}
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def wire_events(body: bytes) -> list[tuple[str, str]]:
+    """(event type, data) of each event of a fixture: a plain reading of its blocks."""
+    found = []
+    for block in body.decode().split("\n\n"):
+        if not block:
+            continue
+        kind, data = "message", []
+        for line in block.split("\n"):
+            name, _, value = line.partition(": ")
+            if name == "event":
+                kind = value
+            elif name == "data":
+                data.append(value)
+        found.append((kind, "\n".join(data)))
+    return found
+
+
+@dataclass(frozen=True)
+class Case:
+    """A provider's format and its fixture: the JSON events and the text it must give."""
+
+    fmt: llm.StreamFormat
+    fixture: str
+    skipped: tuple[str, ...]  # data (or event types) that must not be yielded
+    text: str
+    deltas: int  # how many text deltas it carries
+
+    @property
+    def body(self) -> bytes:
+        return fixture(self.fixture)
+
+    @property
+    def expected(self) -> list[Any]:
+        return [
+            json.loads(data)
+            for kind, data in wire_events(self.body)
+            if data not in self.skipped and kind not in self.skipped
+        ]
+
+
+CASES = {
+    "openai_chat": Case(
+        llm.openai_chat, "openai_chat.sse", ("[DONE]",), "Hello! How can I help you today?", 9
+    ),
+    "openai_responses": Case(
+        llm.openai_responses, "openai_responses.sse", (), "Hi there! What can I do for you?", 10
+    ),
+    "anthropic": Case(
+        llm.anthropic, "anthropic_messages.sse", ("ping",), "Hello! I'm Claude. How can I help?", 10
+    ),
+}
+BODY = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
+
+
+@pytest.fixture(params=LIBRARIES, ids=lambda lib: lib.__name__)
+def lib(request: pytest.FixtureRequest) -> ModuleType:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=("sync", "async"))
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=list(CASES))
+def case(request: pytest.FixtureRequest) -> Case:
+    return CASES[request.param]
+
+
+def run(lib: ModuleType, kind: str, method: str, fmt: llm.StreamFormat, url: str, **kw: Any) -> Any:
+    """Calls ``fmt.<method>`` (events, text or complete; the async twin when ``kind`` is
+    async) with a fresh client of ``lib``; lists what an iterator gives."""
+    kw.setdefault("json", BODY)
+    kw.setdefault("headers", AUTH)
+    if kind == "sync":
+        with lib.Client(timeout=TIMEOUT) as client:
+            result = getattr(fmt, method)(client, url, **kw)
+            return result if method == "complete" else list(result)
+
+    async def main() -> Any:
+        async with lib.AsyncClient(timeout=TIMEOUT) as client:
+            result = getattr(fmt, "a" + method)(client, url, **kw)
+            if method == "complete":
+                return await result
+            return [value async for value in result]
+
+    return asyncio.run(main())
+
+
+# -- whole streams ---------------------------------------------------------------------------
+
+
+def test_events_are_the_decoded_json_without_end_or_ping(
+    case: Case, lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    server.respond(Response(body=[case.body]))
+    assert run(lib, kind, "events", case.fmt, server.url) == case.expected
+    (request,) = server.requests
+    assert request.method == "POST"
+    assert request.json() == BODY
+    assert request.header("authorization") == "Bearer sk-test"
+    assert request.header("accept") == "text/event-stream"
+
+
+def test_text_deltas_and_the_whole_text(
+    case: Case, lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    server.respond(Response(body=[case.body]))
+    deltas = run(lib, kind, "text", case.fmt, server.url)
+    assert "".join(deltas) == case.text
+    assert len(deltas) == case.deltas
+    assert all(deltas)
+
+
+def test_complete_calls_back_per_token_and_once_at_the_end(
+    case: Case, lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    server.respond(Response(body=[case.body]))
+    tokens: list[str] = []
+    completed: list[str] = []
+    text = run(
+        lib,
+        kind,
+        "complete",
+        case.fmt,
+        server.url,
+        on_token=tokens.append,
+        on_complete=completed.append,
+    )
+    assert text == case.text
+    assert "".join(tokens) == case.text
+    assert completed == [case.text]
+
+
+def test_async_complete_awaits_coroutine_callbacks(case: Case, server: SSEServer) -> None:
+    server.respond(Response(body=[case.body]))
+    tokens: list[str] = []
+    completed: list[str] = []
+
+    async def on_token(token: str) -> None:
+        await asyncio.sleep(0)
+        tokens.append(token)
+
+    async def on_complete(text: str) -> None:
+        completed.append(text)
+
+    async def main() -> str:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            return await case.fmt.acomplete(
+                client, server.url, json=BODY, on_token=on_token, on_complete=on_complete
+            )
+
+    assert asyncio.run(main()) == case.text
+    assert "".join(tokens) == case.text
+    assert completed == [case.text]
+
+
+@pytest.mark.parametrize("step", [1, 7, 61])
+def test_json_split_across_http_chunks(case: Case, kind: str, server: SSEServer, step: int) -> None:
+    body = case.body
+    server.respond(Response(body=split(body, at=range(step, len(body), step))))
+    assert run(httpx, kind, "events", case.fmt, server.url) == case.expected
+
+
+def test_a_gzip_encoded_stream_is_decoded(
+    case: Case, lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    body = gzip.compress(case.body)
+    server.respond(
+        Response(body=split(body, at=[len(body) // 2]), headers={"Content-Encoding": "gzip"})
+    )
+    assert run(lib, kind, "events", case.fmt, server.url) == case.expected
+
+
+def test_the_end_marker_ends_the_stream_even_if_the_server_goes_on(
+    case: Case, kind: str, server: SSEServer
+) -> None:
+    # A connection left open after [DONE] / response.completed / message_stop: the helper
+    # returns at once (bounded by the client's 5 s timeout, never reached).
+    trailer = b'data: {"after": "the end"}\n\n'
+    server.respond(Response(body=[case.body, trailer, stall()]))
+    assert "".join(run(httpx, kind, "text", case.fmt, server.url)) == case.text
+    server.wait_for_idle()
+
+
+def test_the_callers_keywords_reach_client_stream(lib: ModuleType, server: SSEServer) -> None:
+    server.respond(Response(body=[CASES["openai_chat"].body]))
+    text = run(
+        lib,
+        "sync",
+        "complete",
+        llm.openai_chat,
+        server.url_for("/v1/chat/completions"),
+        params={"api-version": "2024-10-21"},
+        headers=[("api-key", "k1"), ("Accept", "text/event-stream; q=1")],
+        timeout=lib.Timeout(TIMEOUT),
+    )
+    assert text == CASES["openai_chat"].text
+    (request,) = server.requests
+    assert (request.path, request.query) == ("/v1/chat/completions", "api-version=2024-10-21")
+    assert request.header("api-key") == "k1"
+    assert request.header("accept") == "text/event-stream; q=1"
+
+
+# -- what must never pass for an answer ------------------------------------------------------
+
+
+def cut_before_end(case: Case) -> bytes:
+    events = case.body.split(b"\n\n")
+    return b"\n\n".join(events[:-2]) + b"\n\n"  # the end marker (and the empty tail) gone
+
+
+def test_a_stream_ending_before_its_end_marker_raises(
+    case: Case, lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    server.respond(Response(body=[cut_before_end(case)]))
+    completed: list[str] = []
+    with pytest.raises(fastsse.StreamInterruptedError, match="incomplete") as caught:
+        run(lib, kind, "complete", case.fmt, server.url, on_complete=completed.append)
+    assert case.fmt.end_marker in str(caught.value)
+    assert completed == []
+    assert len(server.requests) == 1  # never re-sent
+
+
+def test_a_broken_connection_raises_and_is_not_retried(
+    case: Case, lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    half = case.body[: len(case.body) // 2]
+    server.respond(Response(body=[half, delay(0.05), abort()]), Response(body=[case.body]))
+    with pytest.raises(fastsse.StreamInterruptedError, match="broke") as caught:
+        run(lib, kind, "complete", case.fmt, server.url)
+    assert isinstance(caught.value.__cause__, lib.TransportError)
+    assert len(server.requests) == 1
+
+
+def test_the_clients_read_timeout_ends_a_silent_stream(kind: str, server: SSEServer) -> None:
+    case = CASES["anthropic"]
+    server.respond(Response(body=[cut_before_end(case), stall()]))
+    with pytest.raises(fastsse.StreamInterruptedError) as caught:
+        run(httpx, kind, "complete", case.fmt, server.url, timeout=0.2)
+    assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "message", "error_type"),
+    [
+        (
+            llm.openai_chat,
+            "openai_chat_error.sse",
+            "The server had an error while processing your request. Sorry about that!",
+            "server_error",
+        ),
+        (
+            llm.openai_responses,
+            "openai_responses_error.sse",
+            "The server had an error while processing your request.",
+            None,
+        ),
+        (
+            llm.openai_responses,
+            "openai_responses_failed.sse",
+            "The model failed to generate a response.",
+            None,
+        ),
+        (llm.anthropic, "anthropic_error.sse", "Overloaded", "overloaded_error"),
+    ],
+)
+def test_an_error_mid_stream_raises_with_the_servers_message(
+    lib: ModuleType,
+    kind: str,
+    server: SSEServer,
+    fmt: llm.StreamFormat,
+    name: str,
+    message: str,
+    error_type: str | None,
+) -> None:
+    body = fixture(name)
+    server.respond(Response(body=split(body, at=range(50, len(body), 50))))
+    tokens: list[str] = []
+    with pytest.raises(fastsse.LLMError) as caught:
+        run(lib, kind, "complete", fmt, server.url, on_token=tokens.append)
+    error = caught.value
+    assert error.message == message
+    assert message in str(error)
+    assert error.type == error_type
+    assert error.status_code is None  # sent inside a 200 stream
+    last_data = wire_events(body)[-1][1]
+    assert error.body == last_data
+    assert error.error == json.loads(last_data)
+    assert tokens  # the deltas before the error were delivered, then the error
+
+
+def test_responses_error_event_carries_its_code(server: SSEServer) -> None:
+    server.respond(Response(body=[fixture("openai_responses_error.sse")]))
+    with pytest.raises(fastsse.LLMError) as caught:
+        run(httpx, "sync", "events", llm.openai_responses, server.url)
+    assert caught.value.code == "server_error"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "status", "message", "error_type", "code"),
+    [
+        (
+            llm.openai_chat,
+            "openai_error_401.json",
+            401,
+            "Incorrect API key provided: sk-test. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            "invalid_request_error",
+            "invalid_api_key",
+        ),
+        (llm.anthropic, "anthropic_error_529.json", 529, "Overloaded", "overloaded_error", None),
+    ],
+)
+def test_an_error_status_raises_with_status_type_and_body(
+    lib: ModuleType,
+    kind: str,
+    server: SSEServer,
+    fmt: llm.StreamFormat,
+    name: str,
+    status: int,
+    message: str,
+    error_type: str,
+    code: str | None,
+) -> None:
+    body = fixture(name)
+    server.respond(Response(status, body, content_type="application/json"))
+    with pytest.raises(fastsse.LLMError) as caught:
+        run(lib, kind, "events", fmt, server.url)
+    error = caught.value
+    assert (error.status_code, error.message, error.type, error.code) == (
+        status,
+        message,
+        error_type,
+        code,
+    )
+    assert error.body == body.decode()
+    assert f"answered {status}" in str(error)
+    assert len(server.requests) == 1
+
+
+def test_an_error_status_without_json_keeps_the_text(server: SSEServer) -> None:
+    server.respond(Response(502, b"<html>Bad Gateway</html>", content_type="text/html"))
+    with pytest.raises(fastsse.LLMError) as caught:
+        run(httpx, "sync", "events", llm.openai_chat, server.url)
+    assert caught.value.status_code == 502
+    assert caught.value.message == "<html>Bad Gateway</html>"
+    assert caught.value.type is None
+
+
+def test_a_json_answer_instead_of_a_stream_says_why(kind: str, server: SSEServer) -> None:
+    server.respond(Response.json({"id": "chatcmpl-1", "object": "chat.completion"}))
+    with pytest.raises(fastsse.ContentTypeError, match='"stream": true'):
+        run(httpx, kind, "events", llm.openai_chat, server.url)
+
+
+def test_invalid_json_in_an_event_is_a_clear_error(case: Case, server: SSEServer) -> None:
+    body = case.body.replace(b"\n\n", b"\n\ndata: {not json\n\n", 1)
+    server.respond(Response(body=[body]))
+    with pytest.raises(fastsse.LLMError, match="event 2 is not valid JSON") as caught:
+        run(httpx, "sync", "events", case.fmt, server.url)
+    assert caught.value.body == "{not json"
+
+
+def test_empty_and_meta_only_events_never_reach_json_decoding(
+    case: Case, kind: str, server: SSEServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[Any] = []
+    real_loads = _json.loads
+
+    def counting_loads(data: str | bytes) -> Any:
+        decoded.append(data)
+        return real_loads(data)
+
+    monkeypatch.setattr(_json, "loads", counting_loads)
+    noise = b": keep-alive\n\ndata:\n\ndata: \n\nretry: 3000\n\nid: 42\n\nevent: ping\n\n"
+    events = case.body.split(b"\n\n")
+    body = b"\n\n".join([events[0], noise.rstrip(b"\n"), *events[1:]])
+    server.respond(Response(body=[body]))
+    assert run(httpx, kind, "events", case.fmt, server.url) == case.expected
+    # Only the events that are the answer were decoded: no empty data, no [DONE], no ping.
+    assert len(decoded) == len(case.expected)
+
+
+def test_orjson_decodes() -> None:
+    import orjson  # in the dev extra
+
+    assert _json.loads is orjson.loads
+
+
+def test_a_large_error_body_is_read_only_in_part(kind: str, server: SSEServer) -> None:
+    server.respond(Response(500, b"x" * (1 << 20), content_type="text/plain"))
+    with pytest.raises(fastsse.LLMError) as caught:
+        run(httpx, kind, "events", llm.openai_chat, server.url)
+    assert caught.value.status_code == 500
+    assert 0 < len(caught.value.body) <= 128 * 1024

@@ -1,0 +1,97 @@
+"""The README's commands and examples stay true."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+from fastsse._tools.corpus import DESCRIPTIONS, GENERATORS
+from fastsse.testing import Response, SSEServer, event
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+
+
+def test_first_lines_give_the_demo_and_the_test_command() -> None:
+    lines = [line.strip() for line in README.read_text(encoding="utf-8").splitlines()[:5]]
+    commands = [line.split("#")[0].strip() for line in lines if line.startswith("make")]
+    assert commands == ["make demo", "make test"]
+    makefile = (README.parent / "Makefile").read_text(encoding="utf-8")
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert "\ndemo:" in makefile
+    assert "\ntest:" in makefile
+    assert ci.rstrip().endswith("make test")
+
+
+def test_parse_example_prints_what_its_comments_say() -> None:
+    example = python_blocks()[0]
+    expected = [comment.strip() for comment in re.findall(r"print\(.*\)\s*#\s*(.*)", example)]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(example, str(README), "exec"), {})
+    assert out.getvalue().splitlines() == expected
+
+
+def readme_block(marker: str) -> str:
+    (block,) = [block for block in python_blocks() if marker in block]
+    return block
+
+
+def run_readme_block(block: str, real_url: str, url: str) -> str:
+    """Runs a README example with its real URL pointed at a loopback server; its output."""
+    assert real_url in block
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(block.replace(real_url, url), str(README), "exec"), {"__name__": "readme"})
+    return out.getvalue()
+
+
+def test_migration_example_runs_on_fastsse() -> None:
+    block = readme_block("from fastsse import connect_sse")
+    server_body = [event("1"), event("2", event="tick", id="7")]
+    with SSEServer(Response(body=server_body)) as server:
+        out = run_readme_block(block, "http://localhost:8000/sse", server.url)
+    assert out == "message 1  None\ntick 2 7 None\n"
+
+
+def test_openai_example_streams_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-readme")
+    body = (FIXTURES / "openai_chat.sse").read_bytes()
+    with SSEServer(Response(body=[body])) as server:
+        out = run_readme_block(
+            readme_block("api.openai.com"),
+            "https://api.openai.com/v1/chat/completions",
+            server.url,
+        )
+        (request,) = server.requests
+    assert out == "Hello! How can I help you today?"
+    assert request.header("authorization") == "Bearer sk-readme"
+    assert request.json()["stream"] is True
+
+
+def test_anthropic_example_streams_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-readme")
+    body = (FIXTURES / "anthropic_messages.sse").read_bytes()
+    with SSEServer(Response(body=[body])) as server:
+        out = run_readme_block(
+            readme_block("api.anthropic.com"), "https://api.anthropic.com/v1/messages", server.url
+        )
+        (request,) = server.requests
+    assert out == "Hello! I'm Claude. How can I help?"
+    assert request.header("x-api-key") == "sk-ant-readme"
+    assert request.header("anthropic-version") == "2023-06-01"
+
+
+def test_benchmark_table_describes_each_corpus_as_fastsse_bench_does() -> None:
+    text = README.read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| parse")}
+    assert set(DESCRIPTIONS) == set(GENERATORS)
+    for name, description in DESCRIPTIONS.items():
+        assert f"parse {description}" in rows, name

@@ -1,0 +1,260 @@
+"""The stream's decisions without any I/O: StreamMachine driven by hand, as a driver would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import fastsse
+import httpx
+import pytest
+from fastsse import (
+    InvalidRequestError,
+    RetriesExhausted,
+    Retry,
+    StreamInterruptedError,
+    UnexpectedStatusError,
+)
+from fastsse.protocol import STOP, Send, StreamMachine, Verdict, Wait
+
+URL = "http://example.test/feed"
+
+
+@dataclass
+class FakeResponse:
+    status_code: int = 200
+    reason_phrase: str = "OK"
+    headers: httpx.Headers = field(
+        default_factory=lambda: httpx.Headers({"Content-Type": "text/event-stream"})
+    )
+    url: str = URL
+
+
+class FakeClock:
+    """The machine's clock: time passes when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def machine(**options: Any) -> StreamMachine:
+    defaults: dict[str, Any] = {
+        "method": "GET",
+        "headers": [],
+        "last_event_id": "",
+        "retry": Retry(initial=1.0, multiplier=2.0, jitter=False),
+        "reconnect": None,
+        "read_timeout": 300.0,
+        "max_event_size": 1024,
+        "on_oversize": "error",
+        "clock": FakeClock(),
+    }
+    defaults.update(options)
+    return StreamMachine(URL, **defaults)
+
+
+def send(m: StreamMachine) -> Send:
+    action = m.next_action()
+    assert isinstance(action, Send), action
+    return action
+
+
+def test_the_first_request_has_the_sse_headers_and_the_callers() -> None:
+    m = machine(headers=[(b"X-Token", b"t"), (b"last-event-id", b"41")])
+    action = send(m)
+    assert (action.method, action.url) == ("GET", URL)
+    assert action.headers == [
+        (b"X-Token", b"t"),
+        (b"Accept", b"text/event-stream"),
+        (b"Cache-Control", b"no-cache"),
+        (b"Last-Event-ID", b"41"),
+    ]
+
+
+def test_a_stream_then_a_clean_end_then_a_resumed_request() -> None:
+    clock = FakeClock()
+    m = machine(clock=clock)
+    send(m)
+    assert m.response(FakeResponse()) is Verdict.STREAM
+    events = m.feed(b"id: 1\ndata: a\n\ndata: par")
+    assert [(e.id, e.data) for e in events] == [("1", "a")]
+    m.raise_deferred()
+    m.ended()
+    m.end_response()
+    assert m.stats.dropped == 1  # the partial event
+    assert m.next_action() == Wait(1.0)
+    clock.now += 1.0
+    assert (b"Last-Event-ID", b"1") in send(m).headers
+    assert (m.stats.connections, m.stats.reconnects, m.stats.errors) == (1, 1, 0)
+
+
+def test_204_stops() -> None:
+    m = machine()
+    send(m)
+    assert m.response(FakeResponse(204, "No Content")) is Verdict.STOP
+    m.end_response()
+    assert m.next_action() is STOP
+    assert m.done
+
+
+def test_a_retryable_status_waits_at_least_its_retry_after() -> None:
+    m = machine()
+    send(m)
+    headers = httpx.Headers({"Retry-After": "7", "Content-Type": "text/plain"})
+    assert m.response(FakeResponse(503, "Service Unavailable", headers)) is Verdict.PREVIEW
+    m.refused(b"busy\nmore")
+    m.end_response()
+    assert m.next_action() == Wait(7.0)
+    assert m.stats.errors == 1
+
+
+def test_a_4xx_fails_with_its_body() -> None:
+    m = machine()
+    send(m)
+    headers = httpx.Headers({"Content-Type": "text/plain"})
+    assert m.response(FakeResponse(404, "Not Found", headers)) is Verdict.PREVIEW
+    with pytest.raises(UnexpectedStatusError, match="answered 404 Not Found: b'nope'"):
+        m.refused(b"nope")
+    assert m.next_action() is STOP
+
+
+def test_failures_grow_the_delay_then_give_up() -> None:
+    clock = FakeClock()
+    retry = Retry(initial=1.0, multiplier=2.0, jitter=False, max_attempts=2)
+    m = machine(retry=retry, clock=clock)
+    delays = []
+    for _ in range(2):
+        send(m)
+        m.failed("refused", ConnectionRefusedError())
+        action = m.next_action()
+        assert isinstance(action, Wait)
+        delays.append(action.seconds)
+        clock.now += action.seconds
+    send(m)
+    m.failed("refused", ConnectionRefusedError())
+    with pytest.raises(RetriesExhausted, match="gave up after 2 reconnect attempts"):
+        m.next_action()
+    assert delays == [1.0, 2.0]
+    assert m.next_action() is STOP
+
+
+def test_a_wait_cut_short_goes_on_until_its_end() -> None:
+    # A driver whose wait was cut short (a cancelled task, a timeout around anext()) asks
+    # again: it is told to wait what is left, not to send at once.
+    clock = FakeClock()
+    m = machine(clock=clock)
+    send(m)
+    m.failed("refused", ConnectionRefusedError())
+    assert m.next_action() == Wait(1.0)
+    clock.now += 0.25
+    assert m.next_action() == Wait(0.75)
+    assert m.next_action() == Wait(0.75)  # No time passed: the same wait.
+    clock.now += 0.75
+    send(m)
+    assert m.requests == 2
+
+
+def test_interrupt_ends_a_wait() -> None:
+    clock = FakeClock()
+    m = machine(clock=clock)
+    send(m)
+    m.failed("refused", ConnectionRefusedError())
+    assert m.next_action() == Wait(1.0)
+    m.interrupt()
+    send(m)
+    m.failed("refused", ConnectionRefusedError())
+    assert m.next_action() == Wait(2.0)  # A new wait, whole.
+
+
+def test_a_post_is_sent_once_and_a_cut_raises() -> None:
+    m = machine(method="post")
+    assert send(m).method == "POST"
+    m.response(FakeResponse())
+    m.feed(b"data: par")
+    m.ended()
+    m.end_response()
+    with pytest.raises(StreamInterruptedError, match="ended in the middle of an event"):
+        m.next_action()
+
+
+def test_close_stops_and_silences_later_failures() -> None:
+    m = machine()
+    send(m)
+    m.close()
+    m.failed("broken", OSError())
+    assert m.next_action() is STOP
+    assert m.stats.errors == 0
+
+
+def test_interrupt_skips_the_wait_and_resends_at_once() -> None:
+    m = machine()
+    send(m)
+    m.response(FakeResponse())
+    m.interrupt()
+    m.failed("broken", OSError())  # the shut-down socket
+    m.end_response()
+    send(m)
+    assert not m.interrupted
+    assert m.stats.errors == 0
+
+
+def test_a_request_that_cannot_be_sent_fails_at_once() -> None:
+    m = machine()
+    send(m)
+    m.failed("invalid_request", ValueError("Request URL has an unsupported protocol 'ftp://'."))
+    with pytest.raises(InvalidRequestError, match="cannot be sent: Request URL has an unsupp"):
+        m.next_action()
+
+
+def test_a_response_that_arrives_after_close_is_not_read() -> None:
+    connected: list[object] = []
+    m = machine(on_connect=connected.append)
+    send(m)
+    m.close()  # from another thread, while the request was on its way
+    assert m.response(FakeResponse()) is Verdict.STOP
+    m.end_response()
+    assert m.next_action() is STOP
+    assert connected == []
+    assert m.stats.connections == 0
+
+
+def test_a_post_is_never_sent_twice_even_by_a_driver_that_asks_again() -> None:
+    m = machine(method="POST")
+    send(m)
+    m.end_response()  # no ending reported: a driver bug must not re-send the request
+    with pytest.raises(StreamInterruptedError, match="pass reconnect=True"):
+        m.next_action()
+    assert m.next_action() is STOP
+    assert m.requests == 1
+
+
+def test_comments_go_to_on_comment_after_the_events_of_their_chunk() -> None:
+    seen: list[str] = []
+    m = machine(on_comment=seen.append, max_event_size=8)
+    send(m)
+    assert m.response(FakeResponse()) is Verdict.STREAM
+    events = m.feed(b": first\ndata: a\n\n: second\n:0123456789\n: cut")
+    assert [event.data for event in events] == ["a"]
+    assert seen == []  # the driver delivers the events first
+    m.raise_deferred()
+    assert seen == ["first", "second", "01234567"]  # cut to max_event_size
+    m.feed(b" off\n")
+    m.raise_deferred()
+    assert seen[3:] == ["cut off"]
+    # A chunk that also discards an event: its comments come before its error.
+    m.feed(b"data: 0123456789\n\n: alive\n")
+    with pytest.raises(fastsse.EventTooLargeError):
+        m.raise_deferred()
+    assert seen[4:] == ["alive"]
+
+
+def test_without_on_comment_the_parser_drops_comments() -> None:
+    m = machine()
+    send(m)
+    m.response(FakeResponse())
+    assert [event.data for event in m.feed(b": x\ndata: a\n\n")] == ["a"]
+    m.raise_deferred()
+    assert m.parser.take_comments() == []
