@@ -1,5 +1,7 @@
 """fastsse: the fast, spec-exact Server-Sent Events client for Python, with a Rust parser."""
 
+import contextlib as _contextlib
+
 from fastsse._compat import EventSource, aconnect_sse, connect_sse
 from fastsse._errors import (
     ContentTypeError,
@@ -80,3 +82,13 @@ __all__ = [
     "async_client",
     "connect_sse",
 ]
+
+# Tracebacks and reprs name a public class by the path users import it from
+# (``fastsse.FastSSEError``), not by the private module that defines it.
+for _name in __all__:
+    _public = globals()[_name]
+    if isinstance(_public, type) and _public.__module__.startswith("fastsse._"):
+        # An immutable extension type keeps the name it was built with.
+        with _contextlib.suppress(TypeError):
+            _public.__module__ = __name__
+del _name, _public

@@ -112,3 +112,20 @@ def test_every_parameter_is_documented_where_help_shows_it(documented: Any) -> N
     assert names
     for name in names:
         assert f"``{name}``" in doc or f"{name}:" in doc, f"{name} is not in the docstring"
+
+
+def test_tracebacks_name_public_classes_by_their_public_path() -> None:
+    import traceback
+
+    try:
+        raise fastsse.UnexpectedStatusError("answered 404", response=None, body=b"")
+    except fastsse.FastSSEError as error:
+        text = "".join(traceback.format_exception_only(type(error), error))
+    assert text.startswith("fastsse.UnexpectedStatusError: answered 404"), text
+    private = [
+        name
+        for name in fastsse.__all__
+        if isinstance(getattr(fastsse, name), type)
+        and getattr(fastsse, name).__module__.startswith("fastsse._io")
+    ]
+    assert private == []
