@@ -44,7 +44,8 @@ demo: $(PY) rust
 dev: $(PY) rust
 	@echo "installing fastsse and its dev dependencies into $(VENV) (the Rust build takes a" \
 	    "minute or two the first time)"
-	$(BUILD_PIP) -e '.[dev]'
+	@$(PIP) install -q --upgrade 'pip>=25.1'  # --group (PEP 735 dependency groups)
+	$(BUILD_PIP) --group dev -e .
 
 # Every quality gate, then every test: Rust first (fast to fail), then Python.
 test: dev wheel
@@ -75,7 +76,8 @@ bench: dev
 # which `cargo test` and pytest replay.
 FUZZ_SECONDS ?= 600
 fuzz: $(PY)
-	$(PIP) install --progress-bar on -e '.[dev,fuzz]'
+	@$(PIP) install -q --upgrade 'pip>=25.1'
+	$(PIP) install --progress-bar on --group dev --group fuzz -e .
 	cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 	mkdir -p fuzz/corpus/chunking fuzz/corpus/python_parser fuzz/artifacts/python_parser
 	RUSTC_BOOTSTRAP=1 cargo fuzz run chunking fuzz/corpus/chunking fuzz/seeds/chunking -- \
