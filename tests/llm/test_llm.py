@@ -102,11 +102,17 @@ def case(request: pytest.FixtureRequest) -> Case:
     return CASES[request.param]
 
 
+def no_wait(attempt: int) -> float:
+    """Retries at once: the tests count requests, not seconds."""
+    return 0.0
+
+
 def run(lib: ModuleType, kind: str, method: str, fmt: llm.StreamFormat, url: str, **kw: Any) -> Any:
     """Calls ``fmt.<method>`` (events, text or complete; the async twin when ``kind`` is
     async) with a fresh client of ``lib``; lists what an iterator gives."""
     kw.setdefault("json", BODY)
     kw.setdefault("headers", AUTH)
+    kw.setdefault("backoff", no_wait)
     if kind == "sync":
         with lib.Client(timeout=TIMEOUT) as client:
             result = getattr(fmt, method)(client, url, **kw)
@@ -361,7 +367,7 @@ def test_an_error_status_raises_with_status_type_and_body(
     body = fixture(name)
     server.respond(Response(status, body, content_type="application/json"))
     with pytest.raises(fastsse.LLMError) as caught:
-        run(lib, kind, "events", fmt, server.url)
+        run(lib, kind, "events", fmt, server.url, max_retries=0)
     error = caught.value
     assert (error.status_code, error.message, error.type, error.code) == (
         status,
