@@ -151,3 +151,34 @@ def run(lib: ModuleType, kind: str, method: str, fmt: llm.StreamFormat, url: str
             return [value async for value in result]
 
     return asyncio.run(main())
+
+
+@dataclass
+class Seen:
+    """What a ``stream()`` block saw: the response on entering, the text deltas, the result."""
+
+    status: int
+    headers: dict[str, str]
+    deltas: list[str]
+    result: llm.Result
+
+
+def collect(lib: ModuleType, kind: str, fmt: llm.StreamFormat, url: str, **kw: Any) -> Seen:
+    """Opens ``fmt.stream()`` (or ``astream()``) on a fresh client, reads the response, then
+    the text deltas to the end, then the result."""
+    kw.setdefault("json", BODY)
+    kw.setdefault("headers", AUTH)
+    kw.setdefault("backoff", no_wait)
+    if kind == "sync":
+        with lib.Client(timeout=TIMEOUT) as client, fmt.stream(client, url, **kw) as s:
+            status, headers = s.response.status_code, dict(s.response.headers)
+            deltas = list(s.text())
+        return Seen(status, headers, deltas, s.result)
+
+    async def main() -> Seen:
+        async with lib.AsyncClient(timeout=TIMEOUT) as client, fmt.astream(client, url, **kw) as s:
+            status, headers = s.response.status_code, dict(s.response.headers)
+            deltas = [delta async for delta in s.text()]
+        return Seen(status, headers, deltas, s.result)
+
+    return asyncio.run(main())
