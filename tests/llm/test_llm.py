@@ -340,3 +340,54 @@ def test_a_large_error_body_is_read_only_in_part(kind: str, server: SSEServer) -
         run(httpx, kind, "events", llm.openai_chat, server.url)
     assert caught.value.status_code == 500
     assert 0 < len(caught.value.body) <= 128 * 1024
+
+
+# -- OpenAI-compatible servers' error shapes ---------------------------------------------------
+
+VLLM_ERROR = (
+    b'{"object": "error", "message": "This model\'s maximum context length is 4096 tokens.", '
+    b'"type": "BadRequestError", "param": null, "code": 400}'
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "message", "error_type", "code"),
+    [
+        (
+            VLLM_ERROR,
+            "This model's maximum context length is 4096 tokens.",
+            "BadRequestError",
+            "400",
+        ),
+        (b'{"error": "Internal server error"}', "Internal server error", None, None),
+    ],
+    ids=["vllm-object-error", "error-string"],
+)
+def test_openai_compatible_error_shapes_in_a_200_stream(
+    lib: ModuleType,
+    kind: str,
+    server: SSEServer,
+    error: bytes,
+    message: str,
+    error_type: str | None,
+    code: str | None,
+) -> None:
+    first = CASES["openai_chat"].body.split(b"\n\n")[1] + b"\n\n"  # one token, then the error
+    server.respond(Response(body=[first, b"data: " + error + b"\n\n", b"data: [DONE]\n\n"]))
+    tokens: list[str] = []
+    with pytest.raises(fastsse.LLMError) as caught:
+        run(lib, kind, "complete", llm.openai_chat, server.url, on_token=tokens.append)
+    assert caught.value.message == message
+    assert message in str(caught.value)
+    assert (caught.value.type, caught.value.code) == (error_type, code)
+    assert caught.value.status_code is None
+    assert tokens == ["Hello"]
+
+
+def test_a_vllm_error_status_body_gives_its_message(server: SSEServer) -> None:
+    server.respond(Response(400, VLLM_ERROR, content_type="application/json"))
+    with pytest.raises(fastsse.LLMError) as caught:
+        run(httpx, "sync", "events", llm.openai_chat, server.url)
+    assert caught.value.status_code == 400
+    assert caught.value.message == "This model's maximum context length is 4096 tokens."
+    assert caught.value.type == "BadRequestError"

@@ -439,9 +439,9 @@ def error_object(value: Any) -> Mapping[str, Any] | None:
         return error
     if isinstance(error, str) and error:
         return {"message": error}
-    if value.get("type") == "error" or value.get("object") == "error":
-        # Their "type" / "object" names the event, not the error.
-        return {key: item for key, item in value.items() if key not in ("type", "object")}
+    for key in ("object", "type"):
+        if value.get(key) == "error":  # This key names the event, not the error.
+            return {name: item for name, item in value.items() if name != key}
     return None
 
 
