@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
 from fastsse._fastsse import Event
-from fastsse.llm._result import Builder, Result
+from fastsse.llm._result import Builder, Result, ChoiceParts
 from fastsse.llm._stream import SKIP, AsyncLLMStream, LLMStream, RequestOptions, error_object
 
 if TYPE_CHECKING:
@@ -182,39 +182,56 @@ class _OpenAIChat(StreamFormat):
         return _ChatBuilder()
 
 
-class _ChatBuilder(Builder):
+class _ChoicesBuilder(Builder):
+    """A format whose every event may carry the answer's id, model and usage, and a list of
+    choices by index (OpenAI chat's ``choices``, Gemini's ``candidates``)."""
+
+    #: The keys of the id, the model, the usage and the choices.
+    keys = ("id", "model", "usage", "choices")
+
     def add(self, value: Any) -> str | None:
         if not isinstance(value, Mapping):
             return None
+        id_key, model_key, usage_key, choices_key = self.keys
         if self.id is None:
-            self.identify(value, "id", "model")
-        usage = value.get("usage")
+            self.identify(value, id_key, model_key)
+        usage = value.get(usage_key)
         if usage is not None:
             self.usage = usage
         first = None
-        for choice in value.get("choices") or ():
+        for choice in value.get(choices_key) or ():
             index = choice.get("index", 0)
-            parts = self.choice(index)
-            delta = choice.get("delta") or {}
-            content = delta.get("content")
-            if isinstance(content, str) and content:
-                parts.text.append(content)
-                if index == 0:
-                    first = content
-            for call in delta.get("tool_calls") or ():
-                tool = parts.tool(call.get("index", 0))
-                if call.get("id"):
-                    tool[0] = call["id"]
-                function = call.get("function") or {}
-                if function.get("name"):
-                    tool[1] = function["name"]
-                arguments = function.get("arguments")
-                if isinstance(arguments, str):
-                    tool[2].append(arguments)
-            reason = choice.get("finish_reason")
-            if reason is not None:
-                parts.finish_reason = reason
+            text = self.add_choice(self.choice(index), choice)
+            if index == 0 and text:
+                first = text
         return first
+
+    def add_choice(self, parts: ChoiceParts, choice: Mapping[str, Any]) -> str | None:
+        """Adds one choice's piece; its text delta."""
+        raise NotImplementedError
+
+
+class _ChatBuilder(_ChoicesBuilder):
+    def add_choice(self, parts: ChoiceParts, choice: Mapping[str, Any]) -> str | None:
+        delta = choice.get("delta") or {}
+        for call in delta.get("tool_calls") or ():
+            tool = parts.tool(call.get("index", 0))
+            if call.get("id"):
+                tool[0] = call["id"]
+            function = call.get("function") or {}
+            if function.get("name"):
+                tool[1] = function["name"]
+            arguments = function.get("arguments")
+            if isinstance(arguments, str):
+                tool[2].append(arguments)
+        reason = choice.get("finish_reason")
+        if reason is not None:
+            parts.finish_reason = reason
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            parts.text.append(content)
+            return content
+        return None
 
 
 # -- OpenAI Responses -------------------------------------------------------------------------
@@ -391,37 +408,28 @@ class _Gemini(StreamFormat):
         )
 
 
-class _GeminiBuilder(Builder):
-    def add(self, value: Any) -> str | None:
-        if not isinstance(value, Mapping):
-            return None
-        if self.id is None:
-            self.identify(value, "responseId", "modelVersion")
-        usage = value.get("usageMetadata")
-        if usage is not None:
-            self.usage = usage
-        first = None
-        for candidate in value.get("candidates") or ():
-            index = candidate.get("index", 0)
-            parts = self.choice(index)
-            for part in (candidate.get("content") or {}).get("parts") or ():
-                text = part.get("text")
-                if isinstance(text, str) and text and not part.get("thought"):
-                    parts.text.append(text)
-                    if index == 0:
-                        first = text if first is None else first + text
-                function = part.get("functionCall")
-                if isinstance(function, Mapping):
-                    # Gemini sends a call whole, its arguments as an object.
-                    parts.tools[len(parts.tools)] = [
-                        _str(function.get("id")),
-                        _str(function.get("name")) or "",
-                        [json.dumps(function.get("args") or {}, separators=(",", ":"))],
-                    ]
-            reason = candidate.get("finishReason")
-            if reason is not None:
-                parts.finish_reason = reason
-        return first
+class _GeminiBuilder(_ChoicesBuilder):
+    keys = ("responseId", "modelVersion", "usageMetadata", "candidates")
+
+    def add_choice(self, parts: ChoiceParts, choice: Mapping[str, Any]) -> str | None:
+        texts = []
+        for part in (choice.get("content") or {}).get("parts") or ():
+            text = part.get("text")
+            if isinstance(text, str) and text and not part.get("thought"):
+                texts.append(text)
+            function = part.get("functionCall")
+            if isinstance(function, Mapping):
+                # Gemini sends a call whole, its arguments as an object.
+                parts.tools[len(parts.tools)] = [
+                    _str(function.get("id")),
+                    _str(function.get("name")) or "",
+                    [json.dumps(function.get("args") or {}, separators=(",", ":"))],
+                ]
+        reason = choice.get("finishReason")
+        if reason is not None:
+            parts.finish_reason = reason
+        parts.text.extend(texts)
+        return "".join(texts)
 
 
 #: OpenAI ``POST /v1/chat/completions`` with ``"stream": true``, and compatible servers (vLLM,

@@ -115,7 +115,7 @@ class Result:
     model: str | None = None
 
 
-class _ChoiceParts:
+class ChoiceParts:
     """A choice being received: its text deltas, tool call pieces, finish reason."""
 
     __slots__ = ("finish_reason", "text", "tools")
@@ -145,7 +145,7 @@ class Builder:
     the first choice (what ``text()`` yields). One per format."""
 
     def __init__(self) -> None:
-        self.choices: dict[int, _ChoiceParts] = {}
+        self.choices: dict[int, ChoiceParts] = {}
         self.usage: Mapping[str, Any] | None = None
         self.id: str | None = None
         self.model: str | None = None
@@ -153,10 +153,10 @@ class Builder:
     def add(self, value: Any) -> str | None:
         raise NotImplementedError
 
-    def choice(self, index: int) -> _ChoiceParts:
+    def choice(self, index: int) -> ChoiceParts:
         parts = self.choices.get(index)
         if parts is None:
-            parts = self.choices[index] = _ChoiceParts()
+            parts = self.choices[index] = ChoiceParts()
         return parts
 
     def result(self) -> Result:
