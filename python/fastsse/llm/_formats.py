@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
 from fastsse._fastsse import Event
-from fastsse.llm._result import Builder, Result, ChoiceParts
+from fastsse.llm._result import Builder, ChoiceParts, Result
 from fastsse.llm._stream import SKIP, AsyncLLMStream, LLMStream, RequestOptions, error_object
 
 if TYPE_CHECKING:
