@@ -125,9 +125,9 @@ SKIP: Any = _Skip()
 
 class _Call:
     """One call's decisions, without I/O: each attempt's request (a fresh StreamMachine that
-    does not reconnect: a POST is never re-sent once it got an answer), whether to retry
-    before the first byte and how long to wait, the verdict on the response, the format's
-    values out of the body's bytes, and how it ended."""
+    does not reconnect: once a stream's answer has begun it is never asked for again), whether
+    to retry before the first byte and how long to wait, the verdict on the response, the
+    format's values out of the body's bytes, and how it ended."""
 
     def __init__(
         self, fmt: StreamFormat, client: Client, url: Any, options: Mapping[str, Any], *, sync: bool
