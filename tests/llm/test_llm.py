@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -16,111 +14,7 @@ import httpx
 import pytest
 from fastsse import _json, llm
 from fastsse.testing import Response, SSEServer, abort, delay, split, stall
-
-try:
-    import httpx2
-
-    LIBRARIES: list[ModuleType] = [httpx, httpx2]
-except ImportError:  # httpx2 needs Python >= 3.11; its cases run wherever it installs
-    LIBRARIES = [httpx]
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-TIMEOUT = 5.0
-AUTH = {"Authorization": "Bearer sk-test", "anthropic-version": "2023-06-01"}
-
-
-def fixture(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def wire_events(body: bytes) -> list[tuple[str, str]]:
-    """(event type, data) of each event of a fixture: a plain reading of its blocks."""
-    found = []
-    for block in body.decode().split("\n\n"):
-        if not block:
-            continue
-        kind, data = "message", []
-        for line in block.split("\n"):
-            name, _, value = line.partition(": ")
-            if name == "event":
-                kind = value
-            elif name == "data":
-                data.append(value)
-        found.append((kind, "\n".join(data)))
-    return found
-
-
-@dataclass(frozen=True)
-class Case:
-    """A provider's format and its fixture: the JSON events and the text it must give."""
-
-    fmt: llm.StreamFormat
-    fixture: str
-    skipped: tuple[str, ...]  # data (or event types) that must not be yielded
-    text: str
-    deltas: int  # how many text deltas it carries
-
-    @property
-    def body(self) -> bytes:
-        return fixture(self.fixture)
-
-    @property
-    def expected(self) -> list[Any]:
-        return [
-            json.loads(data)
-            for kind, data in wire_events(self.body)
-            if data not in self.skipped and kind not in self.skipped
-        ]
-
-
-CASES = {
-    "openai_chat": Case(
-        llm.openai_chat, "openai_chat.sse", ("[DONE]",), "Hello! How can I help you today?", 9
-    ),
-    "openai_responses": Case(
-        llm.openai_responses, "openai_responses.sse", (), "Hi there! What can I do for you?", 10
-    ),
-    "anthropic": Case(
-        llm.anthropic, "anthropic_messages.sse", ("ping",), "Hello! I'm Claude. How can I help?", 10
-    ),
-}
-BODY = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
-
-
-@pytest.fixture(params=LIBRARIES, ids=lambda lib: lib.__name__)
-def lib(request: pytest.FixtureRequest) -> ModuleType:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture(params=("sync", "async"))
-def kind(request: pytest.FixtureRequest) -> str:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture(params=list(CASES))
-def case(request: pytest.FixtureRequest) -> Case:
-    return CASES[request.param]
-
-
-def run(lib: ModuleType, kind: str, method: str, fmt: llm.StreamFormat, url: str, **kw: Any) -> Any:
-    """Calls ``fmt.<method>`` (events, text or complete; the async twin when ``kind`` is
-    async) with a fresh client of ``lib``; lists what an iterator gives."""
-    kw.setdefault("json", BODY)
-    kw.setdefault("headers", AUTH)
-    if kind == "sync":
-        with lib.Client(timeout=TIMEOUT) as client:
-            result = getattr(fmt, method)(client, url, **kw)
-            return result if method == "complete" else list(result)
-
-    async def main() -> Any:
-        async with lib.AsyncClient(timeout=TIMEOUT) as client:
-            result = getattr(fmt, "a" + method)(client, url, **kw)
-            if method == "complete":
-                return await result
-            return [value async for value in result]
-
-    return asyncio.run(main())
-
+from llm_cases import BODY, CASES, TIMEOUT, Case, fixture, run, wire_events
 
 # -- whole streams ---------------------------------------------------------------------------
 
@@ -212,6 +106,8 @@ def test_the_end_marker_ends_the_stream_even_if_the_server_goes_on(
 ) -> None:
     # A connection left open after [DONE] / response.completed / message_stop: the helper
     # returns at once (bounded by the client's 5 s timeout, never reached).
+    if not case.fmt.stops_at_end:
+        pytest.skip("Gemini's answer ends with its body, not at a marker")
     trailer = b'data: {"after": "the end"}\n\n'
     server.respond(Response(body=[case.body, trailer, stall()]))
     assert "".join(run(httpx, kind, "text", case.fmt, server.url)) == case.text
@@ -241,8 +137,8 @@ def test_the_callers_keywords_reach_client_stream(lib: ModuleType, server: SSESe
 
 
 def cut_before_end(case: Case) -> bytes:
-    events = case.body.split(b"\n\n")
-    return b"\n\n".join(events[:-2]) + b"\n\n"  # the end marker (and the empty tail) gone
+    events = case.body.split(case.sep)
+    return case.sep.join(events[:-2]) + case.sep  # the end marker (and the empty tail) gone
 
 
 def test_a_stream_ending_before_its_end_marker_raises(
@@ -298,6 +194,13 @@ def test_the_clients_read_timeout_ends_a_silent_stream(kind: str, server: SSESer
             None,
         ),
         (llm.anthropic, "anthropic_error.sse", "Overloaded", "overloaded_error"),
+        (
+            llm.gemini,
+            "gemini_error.sse",
+            "An internal error has occurred. Please retry or report in "
+            "https://developers.generativeai.google/guide/troubleshooting",
+            "INTERNAL",
+        ),
     ],
 )
 def test_an_error_mid_stream_raises_with_the_servers_message(
@@ -345,6 +248,14 @@ def test_responses_error_event_carries_its_code(server: SSEServer) -> None:
             "invalid_api_key",
         ),
         (llm.anthropic, "anthropic_error_529.json", 529, "Overloaded", "overloaded_error", None),
+        (
+            llm.gemini,
+            "gemini_error_400.json",
+            400,
+            "API key not valid. Please pass a valid API key.",
+            "INVALID_ARGUMENT",
+            "400",
+        ),
     ],
 )
 def test_an_error_status_raises_with_status_type_and_body(
@@ -361,7 +272,7 @@ def test_an_error_status_raises_with_status_type_and_body(
     body = fixture(name)
     server.respond(Response(status, body, content_type="application/json"))
     with pytest.raises(fastsse.LLMError) as caught:
-        run(lib, kind, "events", fmt, server.url)
+        run(lib, kind, "events", fmt, server.url, max_retries=0)
     error = caught.value
     assert (error.status_code, error.message, error.type, error.code) == (
         status,
@@ -390,7 +301,7 @@ def test_a_json_answer_instead_of_a_stream_says_why(kind: str, server: SSEServer
 
 
 def test_invalid_json_in_an_event_is_a_clear_error(case: Case, server: SSEServer) -> None:
-    body = case.body.replace(b"\n\n", b"\n\ndata: {not json\n\n", 1)
+    body = case.body.replace(case.sep, case.sep + b"data: {not json" + case.sep, 1)
     server.respond(Response(body=[body]))
     with pytest.raises(fastsse.LLMError, match="event 2 is not valid JSON") as caught:
         run(httpx, "sync", "events", case.fmt, server.url)
@@ -409,8 +320,8 @@ def test_empty_and_meta_only_events_never_reach_json_decoding(
 
     monkeypatch.setattr(_json, "loads", counting_loads)
     noise = b": keep-alive\n\ndata:\n\ndata: \n\nretry: 3000\n\nid: 42\n\nevent: ping\n\n"
-    events = case.body.split(b"\n\n")
-    body = b"\n\n".join([events[0], noise.rstrip(b"\n"), *events[1:]])
+    events = case.body.split(case.sep)
+    body = case.sep.join([events[0], noise.rstrip(b"\n"), *events[1:]])
     server.respond(Response(body=[body]))
     assert run(httpx, kind, "events", case.fmt, server.url) == case.expected
     # Only the events that are the answer were decoded: no empty data, no [DONE], no ping.
@@ -429,3 +340,54 @@ def test_a_large_error_body_is_read_only_in_part(kind: str, server: SSEServer) -
         run(httpx, kind, "events", llm.openai_chat, server.url)
     assert caught.value.status_code == 500
     assert 0 < len(caught.value.body) <= 128 * 1024
+
+
+# -- OpenAI-compatible servers' error shapes ---------------------------------------------------
+
+VLLM_ERROR = (
+    b'{"object": "error", "message": "This model\'s maximum context length is 4096 tokens.", '
+    b'"type": "BadRequestError", "param": null, "code": 400}'
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "message", "error_type", "code"),
+    [
+        (
+            VLLM_ERROR,
+            "This model's maximum context length is 4096 tokens.",
+            "BadRequestError",
+            "400",
+        ),
+        (b'{"error": "Internal server error"}', "Internal server error", None, None),
+    ],
+    ids=["vllm-object-error", "error-string"],
+)
+def test_openai_compatible_error_shapes_in_a_200_stream(
+    lib: ModuleType,
+    kind: str,
+    server: SSEServer,
+    error: bytes,
+    message: str,
+    error_type: str | None,
+    code: str | None,
+) -> None:
+    first = CASES["openai_chat"].body.split(b"\n\n")[1] + b"\n\n"  # one token, then the error
+    server.respond(Response(body=[first, b"data: " + error + b"\n\n", b"data: [DONE]\n\n"]))
+    tokens: list[str] = []
+    with pytest.raises(fastsse.LLMError) as caught:
+        run(lib, kind, "complete", llm.openai_chat, server.url, on_token=tokens.append)
+    assert caught.value.message == message
+    assert message in str(caught.value)
+    assert (caught.value.type, caught.value.code) == (error_type, code)
+    assert caught.value.status_code is None
+    assert tokens == ["Hello"]
+
+
+def test_a_vllm_error_status_body_gives_its_message(server: SSEServer) -> None:
+    server.respond(Response(400, VLLM_ERROR, content_type="application/json"))
+    with pytest.raises(fastsse.LLMError) as caught:
+        run(httpx, "sync", "events", llm.openai_chat, server.url)
+    assert caught.value.status_code == 400
+    assert caught.value.message == "This model's maximum context length is 4096 tokens."
+    assert caught.value.type == "BadRequestError"

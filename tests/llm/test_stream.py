@@ -1,0 +1,317 @@
+"""``fmt.stream()`` / ``astream()``: the response before the first token, the events or text,
+then the whole answer as a typed result (text, finish reason, usage, tool calls, choices); and
+the call driven by the protocol core, its failures before any response all FastSSEErrors."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from types import ModuleType
+from typing import Any
+
+import fastsse
+import httpx
+import pytest
+from fastsse import llm, protocol
+from fastsse.testing import Response, SSEServer, stall
+from llm_cases import BODY, CASES, TIMEOUT, Case, collect, fixture, no_wait, run
+
+# -- the response, the events, the result ------------------------------------------------------
+
+
+def test_the_response_is_there_before_the_first_token(
+    case: Case, lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    # The server sends its headers, then nothing: entering the block must not wait for a token.
+    headers = {"x-request-id": "req_8f3c", "x-ratelimit-remaining-tokens": "149984"}
+    server.respond(Response(headers=headers, body=[stall()]))
+
+    def check(response: Any) -> None:
+        assert response.status_code == 200
+        assert response.headers["x-request-id"] == "req_8f3c"
+        assert response.headers["x-ratelimit-remaining-tokens"] == "149984"
+
+    if kind == "sync":
+        with (
+            lib.Client(timeout=TIMEOUT) as client,
+            case.fmt.stream(client, server.url, json=BODY) as s,
+        ):
+            check(s.response)
+            with pytest.raises(RuntimeError, match="not ended"):
+                s.result  # noqa: B018
+    else:
+
+        async def main() -> None:
+            async with (
+                lib.AsyncClient(timeout=TIMEOUT) as client,
+                case.fmt.astream(client, server.url, json=BODY) as s,
+            ):
+                check(s.response)
+                with pytest.raises(RuntimeError, match="not ended"):
+                    s.result  # noqa: B018
+
+        asyncio.run(main())
+    server.wait_for_idle()  # Leaving the block closed the connection.
+
+
+def test_the_result_of_each_format(
+    case: Case, lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    server.respond(Response(body=[case.body]))
+    seen = collect(lib, kind, case.fmt, server.url)
+    assert seen.status == 200
+    assert "".join(seen.deltas) == case.text
+    result = seen.result
+    assert isinstance(result, llm.Result)
+    assert result.text == case.text
+    assert result.finish_reason == case.finish_reason
+    assert result.usage is not None
+    usage = (result.usage.input_tokens, result.usage.output_tokens, result.usage.total_tokens)
+    assert usage == case.usage
+    assert (result.id, result.model) == (case.id, case.model)
+    assert result.tool_calls == ()
+    assert result.choices == (llm.Choice(0, case.text, case.finish_reason),)
+
+
+def test_events_and_text_read_one_stream_and_finish_reads_the_rest(
+    case: Case, server: SSEServer
+) -> None:
+    server.respond(Response(body=[case.body]))
+    with (
+        httpx.Client(timeout=TIMEOUT) as client,
+        case.fmt.stream(client, server.url, json=BODY) as s,
+    ):
+        first = next(iter(s.events()))
+        assert first == case.expected[0]
+        with pytest.raises(RuntimeError):
+            s.result  # noqa: B018
+        result = s.finish()
+        assert list(s.text()) == []  # Nothing left.
+    assert result.text == case.text
+    assert s.result is result
+
+
+def test_the_response_needs_the_with_block(server: SSEServer) -> None:
+    with httpx.Client() as client:
+        s = llm.openai_chat.stream(client, server.url, json=BODY)
+        with pytest.raises(RuntimeError, match="with block"):
+            s.response  # noqa: B018
+    assert server.requests == []
+
+
+def test_a_client_of_the_other_flavour_is_refused_clearly() -> None:
+    async def main() -> None:
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(TypeError, match=r"httpx or httpx2 Client.*astream"):
+                llm.openai_chat.stream(client, "http://127.0.0.1:9/")
+
+    asyncio.run(main())
+    with httpx.Client() as client, pytest.raises(TypeError, match="AsyncClient"):
+        llm.anthropic.astream(client, "http://127.0.0.1:9/")
+
+
+# -- tool calls and choices --------------------------------------------------------------------
+
+TOOLS = {
+    "openai_chat": (
+        llm.openai_chat,
+        "openai_chat_tools.sse",
+        "",
+        "tool_calls",
+        [
+            (0, "call_DdmO9pD3xa9XTPNJ32zg2hcA", "get_weather", {"location": "Paris, France"}),
+            (1, "call_ABtbVdqHHaOYpEEUKp9QI2vO", "get_time", {"timezone": "Europe/Paris"}),
+        ],
+        None,
+    ),
+    "openai_responses": (
+        llm.openai_responses,
+        "openai_responses_function_call.sse",
+        "",
+        "completed",
+        [
+            (
+                0,
+                "call_unLAR8MvFNptuiZK6K6HCy5k",
+                "get_current_weather",
+                {"location": "Boston, MA", "unit": "celsius"},
+            )
+        ],
+        (291, 23, 314),
+    ),
+    "anthropic": (
+        llm.anthropic,
+        "anthropic_tool_use.sse",
+        "Okay, let's check the weather for San Francisco, CA:",
+        "tool_use",
+        [
+            (
+                1,
+                "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+                "get_weather",
+                {"location": "San Francisco, CA", "unit": "fahrenheit"},
+            )
+        ],
+        (472, 89, 561),
+    ),
+    "gemini": (
+        llm.gemini,
+        "gemini_function_call.sse",
+        "",
+        "STOP",
+        [(0, None, "get_weather", {"location": "Paris, France", "unit": "celsius"})],
+        (61, 8, 69),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(TOOLS))
+def test_tool_calls_by_index_with_their_arguments_joined_and_parsed(
+    name: str, lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    fmt, fixture_name, text, finish_reason, calls, usage = TOOLS[name]
+    server.respond(Response(body=[fixture(fixture_name)]))
+    result = collect(lib, kind, fmt, server.url).result
+    assert result.text == text
+    assert result.finish_reason == finish_reason
+    got = [(call.index, call.id, call.name, call.parsed) for call in result.tool_calls]
+    assert got == calls
+    assert result.choices[0].tool_calls == result.tool_calls
+    if usage is not None:
+        assert result.usage is not None
+        assert (result.usage.input_tokens, result.usage.output_tokens) == usage[:2]
+        assert result.usage.total_tokens == usage[2]
+
+
+def test_a_tool_call_only_answer_completes_to_empty_text(server: SSEServer) -> None:
+    server.respond(Response(body=[fixture("openai_chat_tools.sse")]))
+    assert run(httpx, "sync", "complete", llm.openai_chat, server.url) == ""
+
+
+def test_tool_call_arguments_cut_short_are_an_error_when_parsed() -> None:
+    call = llm.ToolCall(0, "call_1", "get_weather", '{"location": "Par')
+    with pytest.raises(fastsse.LLMError, match=r"tool call 0 \(get_weather\).*not valid JSON"):
+        call.parsed  # noqa: B018
+    assert llm.ToolCall(0, None, "now", "").parsed == {}
+
+
+def test_every_choice_by_index_when_n_is_2(lib: ModuleType, kind: str, server: SSEServer) -> None:
+    server.respond(Response(body=[fixture("openai_chat_n2.sse")]))
+    seen = collect(lib, kind, llm.openai_chat, server.url)
+    assert seen.result.choices == (
+        llm.Choice(0, "Yes, gladly.", "stop"),
+        llm.Choice(1, "Sure! Here you go.", "length"),
+    )
+    assert seen.result.text == "Yes, gladly."
+    assert "".join(seen.deltas) == "Yes, gladly."  # text() is the first choice's
+    assert seen.result.usage is None  # Sent only with stream_options.include_usage.
+
+
+def test_gemini_candidates_by_index(server: SSEServer) -> None:
+    def chunk(candidates: list[dict[str, Any]]) -> bytes:
+        import json
+
+        return b"data: " + json.dumps({"candidates": candidates}).encode() + b"\r\n\r\n"
+
+    def part(index: int, text: str, finish: str | None = None) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"index": index, "content": {"parts": [{"text": text}]}}
+        if finish:
+            candidate["finishReason"] = finish
+        return candidate
+
+    body = [
+        chunk([part(0, "Blue"), part(1, "Azure")]),
+        chunk([part(0, ".", "STOP")]),
+        chunk([part(1, " sky.", "STOP")]),
+    ]
+    server.respond(Response(body=body))
+    result = collect(httpx, "sync", llm.gemini, server.url).result
+    assert result.choices == (llm.Choice(0, "Blue.", "STOP"), llm.Choice(1, "Azure sky.", "STOP"))
+
+
+def test_gemini_waits_for_every_candidates_finish_reason(server: SSEServer) -> None:
+    body = (
+        b'data: {"candidates": [{"index": 0, "content": {"parts": [{"text": "a"}]}, '
+        b'"finishReason": "STOP"}, {"index": 1, "content": {"parts": [{"text": "b"}]}}]}\r\n\r\n'
+    )
+    server.respond(Response(body=[body]))
+    with pytest.raises(fastsse.StreamInterruptedError, match="finishReason"):
+        run(httpx, "sync", "complete", llm.gemini, server.url)
+
+
+# -- the core drives it; what fails before any response ----------------------------------------
+
+
+def test_the_body_goes_through_the_protocol_core(
+    case: Case, server: SSEServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed: list[bytes] = []
+    real_feed = protocol.StreamMachine.feed
+
+    def feed(machine: protocol.StreamMachine, chunk: bytes) -> Any:
+        fed.append(chunk)
+        return real_feed(machine, chunk)
+
+    monkeypatch.setattr(protocol.StreamMachine, "feed", feed)
+    server.respond(Response(body=[case.body]))
+    assert "".join(run(httpx, "sync", "text", case.fmt, server.url)) == case.text
+    assert b"".join(fed) == case.body
+
+
+@pytest.fixture
+def closed_port() -> str:
+    """A URL on which nothing listens: the connection is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1/chat/completions"
+
+
+def test_a_refused_connection_is_a_fastsse_error(
+    closed_port: str, lib: ModuleType, kind: str
+) -> None:
+    waits: list[int] = []
+
+    def backoff(attempt: int) -> float:
+        waits.append(attempt)
+        return 0.0
+
+    with pytest.raises(fastsse.FastSSEError) as caught:
+        run(lib, kind, "complete", llm.openai_chat, closed_port, backoff=backoff)
+    error = caught.value
+    assert isinstance(error, fastsse.StreamInterruptedError)
+    assert isinstance(error.__cause__, lib.ConnectError)
+    assert "no response after 3 attempts" in str(error)
+    assert "connection refused" in str(error)
+    assert waits == [0, 1]  # retried twice, as the SDKs do
+
+
+def test_a_timeout_before_the_response_is_a_fastsse_error(lib: ModuleType, kind: str) -> None:
+    # A port whose connections the kernel completes, but that nobody answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = "http://{}:{}/v1/messages".format(*silent.getsockname())
+        with pytest.raises(fastsse.FastSSEError) as caught:
+            run(lib, kind, "events", llm.anthropic, url, timeout=0.2, max_retries=0)
+    assert isinstance(caught.value, fastsse.StreamInterruptedError)
+    assert isinstance(caught.value.__cause__, lib.ReadTimeout)
+    assert "no response after 1 attempt" in str(caught.value)
+
+
+def test_an_unusable_url_fails_at_once(kind: str) -> None:
+    waits: list[int] = []
+    with pytest.raises(fastsse.InvalidRequestError):
+        run(httpx, kind, "events", llm.openai_chat, "ftp://127.0.0.1/x", backoff=waits.append)
+    assert waits == []
+
+
+def test_an_answer_whose_body_breaks_keeps_its_cause(server: SSEServer) -> None:
+    case = CASES["openai_chat"]
+    body = case.body[: len(case.body) // 2]
+    server.respond(Response(body=[body], headers={"Content-Length": str(len(case.body))}))
+    with pytest.raises(fastsse.StreamInterruptedError, match="broke before data: \\[DONE\\]") as e:
+        run(httpx, "sync", "complete", llm.openai_chat, server.url, backoff=no_wait)
+    assert isinstance(e.value.__cause__, httpx.TransportError)
+    assert "the answer is incomplete" in str(e.value)
+    assert len(server.requests) == 1
