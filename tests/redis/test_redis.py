@@ -15,6 +15,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,7 @@ from fastsse.redis import (
     lease_key,
 )
 from fastsse.redis.relay import _LeaseLost, _Stale
-from fastsse.testing import Response, SSEServer, event
+from fastsse.testing import Action, RecordedRequest, Response, SSEServer, delay, event
 from support import redis_worker
 from support.numbered_feed import numbered_feed
 from support.redis_server import RedisServer
@@ -280,19 +281,50 @@ def test_a_paused_leader_cannot_write_after_losing_its_lease(
     assert entry_ids(client) == list(range(1, total + 1))
 
 
+def feed_that_waits(total: int, first: int, go_on: threading.Event) -> Any:
+    """A resumable feed of ids 1..total that, after ``first``, sends nothing more until
+    ``go_on`` is set (polled by the server's loop, bounded by TIMEOUT)."""
+
+    def body(start: int) -> Iterator[Action]:
+        if start < first:
+            yield from (event(f"payload {i}", id=str(i)) for i in range(start + 1, first + 1))
+            deadline = time.monotonic() + TIMEOUT
+            while not go_on.is_set() and time.monotonic() < deadline:
+                yield delay(0.01)
+            start = first
+        for i in range(start + 1, total + 1, 10):
+            yield b"".join(
+                event(f"payload {j}", id=str(j)) for j in range(i, min(i + 10, total + 1))
+            )
+
+    def respond(request: RecordedRequest) -> Response:
+        start = int(request.last_event_id or 0)
+        return Response(204) if start >= total else Response(body=body(start))
+
+    return respond
+
+
 def test_relay_survives_a_redis_restart_without_loss(
     redis_server: RedisServer, client: redis.Redis, relays: Callable[..., Relays]
 ) -> None:
-    total = 800
-    with SSEServer(numbered_feed(total, per_write=10, pause=0.02)) as server:
+    total, first = 800, 300
+    go_on = threading.Event()
+    with SSEServer(feed_that_waits(total, first, go_on)) as server:
         group = relays(server.url, redis_server.url, lease_ttl=2.0)
         relay = group.start()
-        wait_until(lambda: client.xlen(KEY) >= total // 3, "a third of the feed")
-        redis_server.restart()  # SIGKILL, then started again from its append-only file
+        wait_until(lambda: client.xlen(KEY) == first, "the feed's first part")
+        # Redis dies while the relay waits for the feed, and the feed goes on while Redis is
+        # down: the relay's appends fail until Redis is back from its append-only file.
+        redis_server.kill()
+        go_on.set()
+        wait_until(lambda: "Redis failed" in group.log(relay.pid), "the relay to see it")
+        redis_server.start()
         restarted = redis_server.client()
         assert relay.wait(TIMEOUT) == 0
-        assert "Redis failed" in group.log(relay.pid)
         assert entry_ids(restarted) == list(range(1, total + 1))
+        assert restarted.get(checkpoint_key(KEY)) == str(total).encode()
+        # Resumed after the checkpoint the failed term had left.
+        assert [r.last_event_id for r in server.requests][:2] == [None, str(first)]
         restarted.close()
 
 
