@@ -9,7 +9,6 @@ deadline.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shlex
 import signal
@@ -36,27 +35,16 @@ from fastsse.redis.relay import _LeaseLost, _Stale
 from fastsse.testing import Action, RecordedRequest, Response, SSEServer, delay, event
 from support import redis_worker
 from support.numbered_feed import numbered_feed
+from support.redis_checks import ENV, TIMEOUT, wait_until
+from support.redis_checks import entry_ids as support_entry_ids
 from support.redis_server import RedisServer
 from support.streams import fast_retry
 
-TIMEOUT = 20.0
 KEY = "feed"
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def entry_ids(client: redis.Redis, key: str = KEY) -> list[int]:
-    return [int(fields[b"id"]) for _, fields in client.xrange(key)]
+    return support_entry_ids(client, key)
 
 
 def holder_pid(client: redis.Redis) -> int | None:
