@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 
 import anyio
+import anyio.abc
 import pytest
 import redis
 from fastsse import Event
@@ -207,6 +208,66 @@ async def test_an_append_retried_after_its_reply_was_lost_appends_nothing(
     finally:
         await relay._give_up_lease()
         await relay._client.aclose()
+
+
+class LosingProxy:
+    """A TCP proxy to Redis that, once armed, forwards the next script call and then drops
+    Redis's reply and cuts the connection: the call ran, its caller never hears it did."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.armed = False
+        self.dropped = 0
+
+    async def handle(self, client: anyio.abc.SocketStream) -> None:
+        dropping = False
+        server = await anyio.connect_tcp("127.0.0.1", self.upstream)
+        async with client, server, anyio.create_task_group() as tasks:
+
+            async def up() -> None:
+                nonlocal dropping
+                async for chunk in client:
+                    if self.armed and b"EVALSHA" in chunk:
+                        self.armed, dropping = False, True
+                    await server.send(chunk)
+                tasks.cancel_scope.cancel()
+
+            async def down() -> None:
+                async for chunk in server:
+                    if dropping:
+                        self.dropped += 1
+                        break  # the reply is lost, and the connection with it
+                    await client.send(chunk)
+                tasks.cancel_scope.cancel()
+
+            tasks.start_soon(up)
+            tasks.start_soon(down)
+
+
+@pytest.mark.anyio
+async def test_redis_pys_retry_of_an_append_whose_reply_was_lost_appends_nothing_more(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    from redis.asyncio import Redis as AsyncRedis
+
+    proxy = LosingProxy(redis_server.port)
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, proxy.handle)
+        # A client as made by default: it retries a command after a connection error.
+        relay = Relay("http://127.0.0.1:9/", redis=AsyncRedis(port=port), stream=KEY)
+        with anyio.fail_after(TIMEOUT):
+            await relay._wait_for_lease()
+            await relay._append_batch("", [Event(data="a", id="1")])  # loads the script
+            proxy.armed = True
+            assert await relay._append_batch("1", [Event(data="b", id="2")]) == "2"
+            await relay._give_up_lease()
+        await relay._client.aclose()
+        tasks.cancel_scope.cancel()
+    assert proxy.dropped == 1
+    assert stream_ids(client) == ["1", "2"]
+    assert relay.stats.already_appended == 1
 
 
 def test_the_append_script_is_packaged_beside_the_code() -> None:
