@@ -11,8 +11,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
+from typing import Callable
 
 import anyio
 import pytest
@@ -75,7 +76,7 @@ async def test_two_relays_land_in_different_slots_and_a_worker_on_each_handles_e
 
     handled: dict[str, list[str]] = {stream: [] for stream in streams}
 
-    def handler(stream: str) -> object:
+    def handler(stream: str) -> Callable[[Event], Awaitable[None]]:
         async def handle(event: Event) -> None:
             handled[stream].append(event.id)
             if len(handled[stream]) == total:
@@ -85,7 +86,7 @@ async def test_two_relays_land_in_different_slots_and_a_worker_on_each_handles_e
 
     workers = {
         stream: RedisStreamConsumer(
-            handler(stream),  # type: ignore[arg-type]
+            handler(stream),
             redis=cluster.url,
             cluster=True,
             stream=stream,

@@ -20,6 +20,7 @@ stops the relay (:class:`FeedWithoutIdsError`, :class:`CheckpointBackwardsError`
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import logging
 import math
@@ -293,12 +294,12 @@ class Relay:
         while True:
             self._leased_at = time.monotonic()
             taken = await self._lease.acquire(blocking=False, token=self._name)
-            if not taken and self._token is not None:
-                # A term that ended on a Redis error: the lease may still be this relay's.
-                try:
+            if not taken:
+                # After a term that ended on a Redis error or a late renewal, the lease may
+                # still hold this relay's name: then it is this relay's (the error is raised
+                # without a round trip by a relay that never held it).
+                with contextlib.suppress(lock_error):
                     taken = await self._lease.reacquire()
-                except lock_error:
-                    self._token = None
             if taken:
                 self._token = self._name
                 self.stats.leases += 1
