@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import anyio
 import pytest
@@ -32,10 +32,10 @@ from fastsse.redis import (
     lease_key,
 )
 from fastsse.redis.relay import _LeaseLost, _Stale
-from fastsse.testing import Action, RecordedRequest, Response, SSEServer, delay, event
+from fastsse.testing import Response, SSEServer, event
 from support import redis_worker
 from support.numbered_feed import numbered_feed
-from support.redis_checks import ENV, TIMEOUT, wait_until
+from support.redis_checks import ENV, TIMEOUT, feed_that_waits, wait_until
 from support.redis_checks import entry_ids as support_entry_ids
 from support.redis_server import RedisServer
 from support.streams import fast_retry
@@ -267,29 +267,6 @@ def test_a_paused_leader_cannot_write_after_losing_its_lease(
         wait_until(lambda: "lease lost" in group.log(leader), "the old leader to step down")
         assert group.wait_all() == [0, 0]
     assert entry_ids(client) == list(range(1, total + 1))
-
-
-def feed_that_waits(total: int, first: int, go_on: threading.Event) -> Any:
-    """A resumable feed of ids 1..total that, after ``first``, sends nothing more until
-    ``go_on`` is set (polled by the server's loop, bounded by TIMEOUT)."""
-
-    def body(start: int) -> Iterator[Action]:
-        if start < first:
-            yield from (event(f"payload {i}", id=str(i)) for i in range(start + 1, first + 1))
-            deadline = time.monotonic() + TIMEOUT
-            while not go_on.is_set() and time.monotonic() < deadline:
-                yield delay(0.01)
-            start = first
-        for i in range(start + 1, total + 1, 10):
-            yield b"".join(
-                event(f"payload {j}", id=str(j)) for j in range(i, min(i + 10, total + 1))
-            )
-
-    def respond(request: RecordedRequest) -> Response:
-        start = int(request.last_event_id or 0)
-        return Response(204) if start >= total else Response(body=body(start))
-
-    return respond
 
 
 def test_relay_survives_a_redis_restart_without_loss(

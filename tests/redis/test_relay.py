@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import anyio
@@ -25,7 +26,7 @@ from fastsse.redis.relay import _LeaseLost
 from fastsse.testing import Action, RecordedRequest, Response, SSEServer, delay, event
 from redis.crc import key_slot
 from support.numbered_feed import numbered_feed
-from support.redis_checks import ENV, TIMEOUT, wait_until
+from support.redis_checks import ENV, TIMEOUT, feed_that_waits, wait_until
 from support.redis_server import RedisServer
 from support.streams import fast_retry
 
@@ -392,3 +393,39 @@ async def test_a_checkpoint_under_the_old_key_name_is_resumed_from(
         assert server.requests[0].last_event_id == "250"
     assert [int(i) for i in stream_ids(client)] == list(range(251, 261))
     assert client.get(checkpoint_key(KEY)) == b"260"
+
+
+# -- what a failover that lost the last appends leaves behind ---------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_relay_whose_last_appends_were_lost_resumes_from_the_checkpoint_it_finds(
+    redis_server: RedisServer, client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As after a failover to a replica that had not received the last appends: entries and
+    checkpoint go back together (one slot, one replication stream); the relay must neither
+    skip the lost events nor append any twice."""
+    caplog.set_level("INFO", logger="fastsse.relay")
+    total, first, lost = 600, 300, 50
+    go_on = threading.Event()
+    with SSEServer(feed_that_waits(total, first, go_on)) as server:
+        relay = Relay(server.url, redis=redis_server.url, stream=KEY, retry=fast_retry())
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(relay.run)
+            with anyio.fail_after(TIMEOUT):
+                while client.get(checkpoint_key(KEY)) != str(first).encode():
+                    await anyio.sleep(0.01)
+            last = [entry for entry, _ in client.xrevrange(KEY, count=lost)]
+            with client.pipeline(transaction=True) as rewind:  # MULTI: both or neither
+                rewind.xdel(KEY, *last)
+                rewind.set(checkpoint_key(KEY), str(first - lost))
+                rewind.execute()
+            go_on.set()
+            with anyio.fail_after(TIMEOUT):
+                while relay.stats.leases < 2:  # a new term, from the checkpoint found
+                    await anyio.sleep(0.01)
+        assert [r.last_event_id for r in server.requests][:2] == [None, str(first - lost)]
+    assert [int(i) for i in stream_ids(client)] == list(range(1, total + 1))
+    assert client.get(checkpoint_key(KEY)) == str(total).encode()
+    messages = [record.getMessage() for record in caplog.records]
+    assert "the checkpoint moved under this relay; resuming from it" in messages
