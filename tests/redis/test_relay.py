@@ -179,6 +179,19 @@ def test_the_relay_command_refuses_a_feed_without_ids_in_one_line_exit_2(
     assert client.xlen(KEY) == 0
 
 
+def test_the_relay_command_stops_at_an_id_reset_in_one_line_exit_1(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    body = [event("a", id="1"), event("b", id="2"), event("reset", id=""), event("c", id="3")]
+    with SSEServer(Response(body=body)) as server:
+        result = run_relay_command(server.url, "--redis", redis_server.url, "--stream", KEY)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("fastsse relay: error: an event would move the relay's checkpoint back")
+    assert stream_ids(client) == ["1", "2"]
+
+
 # -- 7. the append is idempotent per batch ----------------------------------------------------
 
 
