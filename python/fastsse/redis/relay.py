@@ -170,14 +170,15 @@ class Relay:
 
     ``redis`` is a URL or a client, ``redis.asyncio.Redis`` or, for a Redis Cluster,
     ``redis.asyncio.cluster.RedisCluster``; ``cluster=True`` makes a cluster client of a URL
-    (naming any node). Several relays may run for the
-    same stream: one holds the lease (a token with a TTL of ``lease_ttl`` seconds, renewed
-    every third of it) and writes; the others wait and take over within ``lease_ttl`` (plus
-    a poll interval) of its death. ``maxlen`` caps the stream's length (approximately, as
-    ``XADD MAXLEN ~``). ``headers`` go with every feed request; ``retry`` is the feed's
-    reconnect policy. The feed must give every event an ID and honour Last-Event-ID:
-    that is what a resume after a crash sends. The checkpoint only moves forward: ids that
-    are decimal integers must increase, others must change from event to event.
+    (naming any node). The relay's keys share ``stream``'s hash slot (:func:`lease_key`,
+    :func:`checkpoint_key`). Several relays may run for the same stream: one holds the lease
+    (a token with a TTL of ``lease_ttl`` seconds, renewed every third of it) and writes; the
+    others wait and take over within ``lease_ttl`` (plus a poll interval) of its death.
+    ``maxlen`` caps the stream's length (approximately, as ``XADD MAXLEN ~``). ``headers`` go
+    with every feed request; ``retry`` is the feed's reconnect policy. The feed must give
+    every event an ID and honour Last-Event-ID: that is what a resume after a crash sends.
+    The checkpoint only moves forward: ids that are decimal integers must increase, others
+    must change from event to event.
 
     ``await relay.run()`` returns when the feed ends (HTTP 204), releasing the lease, or after
     :meth:`stop`. It raises :class:`FeedWithoutIdsError` for a feed whose events carry no id,
