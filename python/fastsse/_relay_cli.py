@@ -9,14 +9,18 @@ import sys
 from typing import TYPE_CHECKING
 
 import anyio
+import httpx
 
 from fastsse._errors import FastSSEError
+from fastsse._tail import _describe
 
 if TYPE_CHECKING:
     from fastsse.redis import Relay
 
 #: Exit status after SIGINT (Ctrl-C), as shells report it; SIGTERM is a requested stop: 0.
 _INTERRUPTED = 130
+#: Exit status for a feed whose events carry no id: it cannot be relayed exactly once.
+_NO_IDS = 2
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,11 +30,17 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         description="Read the SSE feed at URL (resuming with Last-Event-ID) and append each "
         "event to the Redis Stream KEY (fields id, event, data, retry). Run it on several "
         "machines: one holds a lease and writes, the others take over within the lease TTL. "
-        "Exits 0 when the feed ends (HTTP 204) or on SIGTERM, 130 on SIGINT.",
+        "Exits 0 when the feed ends (HTTP 204) or on SIGTERM, 130 on SIGINT, 1 when the feed "
+        "fails for good or an id would move the checkpoint back, 2 for a feed without ids.",
     )
     relay.add_argument("url", metavar="URL", help="the SSE feed")
     relay.add_argument("--redis", required=True, metavar="REDIS_URL", help="redis://host:port/db")
     relay.add_argument("--stream", required=True, metavar="KEY", help="the Redis Stream key")
+    relay.add_argument(
+        "--cluster",
+        action="store_true",
+        help="REDIS_URL names a node of a Redis Cluster (KEY and the relay's keys share a slot)",
+    )
     relay.add_argument(
         "--lease-ttl",
         type=_seconds,
@@ -60,19 +70,27 @@ def _relay_command(args: argparse.Namespace) -> int:
     )
     # One line per feed request would drown the relay's own progress lines.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    try:
-        from fastsse.redis import Relay
+    # Imported here: `fastsse tail` needs none of it (redis-py itself is imported on use).
+    from fastsse.redis import FeedWithoutIdsError, Relay
 
+    try:
         relay = Relay(
             args.url,
             redis=args.redis,
             stream=args.stream,
+            cluster=args.cluster,
             lease_ttl=args.lease_ttl,
             maxlen=args.maxlen,
             headers=args.headers,
         )
         return anyio.run(_run, relay)
-    except (FastSSEError, ImportError, ValueError) as error:
+    except FeedWithoutIdsError as error:
+        print(f"fastsse relay: error: {error}", file=sys.stderr)
+        return _NO_IDS
+    except (FastSSEError, httpx.HTTPError, OSError) as error:
+        print(f"fastsse relay: error: {_describe(error)}", file=sys.stderr)
+        return 1
+    except (ImportError, ValueError) as error:
         print(f"fastsse relay: {error}", file=sys.stderr)
         return 1
 
@@ -91,10 +109,16 @@ async def _run(relay: Relay) -> int:
                 relay.stop()
                 return
 
+    error: Exception | None = None
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(on_signals)
-        await relay.run()
+        try:
+            await relay.run()
+        except Exception as raised:
+            error = raised  # raised below: the task group would wrap it in an ExceptionGroup
         tasks.cancel_scope.cancel()
+    if error is not None:
+        raise error
     return status
 
 

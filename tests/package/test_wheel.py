@@ -118,6 +118,7 @@ def test_make_wheel_leaves_one_abi3_manylinux2014_wheel_and_an_sdist():
         "pyproject.toml",
         "src/python.rs",
         "python/fastsse/py.typed",
+        "python/fastsse/redis/append.lua",
     ]
     assert {f"fastsse-0.1.0/{name}" for name in needed} <= names
     # auditwheel reads the symbol versions the extension needs: glibc 2.17 at most.
@@ -151,6 +152,8 @@ assert events == [
     fastsse.Event(data="y", id="1", retry=99999999999999999999),
 ], events
 assert (parser.oversized, parser.last_event_id, parser.pending) == (1, "1", False)
+from fastsse.redis import relay  # reads its Lua script, a package file beside it
+assert "FENCED" in relay._APPEND
 print(sys.version_info[:2], "ok")
 """
 

@@ -9,16 +9,16 @@ deadline.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import anyio
 import pytest
@@ -35,27 +35,16 @@ from fastsse.redis.relay import _LeaseLost, _Stale
 from fastsse.testing import Response, SSEServer, event
 from support import redis_worker
 from support.numbered_feed import numbered_feed
+from support.redis_checks import ENV, TIMEOUT, feed_that_waits, wait_until
+from support.redis_checks import entry_ids as support_entry_ids
 from support.redis_server import RedisServer
 from support.streams import fast_retry
 
-TIMEOUT = 20.0
 KEY = "feed"
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def entry_ids(client: redis.Redis, key: str = KEY) -> list[int]:
-    return [int(fields[b"id"]) for _, fields in client.xrange(key)]
+    return support_entry_ids(client, key)
 
 
 def holder_pid(client: redis.Redis) -> int | None:
@@ -283,16 +272,24 @@ def test_a_paused_leader_cannot_write_after_losing_its_lease(
 def test_relay_survives_a_redis_restart_without_loss(
     redis_server: RedisServer, client: redis.Redis, relays: Callable[..., Relays]
 ) -> None:
-    total = 800
-    with SSEServer(numbered_feed(total, per_write=10, pause=0.02)) as server:
+    total, first = 800, 300
+    go_on = threading.Event()
+    with SSEServer(feed_that_waits(total, first, go_on)) as server:
         group = relays(server.url, redis_server.url, lease_ttl=2.0)
         relay = group.start()
-        wait_until(lambda: client.xlen(KEY) >= total // 3, "a third of the feed")
-        redis_server.restart()  # SIGKILL, then started again from its append-only file
+        wait_until(lambda: client.xlen(KEY) == first, "the feed's first part")
+        # Redis dies while the relay waits for the feed, and the feed goes on while Redis is
+        # down: the relay's appends fail until Redis is back from its append-only file.
+        redis_server.kill()
+        go_on.set()
+        wait_until(lambda: "Redis failed" in group.log(relay.pid), "the relay to see it")
+        redis_server.start()
         restarted = redis_server.client()
         assert relay.wait(TIMEOUT) == 0
-        assert "Redis failed" in group.log(relay.pid)
         assert entry_ids(restarted) == list(range(1, total + 1))
+        assert restarted.get(checkpoint_key(KEY)) == str(total).encode()
+        # Resumed after the checkpoint the failed term had left.
+        assert [r.last_event_id for r in server.requests][:2] == [None, str(first)]
         restarted.close()
 
 

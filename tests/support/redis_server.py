@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -32,7 +33,8 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, args: Sequence[str] = ()) -> None:
+        """``args``: more redis-server options (``--cluster-enabled yes``, say)."""
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError(MISSING)
@@ -41,6 +43,7 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.args = list(args)
 
     @property
     def url(self) -> str:
@@ -69,6 +72,7 @@ class RedisServer:
                     "always",
                     "--logfile",
                     "redis.log",
+                    *self.args,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

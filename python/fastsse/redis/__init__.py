@@ -9,13 +9,24 @@ DESIGN.md section 9 and the README's "Beyond one machine"::
 from __future__ import annotations
 
 from fastsse.redis.checkpoint import RedisCheckpoint
-from fastsse.redis.relay import Relay, RelayStats, checkpoint_key, lease_key
+from fastsse.redis.relay import (
+    CheckpointBackwardsError,
+    FeedWithoutIdsError,
+    Relay,
+    RelayError,
+    RelayStats,
+    checkpoint_key,
+    lease_key,
+)
 from fastsse.redis.worker import RedisStreamConsumer
 
 __all__ = [
+    "CheckpointBackwardsError",
+    "FeedWithoutIdsError",
     "RedisCheckpoint",
     "RedisStreamConsumer",
     "Relay",
+    "RelayError",
     "RelayStats",
     "checkpoint_key",
     "lease_key",

@@ -8,23 +8,26 @@ from fastsse.consume.checkpoint import Checkpoint
 from fastsse.redis.client import connect, text
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from fastsse.redis.client import AnyRedis
 
 
 class RedisCheckpoint(Checkpoint):
     """A checkpoint in a Redis string at ``key`` (needs ``pip install 'fastsse[redis]'``).
 
-    ``redis`` is a URL (``redis://host:6379/0``; the client is made and closed here) or a
-    ``redis.asyncio.Redis`` client (left open). ``fastsse relay`` keeps its position in the
-    same form, at ``KEY:last-event-id``, so ``RedisCheckpoint(url, "KEY:last-event-id")``
-    reads where a relay is. A commit is a single SET: atomic.
+    ``redis`` is a URL (``redis://host:6379/0``; the client is made and closed here; with
+    ``cluster=True`` a Redis Cluster client, the URL naming any node) or a client,
+    ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster`` (left open).
+    ``fastsse relay`` keeps its position in the same form, at
+    ``fastsse.redis.checkpoint_key(KEY)`` (``{KEY}:last-event-id``), so
+    ``RedisCheckpoint(url, checkpoint_key(KEY))`` reads where a relay is. A commit is a single
+    SET: atomic.
     """
 
-    def __init__(self, redis: str | Redis, key: str) -> None:
+    def __init__(self, redis: str | AnyRedis, key: str, *, cluster: bool = False) -> None:
         if not isinstance(key, str):
             raise TypeError(f"key must be a str, got {key!r}")
         self.key = key
-        self._client, self._owns_client = connect(redis)
+        self._client, self._owns_client = connect(redis, cluster=cluster)
 
     def __repr__(self) -> str:
         return f"RedisCheckpoint(<{self._client!r}>, {self.key!r})"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
+
+    #: What the Redis features take: a standalone client or a cluster client.
+    AnyRedis = Union[Redis, RedisCluster]
 
 INSTALL_HINT = "pip install 'fastsse[redis]'"
 
@@ -22,14 +26,25 @@ def redis_asyncio() -> Any:
         ) from error
 
 
-def connect(redis: str | Redis) -> tuple[Redis, bool]:
-    """A client for ``redis`` (a URL, or a client used as is) and whether we own it."""
-    if isinstance(redis, str):
-        client: Redis = redis_asyncio().from_url(redis)
-        return client, True
+def connect(redis: str | AnyRedis, *, cluster: bool = False) -> tuple[AnyRedis, bool]:
+    """A client for ``redis`` and whether we own it.
+
+    A URL gives a ``redis.asyncio.Redis``, or with ``cluster`` a
+    ``redis.asyncio.cluster.RedisCluster`` (the URL names any node: the others are found
+    from it); a client of either kind is used as is.
+    """
     module = redis_asyncio()
-    if not isinstance(redis, module.Redis):
-        raise TypeError(f"redis must be a URL or a redis.asyncio.Redis client, got {redis!r}")
+    if isinstance(redis, str):
+        if cluster:
+            cluster_client: RedisCluster = module.RedisCluster.from_url(redis)
+            return cluster_client, True
+        client: Redis = module.from_url(redis)
+        return client, True
+    if not isinstance(redis, (module.Redis, module.RedisCluster)):
+        raise TypeError(
+            "redis must be a URL, a redis.asyncio.Redis or a redis.asyncio.cluster.RedisCluster "
+            f"client, got {redis!r}"
+        )
     return redis, False
 
 

@@ -46,6 +46,9 @@ class RedisStreamConsumer:
     A handler that raises is reported to ``on_error`` and its entry acknowledged, as a
     Consumer counts it failed and goes on; to retry, add the entry again from ``on_error``.
 
+    ``redis`` is a URL or a client (``redis.asyncio.Redis``, or ``RedisCluster``);
+    ``cluster=True`` makes a Redis Cluster client of a URL.
+
     ``await worker.run()`` runs until :meth:`stop`, which finishes the queued and in-flight
     handlers, acknowledges them and makes ``run()`` return.
     """
@@ -62,6 +65,7 @@ class RedisStreamConsumer:
         claim_idle: float = 30.0,
         queue_size: int = 256,
         on_error: ErrorHandler | None = None,
+        cluster: bool = False,
     ) -> None:
         for name, value in (("stream", stream), ("group", group), ("consumer", consumer)):
             if not isinstance(value, str) or not value:
@@ -70,7 +74,7 @@ class RedisStreamConsumer:
             raise ValueError(f"claim_idle must be > 0 seconds, got {claim_idle!r}")
         self.stream, self.group, self.name = stream, group, consumer
         self.claim_idle = float(claim_idle)
-        self._client, self._owns_client = connect(redis)
+        self._client, self._owns_client = connect(redis, cluster=cluster)
         self._errors: tuple[type[BaseException], ...] = (redis_asyncio().RedisError, OSError)
         self._queue_size = queue_size
         self._consumer = Consumer(
