@@ -258,3 +258,46 @@ def test_without_on_comment_the_parser_drops_comments() -> None:
     assert [event.data for event in m.feed(b": x\ndata: a\n\n")] == ["a"]
     m.raise_deferred()
     assert m.parser.take_comments() == []
+
+
+def test_a_connection_that_delivered_events_resets_the_backoff() -> None:
+    # Issue 15, defect 1: a server that ends each response cleanly after a few events, with
+    # ``retry: 500``, is reconnected to after 0.5 s each time, as a browser does.
+    clock = FakeClock()
+    faults: list[tuple[fastsse.Fault, float | None]] = []
+    m = machine(
+        clock=clock,
+        retry=Retry(initial=1.0, multiplier=2.0, jitter=False, max_attempts=3),
+        on_fault=lambda fault, delay: faults.append((fault, delay)),
+    )
+    waits = []
+    for n in range(5):
+        send(m)
+        assert m.response(FakeResponse()) is Verdict.STREAM
+        assert len(m.feed(f"retry: 500\nid: {n}\ndata: x\n\n".encode())) == 1
+        m.ended()
+        m.end_response()
+        action = m.next_action()
+        assert isinstance(action, Wait)
+        waits.append(action.seconds)
+        clock.now += action.seconds
+    assert waits == [0.5] * 5
+    assert [(fault.kind, fault.attempt) for fault, _ in faults] == [("closed", 1)] * 5
+    # Attempts that deliver nothing grow it, and Fault.attempt counts exactly those.
+    for _ in range(2):
+        send(m)
+        m.failed("refused", ConnectionRefusedError())
+        action = m.next_action()
+        assert isinstance(action, Wait)
+        waits.append(action.seconds)
+        clock.now += action.seconds
+    assert waits[5:] == [1.0, 2.0]
+    assert [fault.attempt for fault, _ in faults[5:]] == [2, 3]
+    # An empty connection is no progress either.
+    send(m)
+    m.response(FakeResponse())
+    m.feed(b": only a comment\n")
+    m.ended()
+    m.end_response()
+    with pytest.raises(RetriesExhausted):
+        m.next_action()

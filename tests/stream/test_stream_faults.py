@@ -197,8 +197,8 @@ def test_on_connect_and_on_fault_report_each_connection_and_fault(
     assert (response.status_code, response.headers["x-request-id"]) == (200, "r1")
     assert [(fault.kind, fault.attempt, delay is None) for fault, delay in faults] == [
         ("status", 1, False),
-        # The connection delivered an event: attempts (what max_attempts bounds) count from 1
-        # again, though the delay, shorter-lived than reset_after, keeps growing.
+        # The connection delivered an event: the backoff starts over, attempts (what
+        # max_attempts bounds) count from 1 again and the delay is the initial one.
         ("closed", 1, False),
         ("status", 0, True),  # the 404 ends the stream: no next delay
     ]
@@ -211,7 +211,7 @@ def test_on_connect_and_on_fault_report_each_connection_and_fault(
     assert second.response is response  # the stream that the server closed
     assert last.error is outcome.error
     assert faults[0][1] == pytest.approx(0.005)
-    assert faults[1][1] == pytest.approx(0.0075)
+    assert faults[1][1] == pytest.approx(0.005)
 
 
 @pytest.mark.parametrize("kind", KINDS)
