@@ -29,6 +29,7 @@ import functools
 import logging
 import re
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, NoReturn, Optional, Protocol
@@ -71,6 +72,80 @@ BODY_PREVIEW = 512
 NOT_JSON: Any = object()
 
 JSONErrorHandler = Callable[[Event, ValueError], None]
+
+#: What a secret is shown as in messages (httpx's own convention for a URL's password).
+SECURE = "[secure]"
+#: A query parameter whose name contains one of these (``api_key``, ``access_token``...) holds
+#: a credential: its value is never shown.
+_SECRET_PARAMS = ("key", "token", "secret", "password", "signature", "sig", "auth")
+#: How much of an error body's first line a message shows.
+_BODY_TEXT_LIMIT = 200
+
+
+def redact_url(url: object) -> str:
+    """``url`` as text for a message or a log: a password in it, and the value of every query
+    parameter whose name is or contains ``key``, ``token``, ``secret``, ``password``,
+    ``signature``, ``sig`` or ``auth``, shown as ``[secure]``.
+
+    >>> redact_url("https://me:pw@example.com/feed?api_key=abc&page=2")
+    'https://me:[secure]@example.com/feed?api_key=[secure]&page=2'
+    """
+    text = str(url)
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError:  # Not a URL at all: shown whole is the lesser evil than hiding why.
+        return text
+    netloc = parts.netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:{SECURE}@{host}"
+    query = "&".join(_redact_pair(pair) for pair in parts.query.split("&")) if parts.query else ""
+    if netloc == parts.netloc and query == parts.query:
+        return text
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _redact_pair(pair: str) -> str:
+    name, equals, value = pair.partition("=")
+    if equals and value and _is_secret_name(name):
+        return f"{name}={SECURE}"
+    return pair
+
+
+def _is_secret_name(name: str) -> bool:
+    name = urllib.parse.unquote_plus(name).lower()
+    return any(word in name for word in _SECRET_PARAMS)
+
+
+def _secrets_of(url: object) -> tuple[str, ...]:
+    """The secrets ``redact_url`` hides in ``url``, as they may appear in other text (an error
+    of the client library that quotes the URL): raw and decoded, longest first."""
+    try:
+        parts = urllib.parse.urlsplit(str(url))
+    except ValueError:
+        return ()
+    found: set[str] = set()
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        found.add(userinfo.partition(":")[2])
+    for pair in parts.query.split("&"):
+        name, equals, value = pair.partition("=")
+        if equals and value and _is_secret_name(name):
+            found.add(value)
+    found |= {urllib.parse.unquote_plus(secret) for secret in found}
+    found.discard("")
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def body_text(body: bytes) -> str:
+    """An error response's body as a message shows it: decoded (undecodable bytes replaced),
+    its first line, cut to 200 characters; ``…`` marks what was left out."""
+    text = body.decode("utf-8", errors="replace").strip()
+    line, newline, _ = text.partition("\n")
+    line = line.rstrip("\r ")
+    if len(line) > _BODY_TEXT_LIMIT:
+        return line[:_BODY_TEXT_LIMIT] + "…"
+    return line + "…" if newline else line
 
 
 class ResponseLike(Protocol):
@@ -185,6 +260,9 @@ class StreamMachine:
     ) -> None:
         self.method = method.upper()
         self.url = url
+        #: The URL as messages and logs show it (see ``redact_url``).
+        self.shown_url = redact_url(url)
+        self._secrets = _secrets_of(url)
         self.read_timeout = read_timeout
         # A Last-Event-ID header given by the caller is where the stream starts; from then on
         # the stream owns the header.
@@ -241,6 +319,10 @@ class StreamMachine:
         #: The current response has delivered no event yet.
         self._no_event_yet = True
         self._cut_mid_event = False
+        #: Consecutive attempts, up to the one that just ended, that delivered no event.
+        self._empty_attempts = 0
+        #: An attempt delivered an event since the last decision.
+        self._delivered = False
         self._verdict = Verdict.STREAM
         self._retry_after: float | None = None
         self._deferred: EventTooLargeError | None = None
@@ -296,7 +378,7 @@ class StreamMachine:
         if self.requests and not self.reconnect:
             self.done = True
             raise StreamInterruptedError(
-                f"the {self.method} stream from {self.url} was closed before its end, and it "
+                f"the {self.method} stream from {self.shown_url} was closed before its end, and it "
                 "does not reconnect (pass reconnect=True to resume it with Last-Event-ID)"
             )
 
@@ -312,7 +394,7 @@ class StreamMachine:
             "the event id %r has control characters, so it cannot be sent back in a "
             "Last-Event-ID header; reconnecting to %s without it",
             last_event_id,
-            self.url,
+            self.shown_url,
         )
         return self._headers
 
@@ -325,7 +407,9 @@ class StreamMachine:
             return Verdict.STOP
         status = response.status_code
         if status == 204:
-            logger.info("%s %s answered 204 No Content: the stream is over", self.method, self.url)
+            logger.info(
+                "%s %s answered 204 No Content: the stream is over", self.method, self.shown_url
+            )
             self.done = True
             return Verdict.STOP
         if status == 200 and _media_type(response) == "text/event-stream":
@@ -351,7 +435,7 @@ class StreamMachine:
             self._report(Fault("status", str(error), error, response), None)
             raise error
         status = f"{response.status_code} {response.reason_phrase}".strip()
-        line = body.decode(errors="replace").strip().partition("\n")[0][:200]
+        line = self.redact(body_text(body))
         words = f"answered {status}" + (f": {line}" if line else " (empty body)")
         self._ending = Fault("status", words, error, response)
 
@@ -377,6 +461,7 @@ class StreamMachine:
             stats.events += len(events)
             if self._no_event_yet:
                 self._no_event_yet = False
+                self._delivered = True
                 self.backoff.progressed()
         return events
 
@@ -392,7 +477,7 @@ class StreamMachine:
             self.has_deferred_work = self.on_comment is not None
             self.done = True
             too_large = EventTooLargeError(
-                f"{self.method} {self.url}: {error} (pass a larger max_event_size=, or "
+                f"{self.method} {self.shown_url}: {error} (pass a larger max_event_size=, or "
                 "on_oversize='skip' to count and skip such events)",
                 events=error.events,
                 max_event_size=error.max_event_size,
@@ -443,11 +528,18 @@ class StreamMachine:
     def close(self) -> None:
         self.closed = True
 
+    def redact(self, text: str) -> str:
+        """``text`` with the secrets of the stream's URL (see ``redact_url``) as ``[secure]``:
+        for text from elsewhere, such as a client library's error that quotes the URL."""
+        for secret in self._secrets:
+            text = text.replace(secret, SECURE)
+        return text
+
     def interrupt(self) -> None:
         if not self.reconnect:
             raise StreamInterruptedError(
-                f"the {self.method} stream from {self.url} does not reconnect, so it cannot be "
-                "interrupted (pass reconnect=True to allow it; close() ends it)"
+                f"the {self.method} stream from {self.shown_url} does not reconnect, so it "
+                "cannot be interrupted (pass reconnect=True to allow it; close() ends it)"
             )
         self.interrupted = True
 
@@ -459,16 +551,18 @@ class StreamMachine:
         dropped_partial, self._cut_mid_event = self._cut_mid_event, False
         retry_after, self._retry_after = self._retry_after, None
         kind = fault.kind
+        empty = self._empty_attempts = 0 if self._delivered else self._empty_attempts + 1
+        self._delivered = False
         if kind == "interrupted":
             self.stats.reconnects += 1
-            logger.info("%s %s: %s; reconnecting now", self.method, self.url, fault.message)
+            logger.info("%s %s: %s; reconnecting now", self.method, self.shown_url, fault.message)
             self._report(fault, 0.0)
             return 0.0
         if kind != "closed":
             self.stats.errors += 1
         if kind == "invalid_request":
             invalid = InvalidRequestError(
-                f"{self.method} {self.url} cannot be sent: {fault.message} (check the URL, "
+                f"{self.method} {self.shown_url} cannot be sent: {fault.message} (check the URL, "
                 "which needs http:// or https://, and the headers)"
             )
             self._fail(dataclasses.replace(fault, error=invalid), cause=fault.error)
@@ -483,7 +577,7 @@ class StreamMachine:
                 ending = "ended in the middle of an event" if kind == "closed" else "broke"
                 remedy = "resume it with Last-Event-ID"
             interrupted = StreamInterruptedError(
-                f"the {self.method} stream from {self.url} {ending} ({fault.message}); it "
+                f"the {self.method} stream from {self.shown_url} {ending} ({fault.message}); it "
                 f"does not reconnect (pass reconnect=True to {remedy})"
             )
             interrupted.response = fault.response
@@ -494,7 +588,7 @@ class StreamMachine:
             exhausted = RetriesExhausted(
                 exhausted.attempts,
                 fault.error,
-                url=f"{self.method} {self.url}",
+                url=f"{self.method} {self.shown_url}",
                 reason=fault.message,
                 response=fault.response,
             )
@@ -502,12 +596,17 @@ class StreamMachine:
         self.stats.reconnects += 1
         most = self.retry.max_attempts
         of = "" if most is None else f" of {most}"
-        logger.warning(
+        attempt = self.backoff.attempts
+        # A clean end is how many servers rotate connections: worth a WARNING only when the
+        # attempt it ends is the second in a row that delivered nothing.
+        level = logging.INFO if kind == "closed" and empty < 2 else logging.WARNING
+        logger.log(
+            level,
             "%s %s: %s; reconnect attempt %d%s in %.2f s",
             self.method,
-            self.url,
+            self.shown_url,
             fault.message,
-            self.backoff.attempts,
+            attempt,
             of,
             delay,
         )
@@ -529,7 +628,7 @@ class StreamMachine:
             self.on_fault(fault, delay)
 
     def _describe(self, kind: FaultKind, error: BaseException) -> str:
-        detail = str(error) or type(error).__name__
+        detail = self.redact(str(error) or type(error).__name__)
         if kind == "refused":
             return "connection refused (is the server up, and is the port right?)"
         if kind == "dns":
@@ -547,8 +646,9 @@ class StreamMachine:
     def _response_error(self, response: Any, body: bytes) -> SSEError:
         status = response.status_code
         what = f"{status} {response.reason_phrase}".strip()
-        preview = f": {body!r}" if body else " (empty body)"
-        request = f"{self.method} {response.url}"
+        text = self.redact(body_text(body))
+        preview = f": {text}" if text else " (empty body)"
+        request = f"{self.method} {redact_url(response.url)}"
         if 200 <= status < 300:
             content_type = response.headers.get("Content-Type", "")
             return ContentTypeError(
@@ -598,7 +698,7 @@ def _advice(response: ResponseLike) -> str:
     """What the user can do about a status that ends the stream."""
     status = response.status_code
     if 300 <= status < 400:
-        location = response.headers.get("Location", "")
+        location = redact_url(response.headers.get("Location", ""))
         return (
             f"; it redirects to {location!r}, and the client does not follow redirects "
             "(pass follow_redirects=True to the stream or the client)"

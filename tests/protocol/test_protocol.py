@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import fastsse
+import fastsse.protocol
 import httpx
 import pytest
 from fastsse import (
@@ -116,7 +118,7 @@ def test_a_4xx_fails_with_its_body() -> None:
     send(m)
     headers = httpx.Headers({"Content-Type": "text/plain"})
     assert m.response(FakeResponse(404, "Not Found", headers)) is Verdict.PREVIEW
-    with pytest.raises(UnexpectedStatusError, match="answered 404 Not Found: b'nope'"):
+    with pytest.raises(UnexpectedStatusError, match="answered 404 Not Found: nope; check the URL"):
         m.refused(b"nope")
     assert m.next_action() is STOP
 
@@ -301,3 +303,209 @@ def test_a_connection_that_delivered_events_resets_the_backoff() -> None:
     m.end_response()
     with pytest.raises(RetriesExhausted):
         m.next_action()
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (b'{"detail": "Not Found"}', ': {"detail": "Not Found"}; check the URL'),
+        (b"<!doctype html>\n<html><body>huge</body></html>\n", ": <!doctype html>…; check"),
+        (b"\xff\xfeoops\r\nmore", ": \ufffd\ufffdoops…; check"),
+        (b"x" * 300, ": " + "x" * 200 + "…; check"),
+        (b"", " (empty body); check"),
+    ],
+)
+def test_an_error_shows_its_body_as_text(body: bytes, shown: str) -> None:
+    # Issue 15, defect 10: decoded with replacement, the first line, cut; never b'...'.
+    m = machine()
+    send(m)
+    headers = httpx.Headers({"Content-Type": "application/json"})
+    assert m.response(FakeResponse(404, "Not Found", headers)) is Verdict.PREVIEW
+    with pytest.raises(UnexpectedStatusError) as info:
+        m.refused(body)
+    assert f"answered 404 Not Found{shown}" in str(info.value)
+    assert "b'" not in str(info.value)
+    assert info.value.body == body  # the bytes stay on the error
+
+
+def test_a_retried_status_shows_its_body_as_text(caplog: pytest.LogCaptureFixture) -> None:
+    m = machine()
+    send(m)
+    assert m.response(FakeResponse(503, "Service Unavailable")) is Verdict.PREVIEW
+    m.refused(b"<html>\n<h1>busy</h1>")
+    m.end_response()
+    with caplog.at_level("INFO", logger="fastsse"):
+        m.next_action()
+    assert "answered 503 Service Unavailable: <html>…; reconnect attempt 1" in caplog.text
+
+
+def _ended_cleanly(m: StreamMachine, clock: FakeClock, body: bytes) -> None:
+    action = m.next_action()
+    if isinstance(action, Wait):
+        clock.now += action.seconds
+    send(m)
+    assert m.response(FakeResponse()) is Verdict.STREAM
+    m.feed(body)
+    m.ended()
+    m.end_response()
+
+
+def test_a_clean_end_logs_info_and_only_repeated_emptiness_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Issue 15, defect 12.
+    clock = FakeClock()
+    m = machine(clock=clock)
+    caplog.set_level("INFO", logger="fastsse")
+
+    def levels() -> list[str]:
+        reconnects = [r for r in caplog.records if "reconnect attempt" in r.getMessage()]
+        levels = [record.levelname for record in reconnects]
+        caplog.clear()
+        return levels
+
+    _ended_cleanly(m, clock, b"data: a\n\n")  # events, then a clean end
+    m.next_action()
+    assert levels() == ["INFO"]
+    _ended_cleanly(m, clock, b"data: b\n\n")
+    m.next_action()
+    assert levels() == ["INFO"]
+    _ended_cleanly(m, clock, b": nothing\n")  # the first attempt that delivered nothing
+    m.next_action()
+    assert levels() == ["INFO"]
+    _ended_cleanly(m, clock, b"")  # the second in a row: worth a warning
+    m.next_action()
+    assert levels() == ["WARNING"]
+    action = m.next_action()
+    assert isinstance(action, Wait)
+    clock.now += action.seconds
+    send(m)
+    m.failed("broken", ConnectionResetError("reset"))  # every error warns
+    m.next_action()
+    assert levels() == ["WARNING"]
+    _ended_cleanly(m, clock, b"data: c\n\n")
+    m.next_action()
+    assert levels() == ["INFO"]
+    action = m.next_action()
+    assert isinstance(action, Wait)
+    clock.now += action.seconds
+    send(m)
+    m.response(FakeResponse(500, "Internal Server Error"))
+    m.refused(b"")
+    m.end_response()
+    m.next_action()
+    assert levels() == ["WARNING"]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:s3cret@h/feed", "http://user:[secure]@h/feed"),
+        ("http://h/f?api_key=K&page=2", "http://h/f?api_key=[secure]&page=2"),
+        (
+            "http://h/f?access_token=a%2Bb&sig=S&Signature=T&x-auth=U&password=P&key=&q",
+            "http://h/f?access_token=[secure]&sig=[secure]&Signature=[secure]"
+            "&x-auth=[secure]&password=[secure]&key=&q",
+        ),
+        ("http://user@h/f?page=2#frag", "http://user@h/f?page=2#frag"),
+        ("/relative?token=T", "/relative?token=[secure]"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert fastsse.protocol.redact_url(url) == shown
+    assert fastsse.protocol.redact_url(httpx.URL(url)) == fastsse.protocol.redact_url(
+        str(httpx.URL(url))
+    )
+
+
+SECRET_URL = "http://user:s3cret@example.test/feed?api_key=SECRETKEY&page=1"
+
+
+def _secret_free(texts: list[str]) -> None:
+    for text in texts:
+        assert "s3cret" not in text, text
+        assert "SECRETKEY" not in text, text
+
+
+def test_no_message_of_the_machine_shows_a_secret(caplog: pytest.LogCaptureFixture) -> None:
+    # Issue 15, defect 14, every path of the machine: refused, a retried status, a failure
+    # whose error quotes the URL, a 4xx, an oversized event, exhaustion.
+    caplog.set_level("DEBUG", logger="fastsse")
+    clock = FakeClock()
+    faults: list[fastsse.Fault] = []
+    errors: list[BaseException] = []
+
+    def new() -> StreamMachine:
+        return StreamMachine(
+            SECRET_URL,
+            method="GET",
+            headers=[(b"Authorization", b"Bearer s3cret")],
+            last_event_id="",
+            retry=Retry(initial=1.0, jitter=False, max_attempts=2),
+            reconnect=None,
+            read_timeout=1.0,
+            max_event_size=8,
+            on_oversize="error",
+            on_fault=lambda fault, _: faults.append(fault),
+            clock=clock,
+        )
+
+    def advance(m: StreamMachine) -> None:
+        try:
+            action = m.next_action()
+        except fastsse.FastSSEError as error:
+            errors.append(error)
+            return
+        if isinstance(action, Wait):
+            clock.now += action.seconds
+
+    m = new()
+    response = FakeResponse(url=SECRET_URL)
+    send(m)
+    m.failed("refused", ConnectionRefusedError("refused"))
+    advance(m)
+    send(m)
+    m.response(dataclasses.replace(response, status_code=500, reason_phrase="Error"))
+    m.refused(b"no SECRETKEY for you")
+    m.end_response()
+    advance(m)
+    send(m)
+    m.failed("broken", OSError(f"peer reset {SECRET_URL}"))
+    advance(m)  # exhausted
+    assert isinstance(errors[-1], RetriesExhausted)
+
+    m = new()
+    send(m)
+    m.response(dataclasses.replace(response, status_code=404, reason_phrase="Not Found"))
+    with pytest.raises(UnexpectedStatusError) as info:
+        m.refused(b"")
+    errors.append(info.value)
+
+    m = new()
+    send(m)
+    m.response(response)
+    m.feed(b"data: 0123456789\n\n")
+    with pytest.raises(fastsse.EventTooLargeError) as too_large:
+        m.raise_deferred()
+    errors.append(too_large.value)
+
+    m = new()
+    send(m)
+    m.response(
+        dataclasses.replace(
+            response,
+            status_code=307,
+            reason_phrase="Temporary Redirect",
+            headers=httpx.Headers({"Location": "http://x:s3cret@elsewhere/?token=SECRETKEY"}),
+        )
+    )
+    with pytest.raises(UnexpectedStatusError) as redirect:
+        m.refused(b"")
+    errors.append(redirect.value)
+
+    assert len(faults) == 5
+    _secret_free([r.getMessage() for r in caplog.records])
+    _secret_free([fault.message for fault in faults])
+    _secret_free([str(error) for error in errors])
+    assert "[secure]" in str(errors[0])
+    assert "[secure]" in str(errors[1])
