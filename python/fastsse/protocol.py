@@ -313,6 +313,9 @@ class StreamMachine:
         self.closed = False
         #: The stream ended for good (a 204, an error, a stream that does not reconnect).
         self.done = False
+        #: The error that ended the stream for good, raised again by every later
+        #: ``next_action()`` (and by a driver asked to iterate again): an EventTooLargeError.
+        self.error: FastSSEError | None = None
         #: interrupt() was called and the connection it ends has not been replaced yet.
         self.interrupted = False
         self._server_retry: int | None = None
@@ -350,7 +353,10 @@ class StreamMachine:
         self.parser = self._new_parser(last_event_id=last_event_id)
 
     def next_action(self) -> Send | Wait | _Stop:
-        """Send a request, wait, or stop; raises the stream's final error."""
+        """Send a request, wait, or stop; raises the stream's final error (and ``error`` again
+        on every later call)."""
+        if self.error is not None:
+            raise self.error
         if self.closed or self.done:
             return STOP
         ending, self._ending = self._ending, None
@@ -468,7 +474,13 @@ class StreamMachine:
     def raise_deferred(self) -> None:
         """Once the events of the chunk just fed were delivered: hands its comments to
         ``on_comment`` (after the events, so that a hook that raises loses none of them), then
-        raises the error the chunk carried, if any."""
+        raises the error the chunk carried, if any.
+
+        An oversized event with ``on_oversize="error"`` is final: the events before it (in
+        its chunk too) were delivered, the stream is closed (``closed`` and ``done``), and its
+        EventTooLargeError is raised here and again by every later ``next_action()``. (Skipping
+        it instead would lose an event silently; ``on_oversize="skip"`` is that choice, made
+        by the caller, and counted in ``stats.oversized``.)"""
         if self.on_comment is not None:
             for comment in self.parser.take_comments():
                 self.on_comment(comment)
@@ -484,6 +496,8 @@ class StreamMachine:
                 discarded=error.discarded,
             )
             too_large.response = self._current
+            self.error = too_large
+            self.closed = True
             raise too_large from None
 
     def end_response(self) -> None:

@@ -509,3 +509,25 @@ def test_no_message_of_the_machine_shows_a_secret(caplog: pytest.LogCaptureFixtu
     _secret_free([str(error) for error in errors])
     assert "[secure]" in str(errors[0])
     assert "[secure]" in str(errors[1])
+
+
+def test_an_oversized_event_is_final_and_raised_again() -> None:
+    # Issue 15, defect 5: the events before it come first, then the error, then the same error
+    # at every later step; never a silent end, never a reconnect.
+    m = machine(max_event_size=8)
+    send(m)
+    m.response(FakeResponse())
+    events = m.feed(b"data: a\n\ndata: 0123456789\n\ndata: b\n\n")
+    # The parser finishes the chunk: what it completed is delivered before the error.
+    assert [event.data for event in events] == ["a", "b"]
+    assert m.has_deferred_work
+    with pytest.raises(fastsse.EventTooLargeError) as info:
+        m.raise_deferred()
+    m.end_response()
+    assert (m.closed, m.done, m.error) == (True, True, info.value)
+    for _ in range(3):
+        with pytest.raises(fastsse.EventTooLargeError) as again:
+            m.next_action()
+        assert again.value is info.value
+    assert m.requests == 1
+    assert m.stats.oversized == 1

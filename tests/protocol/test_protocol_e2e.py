@@ -4,11 +4,29 @@ SSEServer on loopback (issue 15)."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import anyio
 import pytest
-from fastsse import RetriesExhausted, UnexpectedStatusError
+from fastsse import (
+    AsyncEventStream,
+    EventStream,
+    EventTooLargeError,
+    RetriesExhausted,
+    UnexpectedStatusError,
+)
 from fastsse.testing import Response, SSEServer
-from support.streams import KINDS, closed_port, collect, fast_retry
+from support.streams import KINDS, closed_port, collect, fast_retry, run_bounded
+
+
+async def read_into(iterator: Any, into: list[Any]) -> None:
+    async for item in iterator:
+        into.append(getattr(item, "data", item))
+
+
+async def anext_(iterator: Any) -> Any:
+    """``anext()``, which Python 3.9 lacks."""
+    return await iterator.__anext__()
 
 
 def _chain(error: BaseException | None) -> list[str]:
@@ -59,3 +77,46 @@ def test_no_secret_of_the_url_in_logs_or_errors(
     for text in texts:
         for secret in ("s3cret", "SECRETKEY", "HEADERSECRET"):
             assert secret not in text, text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_oversized_event_ends_the_stream_and_every_later_iteration_raises(kind: str) -> None:
+    # Issue 15, defect 5, as a user sees it: both flavours, event by event and by batches.
+    body = [b"id: 1\ndata: a\n\ndata: " + b"x" * 64 + b"\n\nid: 3\ndata: c\n\n"]
+    with SSEServer(Response(body=body)) as server:
+        if kind == "sync":
+            stream = EventStream(server.url, max_event_size=32, retry=fast_retry())
+            seen: list[str] = []
+            with pytest.raises(EventTooLargeError) as info:
+                seen.extend(event.data for event in stream)
+            assert seen == ["a", "c"]  # the events of its chunk come first
+            assert stream.closed
+            for again in (
+                lambda: list(stream),
+                lambda: next(stream),
+                lambda: list(stream.batches()),
+            ):
+                with pytest.raises(EventTooLargeError) as later:
+                    run_bounded(again)
+                assert later.value is info.value
+            stream.close()
+        else:
+
+            async def main() -> None:
+                stream = AsyncEventStream(server.url, max_event_size=32, retry=fast_retry())
+                seen: list[str] = []
+                with pytest.raises(EventTooLargeError) as info:
+                    await read_into(stream, seen)
+                assert seen == ["a", "c"]  # the events of its chunk come first
+                assert stream.closed
+                with pytest.raises(EventTooLargeError) as later:
+                    await read_into(stream, [])
+                assert later.value is info.value
+                with pytest.raises(EventTooLargeError):
+                    await anext_(stream)
+                with pytest.raises(EventTooLargeError):
+                    await read_into(stream.batches(), [])
+                await stream.aclose()
+
+            run_bounded(lambda: anyio.run(main))
+        assert len(server.requests) == 1  # not reconnected

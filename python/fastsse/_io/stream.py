@@ -337,6 +337,8 @@ class _StreamBase(Generic[_Client]):
         itself when it ends, whichever way.)"""
         if self._loop is None:
             if self._machine.done or self._machine.closed:
+                if self._machine.error is not None:  # A failed stream stays failed.
+                    raise self._machine.error
                 return None
             self._loop = start()
         loop: _Loop = self._loop
@@ -835,6 +837,8 @@ class _EventBatches:
         if loop is not None and not stream._backlog:
             return loop.__anext__()  # Once per chunk: the rest is rare.
         if stream._machine.closed:
+            if stream._machine.error is not None:  # A failed stream stays failed.
+                raise stream._machine.error
             raise StopAsyncIteration
         if stream._backlog:
             batch = stream._batch = stream._take_backlog()
