@@ -8,7 +8,7 @@ class of the client library:
     verdict = machine.response(response) # headers arrived: STREAM, STOP or PREVIEW
     machine.refused(body)                # PREVIEW: the first bytes of a response that is no stream
     events = machine.feed(chunk)         # a chunk of the body: deliver these events
-    machine.raise_deferred()             # after delivering them, if has_deferred_work: the
+    machine.next_segment()               # after delivering them, while has_deferred_work: the
                                          # chunk's comments to on_comment, then an error the
                                          # chunk carried
     machine.end_response()               # the response is over, whichever way
@@ -62,6 +62,7 @@ FaultKind = Literal[
     "closed",  # the server ended the response cleanly
     "interrupted",  # interrupt() was called
     "invalid_request",  # the request itself cannot be sent (scheme, URL, headers)
+    "redirect",  # the redirects do not end (a loop, an empty Location): the stream fails
 ]
 
 #: What h11 accepts in a header value: no control characters but tab.
@@ -300,9 +301,18 @@ class StreamMachine:
         self.on_connect = on_connect
         self.on_fault = on_fault
         self.on_comment = on_comment
-        #: Whether ``raise_deferred()`` has work after a chunk's events: a comment hook to
-        #: call, or an error the chunk carried. Drivers call it only then.
-        self.has_deferred_work = on_comment is not None
+        #: Whether the chunk just fed has more to hand out: comments for ``on_comment`` (with
+        #: the events that follow them), or an error. Drivers call ``next_segment()`` while it
+        #: is true; it stays false, at no cost per chunk, for a stream without comments hook.
+        self.has_deferred_work = False
+        #: The comment hook is given the comments, in their place among the events.
+        self._wants_comments = on_comment is not None
+        #: The chunk being handed out in segments: its events, how many were handed out, its
+        #: comments (each with the number of events before it) and how many were passed on.
+        self._chunk_events: list[Event] = []
+        self._chunk_comments: list[tuple[int, str]] = []
+        self._events_out = 0
+        self._comments_out = 0
         #: The latest response (None before the first).
         self.response_received: Any = None
         #: The response being read, from its headers to end_response().
@@ -469,24 +479,84 @@ class StreamMachine:
                 self._no_event_yet = False
                 self._delivered = True
                 self.backoff.progressed()
+        if self._wants_comments:
+            return self._first_segment(events)
         return events
 
-    def raise_deferred(self) -> None:
-        """Once the events of the chunk just fed were delivered: hands its comments to
-        ``on_comment`` (after the events, so that a hook that raises loses none of them), then
-        raises the error the chunk carried, if any.
+    def _first_segment(self, events: list[Event]) -> list[Event]:
+        """The events of the chunk before its first comment; the rest waits for
+        ``next_segment()``."""
+        comments = self.parser.take_comments_at()
+        if not comments:
+            return events
+        first = comments[0][0]
+        self._chunk_events = events
+        self._chunk_comments = comments
+        self._events_out = first
+        self._comments_out = 0
+        self.has_deferred_work = True
+        return events[:first] if first < len(events) else events
 
-        An oversized event with ``on_oversize="error"`` is final: the events before it (in
-        its chunk too) were delivered, the stream is closed (``closed`` and ``done``), and its
-        EventTooLargeError is raised here and again by every later ``next_action()``. (Skipping
-        it instead would lose an event silently; ``on_oversize="skip"`` is that choice, made
-        by the caller, and counted in ``stats.oversized``.)"""
-        if self.on_comment is not None:
-            for comment in self.parser.take_comments():
-                self.on_comment(comment)
+    def next_segment(self) -> list[Event]:
+        """While ``has_deferred_work``, once the events handed out so far were delivered: hands
+        the comments that come next on the wire to ``on_comment``, and returns the events that
+        follow them, up to the next comment (possibly none). Once the chunk is exhausted,
+        raises the error it carried, if any (see ``raise_deferred``).
+
+        So comments and events reach the caller in wire order::
+
+            events = machine.feed(chunk)
+            deliver(events)
+            while machine.has_deferred_work:
+                deliver(machine.next_segment())
+        """
+        comments = self._chunk_comments
+        at = self._events_out
+        count = len(comments)
+        hook = self.on_comment
+        while self._comments_out < count and comments[self._comments_out][0] <= at:
+            text = comments[self._comments_out][1]
+            self._comments_out += 1  # before the hook: one that raises is not called again
+            if hook is not None:
+                hook(text)
+        events = self._chunk_events
+        done = self._comments_out
+        end = comments[done][0] if done < count else len(events)
+        run = events[at:end]
+        self._events_out = end
+        if done < count:
+            return run
+        self._chunk_events = []
+        self._chunk_comments = []
+        self.has_deferred_work = self._deferred is not None
+        if run:
+            return run
+        self._raise_oversized()
+        return run
+
+    def raise_deferred(self) -> list[Event]:
+        """Hands the rest of the chunk just fed to the caller at once: passes its comments to
+        ``on_comment`` and returns the events that follow them (which the caller delivers
+        after those comments, or loses), then raises its error, if any. ``next_segment()``
+        is the call that keeps events and comments in wire order; this one is for a driver
+        that cannot deliver between comments.
+
+        An oversized event with ``on_oversize="error"`` is final: the events its chunk
+        completed were handed out first, then the stream is closed (``closed`` and ``done``),
+        and its EventTooLargeError is raised here and again by every later ``next_action()``.
+        (Skipping it would lose an event silently; ``on_oversize="skip"`` is that choice,
+        made by the caller, and counted in ``stats.oversized``.)"""
+        events: list[Event] = []
+        for _ in range(len(self._chunk_comments) + 2):  # Each step passes a comment, or ends.
+            if not self.has_deferred_work:
+                break
+            events += self.next_segment()
+        return events
+
+    def _raise_oversized(self) -> None:
         error, self._deferred = self._deferred, None
         if error is not None:
-            self.has_deferred_work = self.on_comment is not None
+            self.has_deferred_work = False
             self.done = True
             too_large = EventTooLargeError(
                 f"{self.method} {self.shown_url}: {error} (pass a larger max_event_size=, or "
@@ -513,7 +583,9 @@ class StreamMachine:
             self.backoff.server_retry(retry)
         parser.finish()
         self._deferred = None
-        self.has_deferred_work = self.on_comment is not None
+        self.has_deferred_work = False
+        self._chunk_events = []
+        self._chunk_comments = []
         self._no_event_yet = True
         self._current = None
 
@@ -580,6 +652,14 @@ class StreamMachine:
                 "which needs http:// or https://, and the headers)"
             )
             self._fail(dataclasses.replace(fault, error=invalid), cause=fault.error)
+        if kind == "redirect":
+            redirect = UnexpectedStatusError(
+                f"{self.method} {self.shown_url}: {fault.message}; check the URL, and the "
+                "Location header of the server's redirect responses",
+                response=fault.response,
+                body=b"",
+            )
+            self._fail(dataclasses.replace(fault, error=redirect), cause=fault.error)
         if not self.reconnect:
             if kind == "closed" and not dropped_partial:
                 return None
@@ -655,6 +735,8 @@ class StreamMachine:
             return f"no data for {self.read_timeout:g} s (read_timeout)"
         if kind == "broken":
             return f"the connection broke ({detail})"
+        if kind == "redirect":
+            return f"the redirects do not end ({detail})"
         return detail
 
     def _response_error(self, response: Any, body: bytes) -> SSEError:

@@ -233,24 +233,79 @@ def test_a_post_is_never_sent_twice_even_by_a_driver_that_asks_again() -> None:
     assert m.requests == 1
 
 
-def test_comments_go_to_on_comment_after_the_events_of_their_chunk() -> None:
+def drive(m: StreamMachine, chunk: bytes, seen: list[str]) -> None:
+    """A driver's per-chunk steps: what it delivers, in order, goes to ``seen``."""
+    seen.extend(f"event {event.data}" for event in m.feed(chunk))
+    for _ in range(100):
+        if not m.has_deferred_work:
+            return
+        seen.extend(f"event {event.data}" for event in m.next_segment())
+    raise AssertionError("next_segment() never ended the chunk")
+
+
+def test_comments_and_events_reach_the_caller_in_wire_order() -> None:
+    # Issue 15, defect 6.
     seen: list[str] = []
-    m = machine(on_comment=seen.append, max_event_size=8)
+    m = machine(on_comment=lambda text: seen.append(f"comment {text}"), max_event_size=8)
     send(m)
     assert m.response(FakeResponse()) is Verdict.STREAM
-    events = m.feed(b": first\ndata: a\n\n: second\n:0123456789\n: cut")
-    assert [event.data for event in events] == ["a"]
-    assert seen == []  # the driver delivers the events first
-    m.raise_deferred()
-    assert seen == ["first", "second", "01234567"]  # cut to max_event_size
-    m.feed(b" off\n")
-    m.raise_deferred()
-    assert seen[3:] == ["cut off"]
-    # A chunk that also discards an event: its comments come before its error.
-    m.feed(b"data: 0123456789\n\n: alive\n")
+    events = m.feed(b"data: a\n\n: first\ndata: b\n\ndata: c\n\n: second\n:0123456789\n: cut")
+    assert [event.data for event in events] == ["a"]  # up to the first comment
+    assert seen == []  # the driver delivers them first
+    assert m.has_deferred_work
+    assert [event.data for event in m.next_segment()] == ["b", "c"]
+    assert seen == ["comment first"]
+    assert m.next_segment() == []
+    assert seen == ["comment first", "comment second", "comment 01234567"]  # cut
+    assert not m.has_deferred_work
+    seen.clear()
+    drive(m, b" off\n", seen)
+    assert seen == ["comment cut off"]
+    seen.clear()
+    drive(m, b": x\n: y\ndata: d\n\n", seen)  # comments first: no event before them
+    assert seen == ["comment x", "comment y", "event d"]
+    seen.clear()
+    # A chunk that also discards an event: its comments and events come before its error.
     with pytest.raises(fastsse.EventTooLargeError):
-        m.raise_deferred()
-    assert seen[4:] == ["alive"]
+        drive(m, b"data: e\n\n: alive\ndata: 0123456789\n\ndata: f\n\n: end\n", seen)
+    assert seen == ["event e", "comment alive", "event f", "comment end"]
+    assert m.closed
+
+
+def test_bom_with_a_comment_at_the_start() -> None:
+    # LaunchDarkly's sse-contract-tests, "BOM with comment at start".
+    seen: list[str] = []
+    m = machine(on_comment=lambda text: seen.append(f"comment {text}"))
+    send(m)
+    m.response(FakeResponse())
+    drive(m, b"\xef\xbb\xbf: hello\ndata: a\n\n", seen)
+    assert seen == ["comment hello", "event a"]
+
+
+def test_a_comment_hook_that_raises_loses_no_event_before_it() -> None:
+    delivered: list[str] = []
+
+    def hook(text: str) -> None:
+        raise RuntimeError(text)
+
+    m = machine(on_comment=hook)
+    send(m)
+    m.response(FakeResponse())
+    delivered += [event.data for event in m.feed(b"data: a\n\n: boom\ndata: b\n\n")]
+    with pytest.raises(RuntimeError, match="boom"):
+        m.next_segment()
+    assert delivered == ["a"]
+
+
+def test_raise_deferred_hands_out_the_rest_of_the_chunk_at_once() -> None:
+    seen: list[str] = []
+    m = machine(on_comment=seen.append)
+    send(m)
+    m.response(FakeResponse())
+    assert [event.data for event in m.feed(b"data: a\n\n: c\ndata: b\n\n")] == ["a"]
+    assert [event.data for event in m.raise_deferred()] == ["b"]
+    assert seen == ["c"]
+    assert not m.has_deferred_work
 
 
 def test_without_on_comment_the_parser_drops_comments() -> None:
@@ -258,7 +313,7 @@ def test_without_on_comment_the_parser_drops_comments() -> None:
     send(m)
     m.response(FakeResponse())
     assert [event.data for event in m.feed(b": x\ndata: a\n\n")] == ["a"]
-    m.raise_deferred()
+    assert not m.has_deferred_work
     assert m.parser.take_comments() == []
 
 
@@ -531,3 +586,39 @@ def test_an_oversized_event_is_final_and_raised_again() -> None:
         assert again.value is info.value
     assert m.requests == 1
     assert m.stats.oversized == 1
+
+
+def test_redirects_without_end_fail_with_a_fastsse_error() -> None:
+    # Issue 15, defect 8, at the machine: the driver reports a redirect loop (httpx's
+    # TooManyRedirects), the stream fails at once, on_fault is told.
+    faults: list[tuple[fastsse.Fault, float | None]] = []
+    m = machine(on_fault=lambda fault, delay: faults.append((fault, delay)))
+    send(m)
+    loop = httpx.TooManyRedirects("Exceeded maximum allowed redirects.")
+    m.failed("redirect", loop)
+    with pytest.raises(UnexpectedStatusError, match="the redirects do not end") as info:
+        m.next_action()
+    assert isinstance(info.value, fastsse.FastSSEError)
+    assert info.value.__cause__ is loop
+    assert [(fault.kind, fault.error, delay) for fault, delay in faults] == [
+        ("redirect", info.value, None)
+    ]
+    assert m.requests == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (httpx.TooManyRedirects("Exceeded maximum allowed redirects."), "redirect"),
+        (httpx.DecodingError("bad gzip"), "broken"),
+        (httpx.StreamClosed(), "broken"),
+        (httpx.InvalidURL("bad"), "invalid_request"),
+        (httpx.UnsupportedProtocol("ftp"), "invalid_request"),
+        (httpx.LocalProtocolError("bad header"), "invalid_request"),
+    ],
+)
+def test_every_error_of_the_client_library_is_classified(error: Exception, kind: str) -> None:
+    # Every error a stream raises is a FastSSEError: none of the client library's leaks.
+    from fastsse._io.http import classify
+
+    assert classify(error) == kind

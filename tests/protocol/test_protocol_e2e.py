@@ -12,6 +12,7 @@ from fastsse import (
     AsyncEventStream,
     EventStream,
     EventTooLargeError,
+    FastSSEError,
     RetriesExhausted,
     UnexpectedStatusError,
 )
@@ -120,3 +121,62 @@ def test_an_oversized_event_ends_the_stream_and_every_later_iteration_raises(kin
 
             run_bounded(lambda: anyio.run(main))
         assert len(server.requests) == 1  # not reconnected
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # LaunchDarkly's sse-contract-tests: "comment before event" ...
+        (b":Hello\ndata: hello\n\n", ["comment Hello", "event hello"]),
+        # ... and "BOM with comment at start".
+        (b"\xef\xbb\xbf:Hello\ndata: hello\n\n", ["comment Hello", "event hello"]),
+        (
+            b"data: a\n\n: between\ndata: b\n\n: after\n",
+            ["event a", "comment between", "event b", "comment after"],
+        ),
+    ],
+)
+def test_comments_and_events_reach_the_caller_in_wire_order(
+    kind: str, body: bytes, expected: list[str]
+) -> None:
+    # Issue 15, defect 6: the body is sent in one write, so one chunk holds it all.
+    seen: list[str] = []
+    with SSEServer(Response(body=[body]), Response(204)) as server:
+        options: dict[str, Any] = {
+            "retry": fast_retry(),
+            "on_comment": lambda text: seen.append(f"comment {text}"),
+        }
+        if kind == "sync":
+
+            def consume() -> None:
+                with EventStream(server.url, **options) as stream:
+                    seen.extend(f"event {event.data}" for event in stream)
+
+            run_bounded(consume)
+        else:
+
+            async def main() -> None:
+                async with AsyncEventStream(server.url, **options) as stream:
+                    async for event in stream:
+                        seen.append(f"event {event.data}")
+
+            run_bounded(lambda: anyio.run(main))
+    assert seen == expected
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("status", [301, 307])
+def test_a_redirect_to_an_empty_location_fails_with_a_fastsse_error(kind: str, status: int) -> None:
+    # Issue 15, defect 8.
+    faults: list[Any] = []
+    redirect = Response(status, b"", {"Location": ""}, content_type=None)
+    with SSEServer(*[redirect] * 25) as server:
+        outcome = collect(
+            kind, server.url, on_fault=lambda fault, delay: faults.append((fault, delay))
+        )
+    assert isinstance(outcome.error, FastSSEError)
+    assert isinstance(outcome.error, UnexpectedStatusError)
+    assert "the redirects do not end" in str(outcome.error)
+    assert [(fault.kind, delay) for fault, delay in faults] == [("redirect", None)]
+    assert faults[0][0].error is outcome.error

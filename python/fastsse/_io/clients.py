@@ -84,6 +84,10 @@ def classify(error: BaseException) -> FaultKind | None:
             return "invalid_request"  # Our own request is at fault: asking again cannot help.
         if isinstance(error, lib.TransportError):
             return _kind(error, lib)
+        if isinstance(error, lib.TooManyRedirects):
+            return "redirect"  # A loop (an empty Location, say): asking again loops again.
+        if isinstance(error, (lib.DecodingError, lib.StreamClosed)):
+            return "broken"  # The body's content coding broke, or the response was closed.
     return None
 
 

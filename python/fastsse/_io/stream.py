@@ -178,8 +178,8 @@ class _StreamBase(Generic[_Client]):
           when the stream ends with an error.
         - ``on_comment``: ``on_comment(text)`` is called with each comment line the server
           sends, such as heartbeats (``: ping`` gives ``"ping"``: the text after the colon and
-          one space, cut to ``max_event_size`` bytes), after the events of the same chunk were
-          handed out. Without it, comments are dropped as they arrive, at no cost.
+          one space, cut to ``max_event_size`` bytes), in its place among the events (wire
+          order). Without it, comments are dropped as they arrive, at no cost.
 
         The hooks run in the task or thread that iterates, before the stream goes on: keep
         them short. An exception a hook raises ends the stream with that exception.
@@ -603,8 +603,11 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                             if events:
                                 self._batch = events
                                 yield events
-                            if machine.has_deferred_work:
-                                machine.raise_deferred()
+                            while machine.has_deferred_work:  # Comments: in wire order.
+                                events = machine.next_segment()
+                                if events:
+                                    self._batch = events
+                                    yield events
                         machine.ended()
                     elif verdict is Verdict.PREVIEW:
                         machine.refused(await self._cancellable(aread_preview(response)))
@@ -796,8 +799,10 @@ class EventStream(_StreamBase[httpx.Client]):
                             events = machine.feed(chunk)
                             if events:
                                 yield events
-                            if machine.has_deferred_work:
-                                machine.raise_deferred()
+                            while machine.has_deferred_work:  # Comments: in wire order.
+                                events = machine.next_segment()
+                                if events:
+                                    yield events
                         machine.ended()
                     elif verdict is Verdict.PREVIEW:
                         machine.refused(read_preview(response))

@@ -37,9 +37,11 @@ def async_client(**httpx_kwargs: Any) -> httpx.AsyncClient:
 
     Takes ``httpx.AsyncClient``'s keyword arguments. Unless ``timeout`` is given, a read may
     wait as long as a stream's default ``read_timeout`` (a quiet feed is not a dead one) and
-    connecting may take ``connect_timeout``. On httpx-aiohttp's transport a request that fails
-    is never sent a second time behind the caller's back (aiohttp re-sends a GET once when the
-    server hangs up before answering), so a stream's backoff paces every attempt.
+    connecting may take ``connect_timeout``. Redirects are followed unless
+    ``follow_redirects=False``, as by the client a stream makes for itself. On httpx-aiohttp's
+    transport a request that fails is never sent a second time behind the caller's back
+    (aiohttp re-sends a GET once when the server hangs up before answering), so a stream's
+    backoff paces every attempt.
     """
     _stream_defaults(httpx_kwargs)
     if "transport" in httpx_kwargs or not fast_transport_installed() or _on_trio():
@@ -101,6 +103,8 @@ def _stream_defaults(httpx_kwargs: dict[str, Any]) -> None:
     CA bundle, which costs ~50 ms and ~900 KiB per client, and a process with a thousand
     streams that each own a client would pay it a thousand times."""
     httpx_kwargs.setdefault("timeout", _stream_timeout())
+    # One default, whether the stream makes its client or the caller passes one of ours.
+    httpx_kwargs.setdefault("follow_redirects", True)
     if not {"verify", "cert", "trust_env"} & httpx_kwargs.keys():
         httpx_kwargs["verify"] = _shared_ssl_context()
 
