@@ -1,24 +1,73 @@
-"""The decisions of a stream, without I/O, in the manner of h11.
+"""fastsse.protocol: the decisions of an event stream, without I/O, in the manner of h11.
 
-A driver (sync or async, for one HTTP client library) asks the machine what to do next and
-tells it what happened; the machine never touches a socket, a clock's sleep or an exception
-class of the client library:
+``StreamMachine`` decides everything about one Server-Sent Events stream: the request to send
+(with ``Last-Event-ID`` once there is one), the verdict on each response, the events out of
+each chunk of bytes (the Rust parser), whether, when and after how long to reconnect (the
+backoff of ``fastsse.Retry``, the server's ``retry:``, ``Retry-After``), the stats, and the
+faults and their messages (logged on the ``fastsse`` logger, with the URL's secrets hidden).
+It opens no socket, never sleeps and catches no exception of an HTTP library: a driver asks it
+what to do and tells it what happened. ``fastsse.AsyncEventStream`` and ``fastsse.EventStream``
+are two such drivers, over httpx; this is how one is written for another transport, here a raw
+aiohttp response (``ResponseHead`` gives the machine a response's head in httpx's names)::
 
-    action = machine.next_action()       # Send(...), Wait(seconds) or STOP; raises to fail
-    verdict = machine.response(response) # headers arrived: STREAM, STOP or PREVIEW
-    machine.refused(body)                # PREVIEW: the first bytes of a response that is no stream
-    events = machine.feed(chunk)         # a chunk of the body: deliver these events
-    machine.next_segment()               # after delivering them, while has_deferred_work: the
-                                         # chunk's comments to on_comment, then an error the
-                                         # chunk carried
-    machine.end_response()               # the response is over, whichever way
-    machine.failed(kind, error)          # the attempt or the connection failed (see FaultKind)
+    import asyncio
+    import aiohttp
+    from fastsse.protocol import BODY_PREVIEW, STOP, ResponseHead, StreamMachine, Verdict, Wait
+
+    async def events(session: aiohttp.ClientSession, url: str):
+        machine = StreamMachine(url)
+        while True:
+            action = machine.next_action()  # Send, Wait or STOP; raises the stream's error
+            if action is STOP:
+                return
+            if isinstance(action, Wait):
+                await asyncio.sleep(action.seconds)
+                continue
+            try:
+                async with session.request(
+                    action.method, action.url, headers=action.str_headers
+                ) as resp:
+                    head = ResponseHead(resp.status, resp.headers, resp.url, resp.reason)
+                    verdict = machine.response(head)
+                    if verdict is Verdict.PREVIEW:  # not a stream: the error or retry
+                        machine.refused(await resp.content.read(BODY_PREVIEW))
+                    elif verdict is Verdict.STREAM:
+                        async for chunk in resp.content.iter_any():
+                            for event in machine.feed(chunk):
+                                yield event
+                            while machine.has_deferred_work:  # comments, in wire order
+                                for event in machine.next_segment():
+                                    yield event
+                        machine.ended()
+            except aiohttp.ClientConnectorError as error:
+                machine.failed("connect", error)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+                machine.failed("broken", error)
+            finally:
+                machine.end_response()
+
+The steps, and what the driver tells the machine:
+
+    action = machine.next_action()       # Send(method, url, headers), Wait(seconds) or STOP;
+                                         # raises the stream's final error (a FastSSEError)
+    verdict = machine.response(response) # headers arrived: STREAM, PREVIEW or STOP
+    machine.refused(body)                # PREVIEW: the body's first bytes (BODY_PREVIEW);
+                                         # raises when the status ends the stream
+    events = machine.feed(chunk)         # a chunk of the body: deliver these events, then,
+    machine.next_segment()               # while has_deferred_work: the chunk's comments to
+                                         # on_comment, and the events that follow them
     machine.ended()                      # the server ended the body cleanly
+    machine.failed(kind, error)          # the attempt or the connection failed (a FaultKind)
+    machine.end_response()               # the response is over, whichever way (a finally)
     machine.close() / machine.interrupt()  # the user, from any thread or task
 
-The driver classifies its client library's exceptions into a ``FaultKind`` (see
-``fastsse._io.http.classify``); everything else (what to log, whether and when to reconnect, what to
-raise) is decided here.
+The driver only classifies its library's exceptions into a ``FaultKind`` (fastsse's own
+``classify`` in ``fastsse._io.clients`` does it for httpx and httpx2); what to log, whether and
+when to reconnect and what to raise is decided here. A driver that abandons an attempt (a
+cancelled task) need not say so: the next ``next_action()`` counts it as a reconnect.
+``machine.stats`` counts events, bytes, connections, reconnects and errors;
+``machine.parser.last_event_id`` is the resume position; ``redact_url`` is how every message
+shows a URL.
 """
 
 from __future__ import annotations
@@ -30,7 +79,7 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, NoReturn, Optional, Protocol
 
@@ -45,10 +94,32 @@ from fastsse._errors import (
     StreamInterruptedError,
     UnexpectedStatusError,
 )
-from fastsse._fastsse import Event, Parser
+from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event, Parser
 from fastsse._policy import Retry, parse_retry_after
 
+__all__ = [
+    "BODY_PREVIEW",
+    "DEFAULT_READ_TIMEOUT",
+    "SECURE",
+    "STOP",
+    "Fault",
+    "FaultKind",
+    "ResponseHead",
+    "ResponseLike",
+    "Send",
+    "StreamMachine",
+    "StreamStats",
+    "Verdict",
+    "Wait",
+    "body_text",
+    "redact_url",
+]
+
 logger = logging.getLogger("fastsse")
+
+#: No bytes for this long means the connection is dead. Generous, so that a feed that is
+#: quiet for minutes (with sparse heartbeats) survives; httpx's own 5 s would kill it.
+DEFAULT_READ_TIMEOUT = 300.0
 
 #: How a connection attempt or a connection ended, as the driver classified it.
 FaultKind = Literal[
@@ -63,6 +134,8 @@ FaultKind = Literal[
     "interrupted",  # interrupt() was called
     "invalid_request",  # the request itself cannot be sent (scheme, URL, headers)
     "redirect",  # the redirects do not end (a loop, an empty Location): the stream fails
+    "cancelled",  # the attempt was abandoned from outside (a timeout around anext(), a task
+    # cancelled): the machine finds out at the next action, and reconnects at once
 ]
 
 #: What h11 accepts in a header value: no control characters but tab.
@@ -150,7 +223,8 @@ def body_text(body: bytes) -> str:
 
 
 class ResponseLike(Protocol):
-    """What the machine reads of a response (httpx's and its kin's have it)."""
+    """What the machine reads of a response: httpx's and httpx2's have it; ``ResponseHead``
+    makes it of any other (``headers.get(name, default)`` must ignore the name's case)."""
 
     @property
     def status_code(self) -> int: ...
@@ -160,6 +234,41 @@ class ResponseLike(Protocol):
     def headers(self) -> Any: ...
     @property
     def url(self) -> Any: ...
+
+
+class _Headers(dict[str, str]):
+    """Header values by lower-case name; ``get`` takes a name in any case."""
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+
+class ResponseHead:
+    """A response's head in the names the machine reads (``ResponseLike``), for a transport
+    whose responses name them otherwise: ``ResponseHead(resp.status, resp.headers, resp.url,
+    resp.reason)`` for aiohttp's. ``headers`` is a mapping or (name, value) pairs, as str;
+    the last of a repeated name wins. It is what ``on_connect`` and the errors' ``response``
+    get."""
+
+    __slots__ = ("headers", "reason_phrase", "status_code", "url")
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        url: Any = "",
+        reason_phrase: str | None = "",
+    ) -> None:
+        if isinstance(status_code, bool) or not isinstance(status_code, int):
+            raise TypeError(f"status_code must be an int, got {status_code!r}")
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        self.status_code = status_code
+        self.headers = _Headers((str(name).lower(), str(value)) for name, value in pairs)
+        self.url = url
+        self.reason_phrase = reason_phrase or ""
+
+    def __repr__(self) -> str:
+        return f"<ResponseHead [{self.status_code} {self.reason_phrase}]>"
 
 
 @dataclass(frozen=True)
@@ -205,6 +314,15 @@ class Send:
     url: Any
     headers: list[tuple[bytes, bytes]]
 
+    @property
+    def str_headers(self) -> list[tuple[str, str]]:
+        """``headers`` as str, for a library that takes no bytes: the bytes come back as they
+        were when the library encodes them as UTF-8 with ``surrogateescape`` (aiohttp does)."""
+        return [
+            (key.decode("ascii"), value.decode("utf-8", "surrogateescape"))
+            for key, value in self.headers
+        ]
+
 
 @dataclass(frozen=True)
 class Wait:
@@ -240,20 +358,31 @@ _DEFAULT_RETRY = Retry()
 
 
 class StreamMachine:
-    """Everything a stream decides: requests, verdicts, parsing, reconnects, messages."""
+    """Everything a stream decides: requests, verdicts, parsing, reconnects, messages.
+
+    ``url`` is sent as the driver's library takes it (shown in messages through
+    ``redact_url``). The options mean what ``fastsse.EventStream``'s of the same names do:
+    ``method`` (a stream that is not a GET does not reconnect unless ``reconnect=True``),
+    ``headers`` (bytes pairs; Accept and Cache-Control are added, a Last-Event-ID is where
+    the stream starts), ``last_event_id``, ``retry`` (``fastsse.Retry``), ``read_timeout``
+    (which the driver enforces; here it names it in messages), ``max_event_size``,
+    ``on_oversize``, and the hooks ``on_connect(response)``, ``on_fault(fault, delay)``,
+    ``on_comment(text)``. ``clock`` is the monotonic clock the backoff reads (a fake one in
+    tests); the machine never sleeps on it.
+    """
 
     def __init__(
         self,
         url: Any,
         *,
-        method: str,
-        headers: Sequence[tuple[bytes, bytes]],
-        last_event_id: str,
-        retry: Retry | None,
-        reconnect: bool | None,
-        read_timeout: float | None,
-        max_event_size: int,
-        on_oversize: Literal["error", "skip"],
+        method: str = "GET",
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        last_event_id: str = "",
+        retry: Retry | None = None,
+        reconnect: bool | None = None,
+        read_timeout: float | None = DEFAULT_READ_TIMEOUT,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        on_oversize: Literal["error", "skip"] = "error",
         on_connect: ConnectHook | None = None,
         on_fault: FaultHook | None = None,
         on_comment: CommentHook | None = None,
@@ -323,6 +452,8 @@ class StreamMachine:
         self.closed = False
         #: The stream ended for good (a 204, an error, a stream that does not reconnect).
         self.done = False
+        #: A request was sent and the driver has not told how its attempt ended yet.
+        self._attempt_open = False
         #: The error that ended the stream for good, raised again by every later
         #: ``next_action()`` (and by a driver asked to iterate again): an EventTooLargeError.
         self.error: FastSSEError | None = None
@@ -369,6 +500,18 @@ class StreamMachine:
             raise self.error
         if self.closed or self.done:
             return STOP
+        if self._attempt_open and self._ending is None:
+            # The driver never said how the attempt ended: it was abandoned mid-way (an
+            # exception that is no failure of the connection, such as a cancellation, went
+            # through the driver).
+            self._ending = Fault(
+                "cancelled",
+                "the attempt was cancelled from outside (a timeout or a cancelled task around "
+                "the iteration)",
+                None,
+                None,
+            )
+        self._attempt_open = False
         ending, self._ending = self._ending, None
         if ending is not None:
             delay = self._decide(ending)
@@ -386,6 +529,7 @@ class StreamMachine:
         self._check_may_send()
         self.interrupted = False
         self.requests += 1
+        self._attempt_open = True
         return Send(self.method, self.url, self._request_headers())
 
     def _check_may_send(self) -> None:
@@ -639,7 +783,7 @@ class StreamMachine:
         kind = fault.kind
         empty = self._empty_attempts = 0 if self._delivered else self._empty_attempts + 1
         self._delivered = False
-        if kind == "interrupted":
+        if kind == "interrupted" or (kind == "cancelled" and self.reconnect):
             self.stats.reconnects += 1
             logger.info("%s %s: %s; reconnecting now", self.method, self.shown_url, fault.message)
             self._report(fault, 0.0)

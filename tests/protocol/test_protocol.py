@@ -622,3 +622,35 @@ def test_every_error_of_the_client_library_is_classified(error: Exception, kind:
     from fastsse._io.http import classify
 
     assert classify(error) == kind
+
+
+@pytest.mark.parametrize("mid", ["request", "read"])
+def test_an_attempt_cancelled_from_outside_is_a_counted_logged_reconnect(
+    mid: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 15, defect 7: a cancellation goes through the driver without a word to the machine
+    # (only end_response() in a finally, if a response had come); the next action finds out.
+    caplog.set_level("INFO", logger="fastsse")
+    faults: list[tuple[fastsse.Fault, float | None]] = []
+    m = machine(on_fault=lambda fault, delay: faults.append((fault, delay)))
+    send(m)
+    if mid == "read":
+        m.response(FakeResponse())
+        m.feed(b"id: 1\ndata: a\n\ndata: par")
+        m.end_response()
+    action = send(m)  # at once, as before, and resuming
+    assert (b"Last-Event-ID", b"1") in action.headers or mid == "request"
+    assert m.stats.reconnects == 1
+    assert m.stats.errors == 0
+    assert [(fault.kind, delay) for fault, delay in faults] == [("cancelled", 0.0)]
+    (record,) = [r for r in caplog.records if "cancelled from outside" in r.getMessage()]
+    assert record.levelname == "INFO"
+    assert "reconnecting now" in record.getMessage()
+
+
+def test_a_cancelled_post_is_not_sent_again() -> None:
+    m = machine(method="POST")
+    send(m)
+    with pytest.raises(StreamInterruptedError, match="cancelled from outside"):
+        m.next_action()
+    assert m.requests == 1

@@ -3,10 +3,14 @@ SSEServer on loopback (issue 15)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+import aiohttp
 import anyio
+import fastsse
+import fastsse.protocol
 import pytest
 from fastsse import (
     AsyncEventStream,
@@ -16,7 +20,7 @@ from fastsse import (
     RetriesExhausted,
     UnexpectedStatusError,
 )
-from fastsse.testing import Response, SSEServer
+from fastsse.testing import Response, SSEServer, event, stall
 from support.streams import KINDS, closed_port, collect, fast_retry, run_bounded
 
 
@@ -180,3 +184,87 @@ def test_a_redirect_to_an_empty_location_fails_with_a_fastsse_error(kind: str, s
     assert "the redirects do not end" in str(outcome.error)
     assert [(fault.kind, delay) for fault, delay in faults] == [("redirect", None)]
     assert faults[0][0].error is outcome.error
+
+
+def test_a_read_cancelled_from_outside_is_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Issue 15, defect 7: asyncio.wait_for(anext(stream), 0.3), then the stream resumed.
+    caplog.set_level(logging.INFO, logger="fastsse")
+    with SSEServer(
+        Response(body=[event("a", id="1"), stall()]),
+        Response(body=[event("b", id="2")]),
+        Response(204),
+    ) as server:
+
+        async def main() -> tuple[list[str], Any, str | None]:
+            async with AsyncEventStream(server.url, retry=fast_retry()) as stream:
+                first = await anext_(stream)
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(anext_(stream), 0.3)
+                rest = [event.data async for event in stream]
+                return [first.data, *rest], stream.stats, server.requests[1].last_event_id
+
+        data, stats, resumed_from = run_bounded(lambda: anyio.run(main))
+    assert data == ["a", "b"]
+    assert resumed_from == "1"
+    assert stats.reconnects == 2  # the cancelled read, then the clean end before the 204
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("cancelled from outside" in m and "reconnecting now" in m for m in messages)
+
+
+def documented_driver() -> str:
+    """The aiohttp driver that fastsse.protocol's docstring shows (and the README)."""
+    doc = fastsse.protocol.__doc__ or ""
+    block = doc.split("::\n\n", 1)[1]
+    lines = []
+    for line in block.splitlines():
+        if line and not line.startswith("    "):
+            break
+        lines.append(line[4:])
+    return "\n".join(lines)
+
+
+def test_the_documented_driver_over_a_raw_aiohttp_response_works() -> None:
+    # Issue 15, Deliver 1: the few lines the docs show, run as they are, against a real server.
+    source = documented_driver()
+    assert "machine.next_action()" in source
+    assert "machine.feed(chunk)" in source
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "fastsse.protocol docstring", "exec"), namespace)
+    with SSEServer(
+        Response(body=[event("a", id="1"), b"retry: 10\n", event("b", id="2")]),
+        Response(404, b'{"detail": "gone"}\n', content_type="application/json"),
+    ) as server:
+
+        async def main() -> tuple[list[str], BaseException | None]:
+            seen: list[str] = []
+            async with aiohttp.ClientSession() as session:
+                try:
+                    async for item in namespace["events"](session, server.url_for("/feed?x=1")):
+                        seen.append(f"{item.id}:{item.data}")
+                except fastsse.FastSSEError as error:
+                    return seen, error
+            return seen, None
+
+        seen, error = run_bounded(lambda: anyio.run(main), timeout=10.0)
+        requests = server.requests
+    assert seen == ["1:a", "2:b"]
+    assert isinstance(error, UnexpectedStatusError)
+    assert 'answered 404 Not Found: {"detail": "gone"}' in str(error)
+    assert error.response.status_code == 404
+    assert [r.header("accept") for r in requests] == ["text/event-stream"] * 2
+    assert [r.last_event_id for r in requests] == [None, "2"]
+
+
+def test_response_head_reads_headers_in_any_case() -> None:
+    head = fastsse.protocol.ResponseHead(
+        200, [("content-type", "text/event-stream; charset=utf-8")], "http://h/", None
+    )
+    machine = fastsse.protocol.StreamMachine("http://h/")
+    machine.next_action()
+    assert machine.response(head) is fastsse.protocol.Verdict.STREAM
+    assert head.headers.get("Content-Type") == "text/event-stream; charset=utf-8"
+    assert head.reason_phrase == ""
+    with pytest.raises(TypeError):
+        fastsse.protocol.ResponseHead("200")  # type: ignore[arg-type]

@@ -18,13 +18,12 @@ from typing import Any
 
 import httpx
 
-#: No bytes for this long means the connection is dead. Generous, so that a feed that is
-#: quiet for minutes (with sparse heartbeats) survives; httpx's own 5 s would kill it.
-DEFAULT_READ_TIMEOUT = 300.0
+from fastsse.protocol import DEFAULT_READ_TIMEOUT
+
 #: The connect (and write and pool) timeout of the client a stream makes for itself.
 DEFAULT_CONNECT_TIMEOUT = 30.0
 
-__all__ = ["async_client", "fast_transport_installed", "warn_if_resending"]
+__all__ = ["DEFAULT_READ_TIMEOUT", "async_client", "fast_transport_installed", "warn_if_resending"]
 
 logger = logging.getLogger("fastsse")
 #: The clients warn_if_resending() has warned about: once each.
