@@ -14,13 +14,30 @@ import socket
 import sys
 from collections.abc import Iterator
 from types import ModuleType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Union
+
+import httpx
 
 from fastsse._errors import FastSSEError
 from fastsse.protocol import FaultKind
 
+if TYPE_CHECKING:
+    # Only for the type checker: fastsse never imports httpx2 (without it installed, a user's
+    # type checker sees these as httpx's clients or anything).
+    import httpx2
+
+    #: The client a sync stream takes: httpx's or httpx2's (pydantic's fork).
+    SyncClient = Union[httpx.Client, httpx2.Client]
+    #: The client an async stream takes: httpx's or httpx2's.
+    AsyncClient = Union[httpx.AsyncClient, httpx2.AsyncClient]
+else:
+    SyncClient = httpx.Client
+    AsyncClient = httpx.AsyncClient
+
 __all__ = [
     "LIBRARIES",
+    "AsyncClient",
+    "SyncClient",
     "Socket",
     "accepts",
     "classes",

@@ -29,6 +29,7 @@ import httpx
 
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, BatchIterator, Event
 from fastsse._io import transport as _transport
+from fastsse._io.clients import AsyncClient, SyncClient
 from fastsse._io.http import (
     ASYNC_CLIENTS,
     SYNC_CLIENTS,
@@ -90,6 +91,8 @@ Content = Union[str, bytes, None]
 
 _T = TypeVar("_T")
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
+#: The client the caller may pass: httpx's or httpx2's (which the stream uses as httpx's).
+_Given = TypeVar("_Given", SyncClient, AsyncClient)
 _Loop = TypeVar("_Loop")
 
 
@@ -98,7 +101,7 @@ class _Woken(Exception):
     which)."""
 
 
-class _StreamBase(Generic[_Client]):
+class _StreamBase(Generic[_Client, _Given]):
     """Construction, state and properties shared by the sync and async streams."""
 
     #: The socket of the connection in use, shut down by close() to wake a blocked read.
@@ -111,7 +114,7 @@ class _StreamBase(Generic[_Client]):
         self,
         url: httpx.URL | str,
         *,
-        client: _Client | None = None,
+        client: _Given | None = None,
         method: str = "GET",
         headers: HeaderTypes | None = None,
         params: QueryParamTypes | None = None,
@@ -265,7 +268,7 @@ class _StreamBase(Generic[_Client]):
             self._timeout = httpx.Timeout(timeout)
         self._read_timeout = read_timeout
         self._connect_timeout = connect_timeout
-        self._client: _Client | None = client
+        self._client: _Client | None = cast(Any, client)  # httpx2's works as httpx's
         self._owns_client = client is None
         # Events of a received batch not yet handed out one by one: iterating again (after a
         # ``break``) starts with them, so that none is skipped.
@@ -376,7 +379,7 @@ class _StreamBase(Generic[_Client]):
         return batch
 
 
-class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
+class AsyncEventStream(_StreamBase[httpx.AsyncClient, AsyncClient]):
     """An async Server-Sent Events stream that reconnects and resumes.
 
     ``async with AsyncEventStream(url) as stream: async for event in stream: ...``
@@ -630,7 +633,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                 await self._release()
 
 
-class EventStream(_StreamBase[httpx.Client]):
+class EventStream(_StreamBase[httpx.Client, SyncClient]):
     """A synchronous Server-Sent Events stream that reconnects and resumes.
 
     ``with EventStream(url) as stream: for event in stream: ...``
