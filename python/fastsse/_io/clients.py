@@ -37,8 +37,8 @@ else:
 __all__ = [
     "LIBRARIES",
     "AsyncClient",
-    "SyncClient",
     "Socket",
+    "SyncClient",
     "accepts",
     "classes",
     "classify",
