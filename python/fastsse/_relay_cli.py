@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from fastsse._errors import FastSSEError
+from fastsse.protocol import redact
 
 if TYPE_CHECKING:
     from fastsse.redis import Relay
@@ -73,7 +74,7 @@ def _relay_command(args: argparse.Namespace) -> int:
         )
         return anyio.run(_run, relay)
     except (FastSSEError, ImportError, ValueError) as error:
-        print(f"fastsse relay: {error}", file=sys.stderr)
+        print(f"fastsse relay: {redact(str(error), args.url)}", file=sys.stderr)
         return 1
 
 

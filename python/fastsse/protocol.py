@@ -112,6 +112,7 @@ __all__ = [
     "Verdict",
     "Wait",
     "body_text",
+    "redact",
     "redact_url",
 ]
 
@@ -159,31 +160,40 @@ _BODY_TEXT_LIMIT = 200
 def redact_url(url: object) -> str:
     """``url`` as text for a message or a log: a password in it, and the value of every query
     parameter whose name is or contains ``key``, ``token``, ``secret``, ``password``,
-    ``signature``, ``sig`` or ``auth``, shown as ``[secure]``.
+    ``signature``, ``sig`` or ``auth``, shown as ``[secure]``. Read as text, so that a URL too
+    malformed to parse is redacted as well.
 
     >>> redact_url("https://me:pw@example.com/feed?api_key=abc&page=2")
     'https://me:[secure]@example.com/feed?api_key=[secure]&page=2'
     """
     text = str(url)
-    try:
-        parts = urllib.parse.urlsplit(text)
-    except ValueError:  # Not a URL at all: shown whole is the lesser evil than hiding why.
+    text = _USERINFO.sub(rf"\1:{SECURE}@", text, count=1)
+    path, question, rest = text.partition("?")
+    if not question:
         return text
-    netloc = parts.netloc
-    userinfo, at, host = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.partition(':')[0]}:{SECURE}@{host}"
-    query = "&".join(_redact_pair(pair) for pair in parts.query.split("&")) if parts.query else ""
-    if netloc == parts.netloc and query == parts.query:
-        return text
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    query, hash_, fragment = rest.partition("#")
+    query = _PARAM.sub(_redact_param, query)
+    return f"{path}?{query}{hash_}{fragment}"
 
 
-def _redact_pair(pair: str) -> str:
-    name, equals, value = pair.partition("=")
-    if equals and value and _is_secret_name(name):
-        return f"{name}={SECURE}"
-    return pair
+#: The user and password of a URL (the password up to the authority's last ``@``).
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):([^/?#]*)@")
+#: A query's ``name=value``.
+_PARAM = re.compile(r"(?:^|(?<=[&;]))([^=&;]*)=([^&;]*)")
+
+
+def _redact_param(match: re.Match[str]) -> str:
+    name, value = match.group(1), match.group(2)
+    return f"{name}={SECURE}" if value and _is_secret_name(name) else match.group(0)
+
+
+def redact(text: str, url: object) -> str:
+    """``text`` with the secrets ``redact_url`` hides in ``url`` shown as ``[secure]``: for a
+    message that quotes the URL, or part of it, in words of its own (an error of a client
+    library, say)."""
+    for secret in _secrets_of(url):
+        text = text.replace(secret, SECURE)
+    return text
 
 
 def _is_secret_name(name: str) -> bool:
@@ -194,18 +204,15 @@ def _is_secret_name(name: str) -> bool:
 def _secrets_of(url: object) -> tuple[str, ...]:
     """The secrets ``redact_url`` hides in ``url``, as they may appear in other text (an error
     of the client library that quotes the URL): raw and decoded, longest first."""
-    try:
-        parts = urllib.parse.urlsplit(str(url))
-    except ValueError:
-        return ()
+    text = str(url)
     found: set[str] = set()
-    userinfo, at, _ = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
-        found.add(userinfo.partition(":")[2])
-    for pair in parts.query.split("&"):
-        name, equals, value = pair.partition("=")
-        if equals and value and _is_secret_name(name):
-            found.add(value)
+    userinfo = _USERINFO.match(text)
+    if userinfo is not None:
+        found.add(userinfo.group(2))
+    query = text.partition("?")[2].partition("#")[0]
+    for match in _PARAM.finditer(query):
+        if match.group(2) and _is_secret_name(match.group(1)):
+            found.add(match.group(2))
     found |= {urllib.parse.unquote_plus(secret) for secret in found}
     found.discard("")
     return tuple(sorted(found, key=len, reverse=True))

@@ -4,6 +4,7 @@ SSEServer on loopback (issue 15)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from typing import Any
 
@@ -20,6 +21,7 @@ from fastsse import (
     RetriesExhausted,
     UnexpectedStatusError,
 )
+from fastsse._tail import TailOptions, run_tail
 from fastsse.testing import Response, SSEServer, event, stall
 from support.streams import KINDS, closed_port, collect, fast_retry, run_bounded
 
@@ -268,3 +270,33 @@ def test_response_head_reads_headers_in_any_case() -> None:
     assert head.reason_phrase == ""
     with pytest.raises(TypeError):
         fastsse.protocol.ResponseHead("200")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", [404, 0])
+def test_fastsse_tail_shows_no_secret_of_the_url(status: int) -> None:
+    # Issue 15, defect 14, for `fastsse tail`: its reconnect lines and its error line.
+    with SSEServer() as server:
+        if status:
+            server.respond(
+                Response(500, b"oops", content_type="text/plain"),
+                Response(status, b"SECRETKEY not found", content_type="text/plain"),
+            )
+            port = server.port
+        else:
+            port = closed_port()
+        url = f"http://user:s3cret@127.0.0.1:{port}/feed?api_key=SECRETKEY"
+        out, err = io.StringIO(), io.StringIO()
+        code = run_bounded(lambda: run_tail(TailOptions(url, [], timeout=1.0), out, err), 20.0)
+    text = err.getvalue()
+    assert code == 1
+    assert "error:" in text
+    assert "[secure]" in text
+    assert "s3cret" not in text
+    assert "SECRETKEY" not in text
+
+
+def test_an_invalid_url_is_refused_without_its_secrets() -> None:
+    with pytest.raises(ValueError, match="is not a valid URL") as info:
+        EventStream("http://user:s3cret@[::1/feed?token=SECRETKEY")
+    assert "s3cret" not in str(info.value)
+    assert "SECRETKEY" not in str(info.value)

@@ -60,6 +60,8 @@ from fastsse.protocol import (
     StreamStats,
     Verdict,
     Wait,
+    redact,
+    redact_url,
 )
 
 __all__ = [
@@ -229,7 +231,7 @@ class _StreamBase(Generic[_Client, _Given]):
                 f"(name, value) pairs ({error})"
             ) from None
         if client is not None:
-            _transport.warn_if_resending(client, f"{method.upper()} {url}")
+            _transport.warn_if_resending(client, f"{method.upper()} {redact_url(url)}")
         self._machine = StreamMachine(
             url,
             method=method,
@@ -363,7 +365,7 @@ class _StreamBase(Generic[_Client, _Given]):
     def _busy(self, reader: str) -> RuntimeError:
         machine = self._machine
         return RuntimeError(
-            f"the stream from {machine.method} {machine.url} is already being iterated by "
+            f"the stream from {machine.method} {machine.shown_url} is already being iterated by "
             f"another {reader}: a stream has one reader at a time (fastsse.Consumer hands its "
             "events to several workers)"
         )
@@ -882,7 +884,8 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
     try:
         httpx.URL(url)
     except httpx.InvalidURL as error:
-        raise ValueError(f"url {url!r} is not a valid URL: {error}") from None
+        shown = redact(str(error), url)  # A URL's secrets never in a message.
+        raise ValueError(f"url {redact_url(url)!r} is not a valid URL: {shown}") from None
     client = options["client"]
     if client is not None and not accepts(client, client_classes):
         names = " or ".join(f"{c.__module__}.{c.__qualname__}" for c in client_classes)
