@@ -443,6 +443,8 @@ class StreamMachine:
         self.has_deferred_work = False
         #: The comment hook is given the comments, in their place among the events.
         self._wants_comments = on_comment is not None
+        #: feed() has more to do than parse and count: skipped events to count, comments.
+        self._rare_steps = self._wants_comments or self._skips_oversized
         #: The chunk being handed out in segments: its events, how many were handed out, its
         #: comments (each with the number of events before it) and how many were passed on.
         self._chunk_events: list[Event] = []
@@ -622,14 +624,19 @@ class StreamMachine:
             self._deferred = error
             self.has_deferred_work = True
             stats.oversized = parser.oversized
-        if self._skips_oversized:
-            stats.oversized = parser.oversized
         if events:
             stats.events += len(events)
             if self._no_event_yet:
                 self._no_event_yet = False
                 self._delivered = True
                 self.backoff.progressed()
+        if self._rare_steps:  # One test per chunk for all that most streams never need.
+            return self._after_feed(events)
+        return events
+
+    def _after_feed(self, events: list[Event]) -> list[Event]:
+        if self._skips_oversized:
+            self.stats.oversized = self.parser.oversized
         if self._wants_comments:
             return self._first_segment(events)
         return events
