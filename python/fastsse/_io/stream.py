@@ -174,7 +174,9 @@ class _StreamBase(Generic[_Client, _Given]):
 
         - ``max_event_size``, ``on_oversize``: an event larger than this many bytes raises
           EventTooLargeError (``"error"``) or is counted in ``stats.oversized`` and skipped
-          (``"skip"``); memory stays bounded either way.
+          (``"skip"``); memory stays bounded either way. The error is final: the events its
+          chunk completed come first, then the stream is closed and every later iteration
+          raises the same error again.
         - ``on_connect``: ``on_connect(response)`` is called when a response is accepted as an
           event stream.
         - ``on_fault``: ``on_fault(fault, delay)`` is called when a connection attempt or a
@@ -189,8 +191,11 @@ class _StreamBase(Generic[_Client, _Given]):
         The hooks run in the task or thread that iterates, before the stream goes on: keep
         them short. An exception a hook raises ends the stream with that exception.
 
-        Every failed attempt and every reconnect is also logged at WARNING on the ``fastsse``
-        logger. Wrong types raise TypeError, wrong values ValueError, here and not later.
+        Every failed attempt and every reconnect is also logged on the ``fastsse`` logger: at
+        WARNING, but for a clean end that reconnects (INFO, unless it is the second attempt in
+        a row that delivered nothing); a URL's password and credential-like query values show
+        as ``[secure]``. Wrong types raise TypeError, wrong values ValueError, here and not
+        later.
         """
         _validate(
             self._client_classes,
