@@ -511,7 +511,7 @@ struct PySink<'py, 'c> {
     py: Python<'py>,
     event_types: &'c mut RepeatCache,
     ids: &'c mut IdCache,
-    comments: &'c mut Vec<Py<PyString>>,
+    comments: &'c mut Vec<(usize, Py<PyString>)>,
     events: Vec<Bound<'py, PyAny>>,
     error: Option<PyErr>,
 }
@@ -568,9 +568,13 @@ impl EventSink for PySink<'_, '_> {
         self.keep_first_error(result);
     }
 
-    /// Only called when the parser keeps comments.
+    /// Only called when the parser keeps comments. The comment's place among the chunk's
+    /// events is the number of events built before it (those that failed to build are in no
+    /// list, so they do not count).
     fn on_raw_comment(&mut self, comment: &[u8]) {
-        let result = decode_to_py(self.py, comment).map(|text| self.comments.push(text.unbind()));
+        let position = self.events.len();
+        let result = decode_to_py(self.py, comment)
+            .map(|text| self.comments.push((position, text.unbind())));
         self.keep_first_error(result);
     }
 }
@@ -770,7 +774,8 @@ fn skips_oversized(value: &Bound<'_, PyAny>) -> PyResult<bool> {
 ///   from the feed() that discarded an event; "skip" only counts it in ``oversized``.
 /// - ``comments`` (bool, default False): keep each comment line's text (": ping" gives
 ///   "ping": the text after the colon and one optional space, cut to max_event_size bytes) for
-///   take_comments(). Off, comments cost nothing.
+///   take_comments(), or for take_comments_at() with its place among the events in wire
+///   order. Off, comments cost nothing.
 ///
 /// Wrong types raise TypeError, wrong values ValueError, naming the parameter.
 ///
@@ -780,8 +785,9 @@ fn skips_oversized(value: &Bound<'_, PyAny>) -> PyResult<bool> {
 pub struct Parser {
     core: CoreParser,
     skip_oversized: bool,
-    /// The comments received since `take_comments` last ran (only with `comments=True`).
-    comments: Vec<Py<PyString>>,
+    /// The comments received since `take_comments` or `take_comments_at` last ran (only with
+    /// `comments=True`), each with the number of events its chunk's list holds before it.
+    comments: Vec<(usize, Py<PyString>)>,
     event_types: RepeatCache,
     ids: IdCache,
     retry: RetryCache,
@@ -865,7 +871,35 @@ impl Parser {
     fn take_comments<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
         let comments = std::mem::take(&mut borrow_mut(slf)?.comments);
         let py = slf.py();
-        new_list(py, comments.into_iter().map(|c| c.into_bound(py)).collect())
+        new_list(
+            py,
+            comments
+                .into_iter()
+                .map(|(_, text)| text.into_bound(py))
+                .collect(),
+        )
+    }
+
+    /// The comments fed since the last take, in order, each as `(position, text)`, and forgets
+    /// them. `position` is the number of events that came before the comment in the list its
+    /// feed() returned (or its EventTooLargeError's `.events`): where the comment belongs
+    /// among them, in wire order.
+    fn take_comments_at<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
+        let comments = std::mem::take(&mut borrow_mut(slf)?.comments);
+        let py = slf.py();
+        let pairs = comments
+            .into_iter()
+            .map(|(position, text)| {
+                PyTuple::new(
+                    py,
+                    [
+                        position.into_pyobject(py)?.into_any(),
+                        text.into_bound(py).into_any(),
+                    ],
+                )
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        new_list(py, pairs)
     }
 
     #[getter]

@@ -72,7 +72,8 @@ class Parser:
       from the feed() that discarded an event; "skip" only counts it in ``oversized``.
     - ``comments`` (bool, default False): keep each comment line's text (": ping" gives
       "ping": the text after the colon and one optional space, cut to max_event_size bytes) for
-      take_comments(). Off, comments cost nothing.
+      take_comments(), or for take_comments_at() with its place among the events in wire
+      order. Off, comments cost nothing.
 
     Wrong types raise TypeError, wrong values ValueError, naming the parameter.
 
@@ -94,6 +95,11 @@ class Parser:
     def take_comments(self) -> list[str]:
         """The comments fed since the last call, in order, and forgets them (always empty
         unless the parser was made with comments=True)."""
+    def take_comments_at(self) -> list[tuple[int, str]]:
+        """The comments fed since the last take, in order, as ``(position, text)``, and forgets
+        them. ``position`` is the number of events that came before the comment in the list its
+        feed() returned (or its EventTooLargeError's ``.events``): where it belongs among them,
+        in wire order."""
     @property
     def last_event_id(self) -> str:
         """Kept across finish() and reconnections, as browsers do (the spec's letter resets it

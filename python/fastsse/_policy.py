@@ -45,7 +45,8 @@ class Retry:
 
     - ``initial`` (1 s), ``multiplier`` (1.5), ``max_delay`` (60 s): the exponential backoff.
     - ``jitter`` (True): full jitter, so that many clients of one server spread out.
-    - ``reset_after``: a connection that stayed up this long resets the backoff (``inf``: never).
+    - ``reset_after``: a connection that stayed up this long resets the backoff even if it
+      delivered no event (``inf``: never); one that delivered an event resets it anyway.
     - ``min_server_retry`` / ``max_server_retry``: bounds for the server's ``retry:`` value, so
       ``retry: 0`` cannot cause a reconnect storm and a huge value cannot park the stream.
     - ``max_attempts``: consecutive reconnects that deliver no event before
@@ -168,10 +169,14 @@ class Backoff:
         self._connected_at = self._clock()
 
     def progressed(self) -> None:
-        """The connection delivered an event: the reconnects before it were no failures, so
-        ``max_attempts`` counts from zero again. The delay keeps growing until a connection
-        lives ``reset_after``, so that a server that sends one event and drops every
-        connection is still backed off from."""
+        """The connection delivered an event: the backoff starts over, as a browser's does.
+
+        The next delay is the base one again (the server's ``retry:``, or ``initial``), and
+        ``max_attempts`` counts from zero: the delay grows only over consecutive attempts that
+        deliver nothing. (A server that ends every response cleanly after a few events, such
+        as one that rotates its connections, is reconnected to after its ``retry:`` each time.)
+        """
+        self._attempts = 0
         self._failures = 0
 
     def server_retry(self, ms: int) -> None:

@@ -79,8 +79,9 @@ class PureParser:
         self._max_event_size = max_event_size
         self._skip_oversized = on_oversize == "skip"
         self._keep_comments = comments
-        #: The comments fed since take_comments() last ran.
-        self._comments: list[str] = []
+        #: The comments fed since the last take, each with the number of events its feed()'s
+        #: list holds before it.
+        self._comments: list[tuple[int, str]] = []
         self._last_event_id = last_event_id
         self._retry: int | None = None
         self._oversized = 0
@@ -122,6 +123,10 @@ class PureParser:
         return self._max_event_size
 
     def take_comments(self) -> list[str]:
+        comments, self._comments = self._comments, []
+        return [text for _, text in comments]
+
+    def take_comments_at(self) -> list[tuple[int, str]]:
         comments, self._comments = self._comments, []
         return comments
 
@@ -238,7 +243,7 @@ class PureParser:
             # "If the line starts with a U+003A COLON character (:): Ignore the line", unless
             # the caller keeps comments (heartbeats).
             if self._keep_comments:
-                self._comment(line[1:])
+                self._comment(line[1:], len(events))
             return
         if self._discarding_event:
             return
@@ -258,11 +263,13 @@ class PureParser:
         elif name == b"retry" and value.isdigit():  # bytes.isdigit(): ASCII digits only.
             self._retry = self._event_retry = retry_value(value)
 
-    def _comment(self, text: bytes) -> None:
+    def _comment(self, text: bytes, position: int) -> None:
         if text.startswith(b" "):
             text = text[1:]
         try:
-            self._comments.append(text[: self._max_event_size].decode("utf-8", "replace"))
+            self._comments.append(
+                (position, text[: self._max_event_size].decode("utf-8", "replace"))
+            )
         except Exception as error:  # In practice MemoryError: the chunk goes on regardless.
             if self._error is None:
                 self._error = error

@@ -13,6 +13,7 @@ import httpx
 
 from fastsse._errors import FastSSEError
 from fastsse._tail import _describe
+from fastsse.protocol import redact
 
 if TYPE_CHECKING:
     from fastsse.redis import Relay
@@ -88,10 +89,10 @@ def _relay_command(args: argparse.Namespace) -> int:
         print(f"fastsse relay: error: {error}", file=sys.stderr)
         return _NO_IDS
     except (FastSSEError, httpx.HTTPError, OSError) as error:
-        print(f"fastsse relay: error: {_describe(error)}", file=sys.stderr)
+        print(f"fastsse relay: error: {redact(_describe(error), args.url)}", file=sys.stderr)
         return 1
     except (ImportError, ValueError) as error:
-        print(f"fastsse relay: {error}", file=sys.stderr)
+        print(f"fastsse relay: {redact(str(error), args.url)}", file=sys.stderr)
         return 1
 
 

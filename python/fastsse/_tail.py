@@ -29,7 +29,7 @@ from fastsse._errors import FastSSEError, RetriesExhausted, StreamInterruptedErr
 from fastsse._fastsse import Event
 from fastsse._io.stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, EventStream
 from fastsse._policy import Backoff, Retry
-from fastsse.protocol import Fault
+from fastsse.protocol import Fault, redact
 
 #: Tries of the very first connection (the first one and its reconnects) before giving up.
 FIRST_CONNECTION_ATTEMPTS = 3
@@ -62,7 +62,7 @@ def run_tail(options: TailOptions, out: TextIO | None = None, err: TextIO | None
     except (TypeError, ValueError) as error:
         # An argument no stream can take (an empty URL, a method with a space, an id with a
         # line break): said as argparse says a usage error.
-        err.write(f"{_PREFIX}: error: {error}\n")
+        err.write(f"{_PREFIX}: error: {redact(str(error), options.url)}\n")
         return EXIT_USAGE
     reporter.stream = stream
     show = _formatter(options)
@@ -82,7 +82,7 @@ def run_tail(options: TailOptions, out: TextIO | None = None, err: TextIO | None
         os.dup2(devnull, out.fileno())
         return EXIT_OK
     except (FastSSEError, httpx.HTTPError, OSError) as error:
-        err.write(f"{_PREFIX}: error: {_describe(error)}\n")
+        err.write(f"{_PREFIX}: error: {redact(_describe(error), options.url)}\n")
         err.flush()
         return EXIT_ERROR
     return EXIT_OK

@@ -1,24 +1,73 @@
-"""The decisions of a stream, without I/O, in the manner of h11.
+"""fastsse.protocol: the decisions of an event stream, without I/O, in the manner of h11.
 
-A driver (sync or async, for one HTTP client library) asks the machine what to do next and
-tells it what happened; the machine never touches a socket, a clock's sleep or an exception
-class of the client library:
+``StreamMachine`` decides everything about one Server-Sent Events stream: the request to send
+(with ``Last-Event-ID`` once there is one), the verdict on each response, the events out of
+each chunk of bytes (the Rust parser), whether, when and after how long to reconnect (the
+backoff of ``fastsse.Retry``, the server's ``retry:``, ``Retry-After``), the stats, and the
+faults and their messages (logged on the ``fastsse`` logger, with the URL's secrets hidden).
+It opens no socket, never sleeps and catches no exception of an HTTP library: a driver asks it
+what to do and tells it what happened. ``fastsse.AsyncEventStream`` and ``fastsse.EventStream``
+are two such drivers, over httpx; this is how one is written for another transport, here a raw
+aiohttp response (``ResponseHead`` gives the machine a response's head in httpx's names)::
 
-    action = machine.next_action()       # Send(...), Wait(seconds) or STOP; raises to fail
-    verdict = machine.response(response) # headers arrived: STREAM, STOP or PREVIEW
-    machine.refused(body)                # PREVIEW: the first bytes of a response that is no stream
-    events = machine.feed(chunk)         # a chunk of the body: deliver these events
-    machine.raise_deferred()             # after delivering them, if has_deferred_work: the
-                                         # chunk's comments to on_comment, then an error the
-                                         # chunk carried
-    machine.end_response()               # the response is over, whichever way
-    machine.failed(kind, error)          # the attempt or the connection failed (see FaultKind)
+    import asyncio
+    import aiohttp
+    from fastsse.protocol import BODY_PREVIEW, STOP, ResponseHead, StreamMachine, Verdict, Wait
+
+    async def events(session: aiohttp.ClientSession, url: str):
+        machine = StreamMachine(url)
+        while True:
+            action = machine.next_action()  # Send, Wait or STOP; raises the stream's error
+            if action is STOP:
+                return
+            if isinstance(action, Wait):
+                await asyncio.sleep(action.seconds)
+                continue
+            try:
+                async with session.request(
+                    action.method, action.url, headers=action.str_headers
+                ) as resp:
+                    head = ResponseHead(resp.status, resp.headers, resp.url, resp.reason)
+                    verdict = machine.response(head)
+                    if verdict is Verdict.PREVIEW:  # not a stream: the error or retry
+                        machine.refused(await resp.content.read(BODY_PREVIEW))
+                    elif verdict is Verdict.STREAM:
+                        async for chunk in resp.content.iter_any():
+                            for event in machine.feed(chunk):
+                                yield event
+                            while machine.has_deferred_work:  # comments, in wire order
+                                for event in machine.next_segment():
+                                    yield event
+                        machine.ended()
+            except aiohttp.ClientConnectorError as error:
+                machine.failed("connect", error)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+                machine.failed("broken", error)
+            finally:
+                machine.end_response()
+
+The steps, and what the driver tells the machine:
+
+    action = machine.next_action()       # Send(method, url, headers), Wait(seconds) or STOP;
+                                         # raises the stream's final error (a FastSSEError)
+    verdict = machine.response(response) # headers arrived: STREAM, PREVIEW or STOP
+    machine.refused(body)                # PREVIEW: the body's first bytes (BODY_PREVIEW);
+                                         # raises when the status ends the stream
+    events = machine.feed(chunk)         # a chunk of the body: deliver these events, then,
+    machine.next_segment()               # while has_deferred_work: the chunk's comments to
+                                         # on_comment, and the events that follow them
     machine.ended()                      # the server ended the body cleanly
+    machine.failed(kind, error)          # the attempt or the connection failed (a FaultKind)
+    machine.end_response()               # the response is over, whichever way (a finally)
     machine.close() / machine.interrupt()  # the user, from any thread or task
 
-The driver classifies its client library's exceptions into a ``FaultKind`` (see
-``fastsse._io.http.classify``); everything else (what to log, whether and when to reconnect, what to
-raise) is decided here.
+The driver only classifies its library's exceptions into a ``FaultKind`` (fastsse's own
+``classify`` in ``fastsse._io.clients`` does it for httpx and httpx2); what to log, whether and
+when to reconnect and what to raise is decided here. A driver that abandons an attempt (a
+cancelled task) need not say so: the next ``next_action()`` counts it as a reconnect.
+``machine.stats`` counts events, bytes, connections, reconnects and errors;
+``machine.parser.last_event_id`` is the resume position; ``redact_url`` is how every message
+shows a URL.
 """
 
 from __future__ import annotations
@@ -29,7 +78,8 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Sequence
+import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, NoReturn, Optional, Protocol
 
@@ -44,10 +94,33 @@ from fastsse._errors import (
     StreamInterruptedError,
     UnexpectedStatusError,
 )
-from fastsse._fastsse import Event, Parser
+from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event, Parser
 from fastsse._policy import Retry, parse_retry_after
 
+__all__ = [
+    "BODY_PREVIEW",
+    "DEFAULT_READ_TIMEOUT",
+    "SECURE",
+    "STOP",
+    "Fault",
+    "FaultKind",
+    "ResponseHead",
+    "ResponseLike",
+    "Send",
+    "StreamMachine",
+    "StreamStats",
+    "Verdict",
+    "Wait",
+    "body_text",
+    "redact",
+    "redact_url",
+]
+
 logger = logging.getLogger("fastsse")
+
+#: No bytes for this long means the connection is dead. Generous, so that a feed that is
+#: quiet for minutes (with sparse heartbeats) survives; httpx's own 5 s would kill it.
+DEFAULT_READ_TIMEOUT = 300.0
 
 #: How a connection attempt or a connection ended, as the driver classified it.
 FaultKind = Literal[
@@ -61,6 +134,9 @@ FaultKind = Literal[
     "closed",  # the server ended the response cleanly
     "interrupted",  # interrupt() was called
     "invalid_request",  # the request itself cannot be sent (scheme, URL, headers)
+    "redirect",  # the redirects do not end (a loop, an empty Location): the stream fails
+    "cancelled",  # the attempt was abandoned from outside (a timeout around anext(), a task
+    # cancelled): the machine finds out at the next action, and reconnects at once
 ]
 
 #: What h11 accepts in a header value: no control characters but tab.
@@ -72,9 +148,90 @@ NOT_JSON: Any = object()
 
 JSONErrorHandler = Callable[[Event, ValueError], None]
 
+#: What a secret is shown as in messages (httpx's own convention for a URL's password).
+SECURE = "[secure]"
+#: A query parameter whose name contains one of these (``api_key``, ``access_token``...) holds
+#: a credential: its value is never shown.
+_SECRET_PARAMS = ("key", "token", "secret", "password", "signature", "sig", "auth")
+#: How much of an error body's first line a message shows.
+_BODY_TEXT_LIMIT = 200
+
+
+def redact_url(url: object) -> str:
+    """``url`` as text for a message or a log: a password in it, and the value of every query
+    parameter whose name is or contains ``key``, ``token``, ``secret``, ``password``,
+    ``signature``, ``sig`` or ``auth``, shown as ``[secure]``. Read as text, so that a URL too
+    malformed to parse is redacted as well.
+
+    >>> redact_url("https://me:pw@example.com/feed?api_key=abc&page=2")
+    'https://me:[secure]@example.com/feed?api_key=[secure]&page=2'
+    """
+    text = str(url)
+    text = _USERINFO.sub(rf"\1:{SECURE}@", text, count=1)
+    path, question, rest = text.partition("?")
+    if not question:
+        return text
+    query, hash_, fragment = rest.partition("#")
+    query = _PARAM.sub(_redact_param, query)
+    return f"{path}?{query}{hash_}{fragment}"
+
+
+#: The user and password of a URL (the password up to the authority's last ``@``).
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):([^/?#]*)@")
+#: A query's ``name=value``.
+_PARAM = re.compile(r"(?:^|(?<=[&;]))([^=&;]*)=([^&;]*)")
+
+
+def _redact_param(match: re.Match[str]) -> str:
+    name, value = match.group(1), match.group(2)
+    return f"{name}={SECURE}" if value and _is_secret_name(name) else match.group(0)
+
+
+def redact(text: str, url: object) -> str:
+    """``text`` with the secrets ``redact_url`` hides in ``url`` shown as ``[secure]``: for a
+    message that quotes the URL, or part of it, in words of its own (an error of a client
+    library, say)."""
+    for secret in _secrets_of(url):
+        text = text.replace(secret, SECURE)
+    return text
+
+
+def _is_secret_name(name: str) -> bool:
+    name = urllib.parse.unquote_plus(name).lower()
+    return any(word in name for word in _SECRET_PARAMS)
+
+
+def _secrets_of(url: object) -> tuple[str, ...]:
+    """The secrets ``redact_url`` hides in ``url``, as they may appear in other text (an error
+    of the client library that quotes the URL): raw and decoded, longest first."""
+    text = str(url)
+    found: set[str] = set()
+    userinfo = _USERINFO.match(text)
+    if userinfo is not None:
+        found.add(userinfo.group(2))
+    query = text.partition("?")[2].partition("#")[0]
+    for match in _PARAM.finditer(query):
+        if match.group(2) and _is_secret_name(match.group(1)):
+            found.add(match.group(2))
+    found |= {urllib.parse.unquote_plus(secret) for secret in found}
+    found.discard("")
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def body_text(body: bytes) -> str:
+    """An error response's body as a message shows it: decoded (undecodable bytes replaced),
+    its first line, cut to 200 characters; ``…`` marks what was left out."""
+    text = body.decode("utf-8", errors="replace").strip()
+    line, newline, _ = text.partition("\n")
+    line = line.rstrip("\r ")
+    if len(line) > _BODY_TEXT_LIMIT:
+        return line[:_BODY_TEXT_LIMIT] + "…"
+    return line + "…" if newline else line
+
 
 class ResponseLike(Protocol):
-    """What the machine reads of a response (httpx's and its kin's have it)."""
+    """What the machine reads of a response: httpx's and httpx2's have it; ``ResponseHead``
+    makes it of any other (``headers.get(name, default)`` must ignore the name's case)."""
 
     @property
     def status_code(self) -> int: ...
@@ -84,6 +241,41 @@ class ResponseLike(Protocol):
     def headers(self) -> Any: ...
     @property
     def url(self) -> Any: ...
+
+
+class _Headers(dict[str, str]):
+    """Header values by lower-case name; ``get`` takes a name in any case."""
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+
+class ResponseHead:
+    """A response's head in the names the machine reads (``ResponseLike``), for a transport
+    whose responses name them otherwise: ``ResponseHead(resp.status, resp.headers, resp.url,
+    resp.reason)`` for aiohttp's. ``headers`` is a mapping or (name, value) pairs, as str;
+    the last of a repeated name wins. It is what ``on_connect`` and the errors' ``response``
+    get."""
+
+    __slots__ = ("headers", "reason_phrase", "status_code", "url")
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        url: Any = "",
+        reason_phrase: str | None = "",
+    ) -> None:
+        if isinstance(status_code, bool) or not isinstance(status_code, int):
+            raise TypeError(f"status_code must be an int, got {status_code!r}")
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        self.status_code = status_code
+        self.headers = _Headers((str(name).lower(), str(value)) for name, value in pairs)
+        self.url = url
+        self.reason_phrase = reason_phrase or ""
+
+    def __repr__(self) -> str:
+        return f"<ResponseHead [{self.status_code} {self.reason_phrase}]>"
 
 
 @dataclass(frozen=True)
@@ -129,6 +321,15 @@ class Send:
     url: Any
     headers: list[tuple[bytes, bytes]]
 
+    @property
+    def str_headers(self) -> list[tuple[str, str]]:
+        """``headers`` as str, for a library that takes no bytes: the bytes come back as they
+        were when the library encodes them as UTF-8 with ``surrogateescape`` (aiohttp does)."""
+        return [
+            (key.decode("ascii"), value.decode("utf-8", "surrogateescape"))
+            for key, value in self.headers
+        ]
+
 
 @dataclass(frozen=True)
 class Wait:
@@ -164,20 +365,31 @@ _DEFAULT_RETRY = Retry()
 
 
 class StreamMachine:
-    """Everything a stream decides: requests, verdicts, parsing, reconnects, messages."""
+    """Everything a stream decides: requests, verdicts, parsing, reconnects, messages.
+
+    ``url`` is sent as the driver's library takes it (shown in messages through
+    ``redact_url``). The options mean what ``fastsse.EventStream``'s of the same names do:
+    ``method`` (a stream that is not a GET does not reconnect unless ``reconnect=True``),
+    ``headers`` (bytes pairs; Accept and Cache-Control are added, a Last-Event-ID is where
+    the stream starts), ``last_event_id``, ``retry`` (``fastsse.Retry``), ``read_timeout``
+    (which the driver enforces; here it names it in messages), ``max_event_size``,
+    ``on_oversize``, and the hooks ``on_connect(response)``, ``on_fault(fault, delay)``,
+    ``on_comment(text)``. ``clock`` is the monotonic clock the backoff reads (a fake one in
+    tests); the machine never sleeps on it.
+    """
 
     def __init__(
         self,
         url: Any,
         *,
-        method: str,
-        headers: Sequence[tuple[bytes, bytes]],
-        last_event_id: str,
-        retry: Retry | None,
-        reconnect: bool | None,
-        read_timeout: float | None,
-        max_event_size: int,
-        on_oversize: Literal["error", "skip"],
+        method: str = "GET",
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        last_event_id: str = "",
+        retry: Retry | None = None,
+        reconnect: bool | None = None,
+        read_timeout: float | None = DEFAULT_READ_TIMEOUT,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        on_oversize: Literal["error", "skip"] = "error",
         on_connect: ConnectHook | None = None,
         on_fault: FaultHook | None = None,
         on_comment: CommentHook | None = None,
@@ -185,6 +397,9 @@ class StreamMachine:
     ) -> None:
         self.method = method.upper()
         self.url = url
+        #: The URL as messages and logs show it (see ``redact_url``).
+        self.shown_url = redact_url(url)
+        self._secrets = _secrets_of(url)
         self.read_timeout = read_timeout
         # A Last-Event-ID header given by the caller is where the stream starts; from then on
         # the stream owns the header.
@@ -222,9 +437,20 @@ class StreamMachine:
         self.on_connect = on_connect
         self.on_fault = on_fault
         self.on_comment = on_comment
-        #: Whether ``raise_deferred()`` has work after a chunk's events: a comment hook to
-        #: call, or an error the chunk carried. Drivers call it only then.
-        self.has_deferred_work = on_comment is not None
+        #: Whether the chunk just fed has more to hand out: comments for ``on_comment`` (with
+        #: the events that follow them), or an error. Drivers call ``next_segment()`` while it
+        #: is true; it stays false, at no cost per chunk, for a stream without comments hook.
+        self.has_deferred_work = False
+        #: The comment hook is given the comments, in their place among the events.
+        self._wants_comments = on_comment is not None
+        #: feed() has more to do than parse and count: skipped events to count, comments.
+        self._rare_steps = self._wants_comments or self._skips_oversized
+        #: The chunk being handed out in segments: its events, how many were handed out, its
+        #: comments (each with the number of events before it) and how many were passed on.
+        self._chunk_events: list[Event] = []
+        self._chunk_comments: list[tuple[int, str]] = []
+        self._events_out = 0
+        self._comments_out = 0
         #: The latest response (None before the first).
         self.response_received: Any = None
         #: The response being read, from its headers to end_response().
@@ -235,12 +461,21 @@ class StreamMachine:
         self.closed = False
         #: The stream ended for good (a 204, an error, a stream that does not reconnect).
         self.done = False
+        #: A request was sent and the driver has not told how its attempt ended yet.
+        self._attempt_open = False
+        #: The error that ended the stream for good, raised again by every later
+        #: ``next_action()`` (and by a driver asked to iterate again): an EventTooLargeError.
+        self.error: FastSSEError | None = None
         #: interrupt() was called and the connection it ends has not been replaced yet.
         self.interrupted = False
         self._server_retry: int | None = None
         #: The current response has delivered no event yet.
         self._no_event_yet = True
         self._cut_mid_event = False
+        #: Consecutive attempts, up to the one that just ended, that delivered no event.
+        self._empty_attempts = 0
+        #: An attempt delivered an event since the last decision.
+        self._delivered = False
         self._verdict = Verdict.STREAM
         self._retry_after: float | None = None
         self._deferred: EventTooLargeError | None = None
@@ -268,9 +503,24 @@ class StreamMachine:
         self.parser = self._new_parser(last_event_id=last_event_id)
 
     def next_action(self) -> Send | Wait | _Stop:
-        """Send a request, wait, or stop; raises the stream's final error."""
+        """Send a request, wait, or stop; raises the stream's final error (and ``error`` again
+        on every later call)."""
+        if self.error is not None:
+            raise self.error
         if self.closed or self.done:
             return STOP
+        if self._attempt_open and self._ending is None:
+            # The driver never said how the attempt ended: it was abandoned mid-way (an
+            # exception that is no failure of the connection, such as a cancellation, went
+            # through the driver).
+            self._ending = Fault(
+                "cancelled",
+                "the attempt was cancelled from outside (a timeout or a cancelled task around "
+                "the iteration)",
+                None,
+                None,
+            )
+        self._attempt_open = False
         ending, self._ending = self._ending, None
         if ending is not None:
             delay = self._decide(ending)
@@ -288,6 +538,7 @@ class StreamMachine:
         self._check_may_send()
         self.interrupted = False
         self.requests += 1
+        self._attempt_open = True
         return Send(self.method, self.url, self._request_headers())
 
     def _check_may_send(self) -> None:
@@ -296,7 +547,7 @@ class StreamMachine:
         if self.requests and not self.reconnect:
             self.done = True
             raise StreamInterruptedError(
-                f"the {self.method} stream from {self.url} was closed before its end, and it "
+                f"the {self.method} stream from {self.shown_url} was closed before its end, and it "
                 "does not reconnect (pass reconnect=True to resume it with Last-Event-ID)"
             )
 
@@ -312,7 +563,7 @@ class StreamMachine:
             "the event id %r has control characters, so it cannot be sent back in a "
             "Last-Event-ID header; reconnecting to %s without it",
             last_event_id,
-            self.url,
+            self.shown_url,
         )
         return self._headers
 
@@ -325,7 +576,9 @@ class StreamMachine:
             return Verdict.STOP
         status = response.status_code
         if status == 204:
-            logger.info("%s %s answered 204 No Content: the stream is over", self.method, self.url)
+            logger.info(
+                "%s %s answered 204 No Content: the stream is over", self.method, self.shown_url
+            )
             self.done = True
             return Verdict.STOP
         if status == 200 and _media_type(response) == "text/event-stream":
@@ -351,7 +604,7 @@ class StreamMachine:
             self._report(Fault("status", str(error), error, response), None)
             raise error
         status = f"{response.status_code} {response.reason_phrase}".strip()
-        line = body.decode(errors="replace").strip().partition("\n")[0][:200]
+        line = self.redact(body_text(body))
         words = f"answered {status}" + (f": {line}" if line else " (empty body)")
         self._ending = Fault("status", words, error, response)
 
@@ -371,34 +624,108 @@ class StreamMachine:
             self._deferred = error
             self.has_deferred_work = True
             stats.oversized = parser.oversized
-        if self._skips_oversized:
-            stats.oversized = parser.oversized
         if events:
             stats.events += len(events)
             if self._no_event_yet:
                 self._no_event_yet = False
+                self._delivered = True
                 self.backoff.progressed()
+        if self._rare_steps:  # One test per chunk for all that most streams never need.
+            return self._after_feed(events)
         return events
 
-    def raise_deferred(self) -> None:
-        """Once the events of the chunk just fed were delivered: hands its comments to
-        ``on_comment`` (after the events, so that a hook that raises loses none of them), then
-        raises the error the chunk carried, if any."""
-        if self.on_comment is not None:
-            for comment in self.parser.take_comments():
-                self.on_comment(comment)
+    def _after_feed(self, events: list[Event]) -> list[Event]:
+        if self._skips_oversized:
+            self.stats.oversized = self.parser.oversized
+        if self._wants_comments:
+            return self._first_segment(events)
+        return events
+
+    def _first_segment(self, events: list[Event]) -> list[Event]:
+        """The events of the chunk before its first comment; the rest waits for
+        ``next_segment()``."""
+        comments = self.parser.take_comments_at()
+        if not comments:
+            return events
+        first = comments[0][0]
+        self._chunk_events = events
+        self._chunk_comments = comments
+        self._events_out = first
+        self._comments_out = 0
+        self.has_deferred_work = True
+        return events[:first] if first < len(events) else events
+
+    def next_segment(self) -> list[Event]:
+        """While ``has_deferred_work``, once the events handed out so far were delivered: hands
+        the comments that come next on the wire to ``on_comment``, and returns the events that
+        follow them, up to the next comment (possibly none). Once the chunk is exhausted,
+        raises the error it carried, if any (see ``raise_deferred``).
+
+        So comments and events reach the caller in wire order::
+
+            events = machine.feed(chunk)
+            deliver(events)
+            while machine.has_deferred_work:
+                deliver(machine.next_segment())
+        """
+        comments = self._chunk_comments
+        at = self._events_out
+        count = len(comments)
+        hook = self.on_comment
+        while self._comments_out < count and comments[self._comments_out][0] <= at:
+            text = comments[self._comments_out][1]
+            self._comments_out += 1  # before the hook: one that raises is not called again
+            if hook is not None:
+                hook(text)
+        events = self._chunk_events
+        done = self._comments_out
+        end = comments[done][0] if done < count else len(events)
+        run = events[at:end]
+        self._events_out = end
+        if done < count:
+            return run
+        self._chunk_events = []
+        self._chunk_comments = []
+        self.has_deferred_work = self._deferred is not None
+        if run:
+            return run
+        self._raise_oversized()
+        return run
+
+    def raise_deferred(self) -> list[Event]:
+        """Hands the rest of the chunk just fed to the caller at once: passes its comments to
+        ``on_comment`` and returns the events that follow them (which the caller delivers
+        after those comments, or loses), then raises its error, if any. ``next_segment()``
+        is the call that keeps events and comments in wire order; this one is for a driver
+        that cannot deliver between comments.
+
+        An oversized event with ``on_oversize="error"`` is final: the events its chunk
+        completed were handed out first, then the stream is closed (``closed`` and ``done``),
+        and its EventTooLargeError is raised here and again by every later ``next_action()``.
+        (Skipping it would lose an event silently; ``on_oversize="skip"`` is that choice,
+        made by the caller, and counted in ``stats.oversized``.)"""
+        events: list[Event] = []
+        for _ in range(len(self._chunk_comments) + 2):  # Each step passes a comment, or ends.
+            if not self.has_deferred_work:
+                break
+            events += self.next_segment()
+        return events
+
+    def _raise_oversized(self) -> None:
         error, self._deferred = self._deferred, None
         if error is not None:
-            self.has_deferred_work = self.on_comment is not None
+            self.has_deferred_work = False
             self.done = True
             too_large = EventTooLargeError(
-                f"{self.method} {self.url}: {error} (pass a larger max_event_size=, or "
+                f"{self.method} {self.shown_url}: {error} (pass a larger max_event_size=, or "
                 "on_oversize='skip' to count and skip such events)",
                 events=error.events,
                 max_event_size=error.max_event_size,
                 discarded=error.discarded,
             )
             too_large.response = self._current
+            self.error = too_large
+            self.closed = True
             raise too_large from None
 
     def end_response(self) -> None:
@@ -414,7 +741,9 @@ class StreamMachine:
             self.backoff.server_retry(retry)
         parser.finish()
         self._deferred = None
-        self.has_deferred_work = self.on_comment is not None
+        self.has_deferred_work = False
+        self._chunk_events = []
+        self._chunk_comments = []
         self._no_event_yet = True
         self._current = None
 
@@ -443,11 +772,18 @@ class StreamMachine:
     def close(self) -> None:
         self.closed = True
 
+    def redact(self, text: str) -> str:
+        """``text`` with the secrets of the stream's URL (see ``redact_url``) as ``[secure]``:
+        for text from elsewhere, such as a client library's error that quotes the URL."""
+        for secret in self._secrets:
+            text = text.replace(secret, SECURE)
+        return text
+
     def interrupt(self) -> None:
         if not self.reconnect:
             raise StreamInterruptedError(
-                f"the {self.method} stream from {self.url} does not reconnect, so it cannot be "
-                "interrupted (pass reconnect=True to allow it; close() ends it)"
+                f"the {self.method} stream from {self.shown_url} does not reconnect, so it "
+                "cannot be interrupted (pass reconnect=True to allow it; close() ends it)"
             )
         self.interrupted = True
 
@@ -459,19 +795,29 @@ class StreamMachine:
         dropped_partial, self._cut_mid_event = self._cut_mid_event, False
         retry_after, self._retry_after = self._retry_after, None
         kind = fault.kind
-        if kind == "interrupted":
+        empty = self._empty_attempts = 0 if self._delivered else self._empty_attempts + 1
+        self._delivered = False
+        if kind == "interrupted" or (kind == "cancelled" and self.reconnect):
             self.stats.reconnects += 1
-            logger.info("%s %s: %s; reconnecting now", self.method, self.url, fault.message)
+            logger.info("%s %s: %s; reconnecting now", self.method, self.shown_url, fault.message)
             self._report(fault, 0.0)
             return 0.0
         if kind != "closed":
             self.stats.errors += 1
         if kind == "invalid_request":
             invalid = InvalidRequestError(
-                f"{self.method} {self.url} cannot be sent: {fault.message} (check the URL, "
+                f"{self.method} {self.shown_url} cannot be sent: {fault.message} (check the URL, "
                 "which needs http:// or https://, and the headers)"
             )
             self._fail(dataclasses.replace(fault, error=invalid), cause=fault.error)
+        if kind == "redirect":
+            redirect = UnexpectedStatusError(
+                f"{self.method} {self.shown_url}: {fault.message}; check the URL, and the "
+                "Location header of the server's redirect responses",
+                response=fault.response,
+                body=b"",
+            )
+            self._fail(dataclasses.replace(fault, error=redirect), cause=fault.error)
         if not self.reconnect:
             if kind == "closed" and not dropped_partial:
                 return None
@@ -483,7 +829,7 @@ class StreamMachine:
                 ending = "ended in the middle of an event" if kind == "closed" else "broke"
                 remedy = "resume it with Last-Event-ID"
             interrupted = StreamInterruptedError(
-                f"the {self.method} stream from {self.url} {ending} ({fault.message}); it "
+                f"the {self.method} stream from {self.shown_url} {ending} ({fault.message}); it "
                 f"does not reconnect (pass reconnect=True to {remedy})"
             )
             interrupted.response = fault.response
@@ -494,7 +840,7 @@ class StreamMachine:
             exhausted = RetriesExhausted(
                 exhausted.attempts,
                 fault.error,
-                url=f"{self.method} {self.url}",
+                url=f"{self.method} {self.shown_url}",
                 reason=fault.message,
                 response=fault.response,
             )
@@ -502,12 +848,17 @@ class StreamMachine:
         self.stats.reconnects += 1
         most = self.retry.max_attempts
         of = "" if most is None else f" of {most}"
-        logger.warning(
+        attempt = self.backoff.attempts
+        # A clean end is how many servers rotate connections: worth a WARNING only when the
+        # attempt it ends is the second in a row that delivered nothing.
+        level = logging.INFO if kind == "closed" and empty < 2 else logging.WARNING
+        logger.log(
+            level,
             "%s %s: %s; reconnect attempt %d%s in %.2f s",
             self.method,
-            self.url,
+            self.shown_url,
             fault.message,
-            self.backoff.attempts,
+            attempt,
             of,
             delay,
         )
@@ -529,7 +880,7 @@ class StreamMachine:
             self.on_fault(fault, delay)
 
     def _describe(self, kind: FaultKind, error: BaseException) -> str:
-        detail = str(error) or type(error).__name__
+        detail = self.redact(str(error) or type(error).__name__)
         if kind == "refused":
             return "connection refused (is the server up, and is the port right?)"
         if kind == "dns":
@@ -542,13 +893,16 @@ class StreamMachine:
             return f"no data for {self.read_timeout:g} s (read_timeout)"
         if kind == "broken":
             return f"the connection broke ({detail})"
+        if kind == "redirect":
+            return f"the redirects do not end ({detail})"
         return detail
 
     def _response_error(self, response: Any, body: bytes) -> SSEError:
         status = response.status_code
         what = f"{status} {response.reason_phrase}".strip()
-        preview = f": {body!r}" if body else " (empty body)"
-        request = f"{self.method} {response.url}"
+        text = self.redact(body_text(body))
+        preview = f": {text}" if text else " (empty body)"
+        request = f"{self.method} {redact_url(response.url)}"
         if 200 <= status < 300:
             content_type = response.headers.get("Content-Type", "")
             return ContentTypeError(
@@ -598,7 +952,7 @@ def _advice(response: ResponseLike) -> str:
     """What the user can do about a status that ends the stream."""
     status = response.status_code
     if 300 <= status < 400:
-        location = response.headers.get("Location", "")
+        location = redact_url(response.headers.get("Location", ""))
         return (
             f"; it redirects to {location!r}, and the client does not follow redirects "
             "(pass follow_redirects=True to the stream or the client)"

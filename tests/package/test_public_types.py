@@ -129,3 +129,32 @@ def test_tracebacks_name_public_classes_by_their_public_path() -> None:
         and getattr(fastsse, name).__module__.startswith("fastsse._io")
     ]
     assert private == []
+
+
+def test_the_streams_take_httpx2_clients_in_mypy(tmp_path: Path, cache: Path) -> None:
+    # Issue 15, defect 13: they work at run time, so the types say so too.
+    out, status = check(
+        """
+        import httpx
+        import httpx2
+        import fastsse
+
+        async def main() -> None:
+            async with fastsse.AsyncEventStream("http://h/", client=httpx2.AsyncClient()) as s:
+                async for event in s:
+                    print(event.data)
+            fastsse.AsyncEventStream("http://h/", client=httpx.AsyncClient())
+            fastsse.AsyncEventStream("http://h/", client=fastsse.async_client())
+
+        with fastsse.EventStream("http://h/", client=httpx2.Client()) as stream:
+            for event in stream:
+                print(event.data)
+        fastsse.EventStream("http://h/", client=httpx.Client())
+        fastsse.EventStream("http://h/", client=httpx2.AsyncClient())  # the wrong flavour
+        """,
+        tmp_path,
+        cache,
+    )
+    assert status == 1
+    (line,) = out.splitlines()
+    assert line.startswith('user.py:17: error: Argument "client" to "EventStream" has incompatible')

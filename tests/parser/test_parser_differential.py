@@ -157,7 +157,8 @@ class Step(NamedTuple):
     last_event_id: str
     retry: int | None
     oversized: int
-    comments: tuple[str, ...]  # take_comments() after the call
+    comments: tuple[str, ...]  # take_comments_at() after the call: the texts
+    comment_positions: tuple[int, ...]  # and their places among the call's events
 
 
 def trace(parser: Any, plan: list[tuple[bytes, list[Chunk]]]) -> list[Step]:
@@ -172,14 +173,21 @@ def trace(parser: Any, plan: list[tuple[bytes, list[Chunk]]]) -> list[Step]:
                 raised, events = True, error.events
                 discarded = (error.discarded, error.max_event_size)
             state = (parser.last_event_id, parser.retry, parser.oversized)
-            comments = tuple(parser.take_comments())
+            comments = split_comments(parser.take_comments_at())
             steps.append(
-                Step("feed", tuple(map(as_tuple, events)), raised, discarded, *state, comments)
+                Step("feed", tuple(map(as_tuple, events)), raised, discarded, *state, *comments)
             )
         finished = tuple(map(as_tuple, parser.finish()))
         state = (parser.last_event_id, parser.retry, parser.oversized)
-        steps.append(Step("finish", finished, False, None, *state, tuple(parser.take_comments())))
+        comments = split_comments(parser.take_comments_at())
+        steps.append(Step("finish", finished, False, None, *state, *comments))
     return steps
+
+
+def split_comments(
+    comments: list[tuple[int, str]],
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    return tuple(text for _, text in comments), tuple(position for position, _ in comments)
 
 
 def all_events(steps: list[Step]) -> list[Any]:
@@ -187,7 +195,22 @@ def all_events(steps: list[Step]) -> list[Any]:
 
 
 def all_comments(steps: list[Step]) -> list[str]:
-    return [comment for step in steps for comment in step.comments]
+    return [text for step in steps for text in step.comments]
+
+
+def wire_order(steps: list[Step]) -> list[tuple[str, Any]]:
+    """Events and comments interleaved as each call's comment positions place them."""
+    merged: list[tuple[str, Any]] = []
+    for step in steps:
+        comments = list(zip(step.comment_positions, step.comments))
+        assert list(step.comment_positions) == sorted(step.comment_positions)
+        assert all(0 <= position <= len(step.events) for position in step.comment_positions)
+        for index, event in enumerate(step.events):
+            while comments and comments[0][0] == index:
+                merged.append(("comment", comments.pop(0)[1]))
+            merged.append(("event", event))
+        merged.extend(("comment", text) for _, text in comments)
+    return merged
 
 
 def compare(plan: list[tuple[bytes, list[Chunk]]], **kwargs: Any) -> list[Step]:
@@ -200,7 +223,9 @@ def compare(plan: list[tuple[bytes, list[Chunk]]], **kwargs: Any) -> list[Step]:
         unchunked = trace(factory(**kwargs), whole_plan)
         assert all_events(unchunked) == all_events(rust)
         assert all_comments(unchunked) == all_comments(rust)
-        assert unchunked[-1][4:] == rust[-1][4:]  # last_event_id, retry, oversized
+        # Positions place each comment among the events as on the wire, however it was split.
+        assert wire_order(unchunked) == wire_order(rust)
+        assert unchunked[-1][4:7] == rust[-1][4:7]  # last_event_id, retry, oversized
     return rust
 
 

@@ -404,21 +404,31 @@ def test_max_attempts_raises_retries_exhausted_with_last_cause() -> None:
     assert isinstance(exc, Exception)
 
 
-def test_a_connection_that_delivered_an_event_is_no_failed_attempt() -> None:
-    """A server that drops every connection after an event or two (rotating connections) must
-    not exhaust max_attempts; the delay still grows until a connection lives reset_after."""
+def test_a_connection_that_delivered_an_event_resets_the_backoff() -> None:
+    """A server that drops every connection after an event or two (rotating connections) is
+    reconnected to after the base delay each time, as a browser does, and never exhausts
+    max_attempts; the delay grows only over attempts that deliver nothing."""
     backoff = start(max_attempts=2)
     delays = []
     for _ in range(5):
         backoff.connected()
         backoff.progressed()  # this connection delivered an event
         delays.append(backoff.next_delay())
-    assert delays == pytest.approx([1.0, 1.5, 2.25, 3.375, 5.0625])
-    assert backoff.attempts == 1
-    backoff.next_delay()  # a failed attempt: 2 of 2 ...
+        assert backoff.attempts == 1
+    assert delays == pytest.approx([1.0] * 5)
+    assert backoff.next_delay() == pytest.approx(1.5)  # a failed attempt: 2 of 2 ...
     with pytest.raises(RetriesExhausted) as info:
         backoff.next_delay()  # ... and no third
     assert info.value.attempts == 2
+
+
+def test_progress_resets_to_the_servers_retry() -> None:
+    backoff = start()
+    backoff.server_retry(500)
+    assert [backoff.next_delay() for _ in range(3)] == pytest.approx([0.5, 0.75, 1.125])
+    backoff.connected()
+    backoff.progressed()
+    assert backoff.next_delay() == pytest.approx(0.5)
 
 
 def test_retries_exhausted_stays_exhausted() -> None:

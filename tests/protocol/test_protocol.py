@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import fastsse
+import fastsse.protocol
 import httpx
 import pytest
 from fastsse import (
@@ -116,7 +118,7 @@ def test_a_4xx_fails_with_its_body() -> None:
     send(m)
     headers = httpx.Headers({"Content-Type": "text/plain"})
     assert m.response(FakeResponse(404, "Not Found", headers)) is Verdict.PREVIEW
-    with pytest.raises(UnexpectedStatusError, match="answered 404 Not Found: b'nope'"):
+    with pytest.raises(UnexpectedStatusError, match="answered 404 Not Found: nope; check the URL"):
         m.refused(b"nope")
     assert m.next_action() is STOP
 
@@ -231,24 +233,79 @@ def test_a_post_is_never_sent_twice_even_by_a_driver_that_asks_again() -> None:
     assert m.requests == 1
 
 
-def test_comments_go_to_on_comment_after_the_events_of_their_chunk() -> None:
+def drive(m: StreamMachine, chunk: bytes, seen: list[str]) -> None:
+    """A driver's per-chunk steps: what it delivers, in order, goes to ``seen``."""
+    seen.extend(f"event {event.data}" for event in m.feed(chunk))
+    for _ in range(100):
+        if not m.has_deferred_work:
+            return
+        seen.extend(f"event {event.data}" for event in m.next_segment())
+    raise AssertionError("next_segment() never ended the chunk")
+
+
+def test_comments_and_events_reach_the_caller_in_wire_order() -> None:
+    # Issue 15, defect 6.
     seen: list[str] = []
-    m = machine(on_comment=seen.append, max_event_size=8)
+    m = machine(on_comment=lambda text: seen.append(f"comment {text}"), max_event_size=8)
     send(m)
     assert m.response(FakeResponse()) is Verdict.STREAM
-    events = m.feed(b": first\ndata: a\n\n: second\n:0123456789\n: cut")
-    assert [event.data for event in events] == ["a"]
-    assert seen == []  # the driver delivers the events first
-    m.raise_deferred()
-    assert seen == ["first", "second", "01234567"]  # cut to max_event_size
-    m.feed(b" off\n")
-    m.raise_deferred()
-    assert seen[3:] == ["cut off"]
-    # A chunk that also discards an event: its comments come before its error.
-    m.feed(b"data: 0123456789\n\n: alive\n")
+    events = m.feed(b"data: a\n\n: first\ndata: b\n\ndata: c\n\n: second\n:0123456789\n: cut")
+    assert [event.data for event in events] == ["a"]  # up to the first comment
+    assert seen == []  # the driver delivers them first
+    assert m.has_deferred_work
+    assert [event.data for event in m.next_segment()] == ["b", "c"]
+    assert seen == ["comment first"]
+    assert m.next_segment() == []
+    assert seen == ["comment first", "comment second", "comment 01234567"]  # cut
+    assert not m.has_deferred_work
+    seen.clear()
+    drive(m, b" off\n", seen)
+    assert seen == ["comment cut off"]
+    seen.clear()
+    drive(m, b": x\n: y\ndata: d\n\n", seen)  # comments first: no event before them
+    assert seen == ["comment x", "comment y", "event d"]
+    seen.clear()
+    # A chunk that also discards an event: its comments and events come before its error.
     with pytest.raises(fastsse.EventTooLargeError):
-        m.raise_deferred()
-    assert seen[4:] == ["alive"]
+        drive(m, b"data: e\n\n: alive\ndata: 0123456789\n\ndata: f\n\n: end\n", seen)
+    assert seen == ["event e", "comment alive", "event f", "comment end"]
+    assert m.closed
+
+
+def test_bom_with_a_comment_at_the_start() -> None:
+    # LaunchDarkly's sse-contract-tests, "BOM with comment at start".
+    seen: list[str] = []
+    m = machine(on_comment=lambda text: seen.append(f"comment {text}"))
+    send(m)
+    m.response(FakeResponse())
+    drive(m, b"\xef\xbb\xbf: hello\ndata: a\n\n", seen)
+    assert seen == ["comment hello", "event a"]
+
+
+def test_a_comment_hook_that_raises_loses_no_event_before_it() -> None:
+    delivered: list[str] = []
+
+    def hook(text: str) -> None:
+        raise RuntimeError(text)
+
+    m = machine(on_comment=hook)
+    send(m)
+    m.response(FakeResponse())
+    delivered += [event.data for event in m.feed(b"data: a\n\n: boom\ndata: b\n\n")]
+    with pytest.raises(RuntimeError, match="boom"):
+        m.next_segment()
+    assert delivered == ["a"]
+
+
+def test_raise_deferred_hands_out_the_rest_of_the_chunk_at_once() -> None:
+    seen: list[str] = []
+    m = machine(on_comment=seen.append)
+    send(m)
+    m.response(FakeResponse())
+    assert [event.data for event in m.feed(b"data: a\n\n: c\ndata: b\n\n")] == ["a"]
+    assert [event.data for event in m.raise_deferred()] == ["b"]
+    assert seen == ["c"]
+    assert not m.has_deferred_work
 
 
 def test_without_on_comment_the_parser_drops_comments() -> None:
@@ -256,5 +313,344 @@ def test_without_on_comment_the_parser_drops_comments() -> None:
     send(m)
     m.response(FakeResponse())
     assert [event.data for event in m.feed(b": x\ndata: a\n\n")] == ["a"]
-    m.raise_deferred()
+    assert not m.has_deferred_work
     assert m.parser.take_comments() == []
+
+
+def test_a_connection_that_delivered_events_resets_the_backoff() -> None:
+    # Issue 15, defect 1: a server that ends each response cleanly after a few events, with
+    # ``retry: 500``, is reconnected to after 0.5 s each time, as a browser does.
+    clock = FakeClock()
+    faults: list[tuple[fastsse.Fault, float | None]] = []
+    m = machine(
+        clock=clock,
+        retry=Retry(initial=1.0, multiplier=2.0, jitter=False, max_attempts=3),
+        on_fault=lambda fault, delay: faults.append((fault, delay)),
+    )
+    waits = []
+    for n in range(5):
+        send(m)
+        assert m.response(FakeResponse()) is Verdict.STREAM
+        assert len(m.feed(f"retry: 500\nid: {n}\ndata: x\n\n".encode())) == 1
+        m.ended()
+        m.end_response()
+        action = m.next_action()
+        assert isinstance(action, Wait)
+        waits.append(action.seconds)
+        clock.now += action.seconds
+    assert waits == [0.5] * 5
+    assert [(fault.kind, fault.attempt) for fault, _ in faults] == [("closed", 1)] * 5
+    # Attempts that deliver nothing grow it, and Fault.attempt counts exactly those.
+    for _ in range(2):
+        send(m)
+        m.failed("refused", ConnectionRefusedError())
+        action = m.next_action()
+        assert isinstance(action, Wait)
+        waits.append(action.seconds)
+        clock.now += action.seconds
+    assert waits[5:] == [1.0, 2.0]
+    assert [fault.attempt for fault, _ in faults[5:]] == [2, 3]
+    # An empty connection is no progress either.
+    send(m)
+    m.response(FakeResponse())
+    m.feed(b": only a comment\n")
+    m.ended()
+    m.end_response()
+    with pytest.raises(RetriesExhausted):
+        m.next_action()
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (b'{"detail": "Not Found"}', ': {"detail": "Not Found"}; check the URL'),
+        (b"<!doctype html>\n<html><body>huge</body></html>\n", ": <!doctype html>…; check"),
+        (b"\xff\xfeoops\r\nmore", ": \ufffd\ufffdoops…; check"),
+        (b"x" * 300, ": " + "x" * 200 + "…; check"),
+        (b"", " (empty body); check"),
+    ],
+)
+def test_an_error_shows_its_body_as_text(body: bytes, shown: str) -> None:
+    # Issue 15, defect 10: decoded with replacement, the first line, cut; never b'...'.
+    m = machine()
+    send(m)
+    headers = httpx.Headers({"Content-Type": "application/json"})
+    assert m.response(FakeResponse(404, "Not Found", headers)) is Verdict.PREVIEW
+    with pytest.raises(UnexpectedStatusError) as info:
+        m.refused(body)
+    assert f"answered 404 Not Found{shown}" in str(info.value)
+    assert "b'" not in str(info.value)
+    assert info.value.body == body  # the bytes stay on the error
+
+
+def test_a_retried_status_shows_its_body_as_text(caplog: pytest.LogCaptureFixture) -> None:
+    m = machine()
+    send(m)
+    assert m.response(FakeResponse(503, "Service Unavailable")) is Verdict.PREVIEW
+    m.refused(b"<html>\n<h1>busy</h1>")
+    m.end_response()
+    with caplog.at_level("INFO", logger="fastsse"):
+        m.next_action()
+    assert "answered 503 Service Unavailable: <html>…; reconnect attempt 1" in caplog.text
+
+
+def _ended_cleanly(m: StreamMachine, clock: FakeClock, body: bytes) -> None:
+    action = m.next_action()
+    if isinstance(action, Wait):
+        clock.now += action.seconds
+    send(m)
+    assert m.response(FakeResponse()) is Verdict.STREAM
+    m.feed(body)
+    m.ended()
+    m.end_response()
+
+
+def test_a_clean_end_logs_info_and_only_repeated_emptiness_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Issue 15, defect 12.
+    clock = FakeClock()
+    m = machine(clock=clock)
+    caplog.set_level("INFO", logger="fastsse")
+
+    def levels() -> list[str]:
+        reconnects = [r for r in caplog.records if "reconnect attempt" in r.getMessage()]
+        levels = [record.levelname for record in reconnects]
+        caplog.clear()
+        return levels
+
+    _ended_cleanly(m, clock, b"data: a\n\n")  # events, then a clean end
+    m.next_action()
+    assert levels() == ["INFO"]
+    _ended_cleanly(m, clock, b"data: b\n\n")
+    m.next_action()
+    assert levels() == ["INFO"]
+    _ended_cleanly(m, clock, b": nothing\n")  # the first attempt that delivered nothing
+    m.next_action()
+    assert levels() == ["INFO"]
+    _ended_cleanly(m, clock, b"")  # the second in a row: worth a warning
+    m.next_action()
+    assert levels() == ["WARNING"]
+    action = m.next_action()
+    assert isinstance(action, Wait)
+    clock.now += action.seconds
+    send(m)
+    m.failed("broken", ConnectionResetError("reset"))  # every error warns
+    m.next_action()
+    assert levels() == ["WARNING"]
+    _ended_cleanly(m, clock, b"data: c\n\n")
+    m.next_action()
+    assert levels() == ["INFO"]
+    action = m.next_action()
+    assert isinstance(action, Wait)
+    clock.now += action.seconds
+    send(m)
+    m.response(FakeResponse(500, "Internal Server Error"))
+    m.refused(b"")
+    m.end_response()
+    m.next_action()
+    assert levels() == ["WARNING"]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:s3cret@h/feed", "http://user:[secure]@h/feed"),
+        ("http://h/f?api_key=K&page=2", "http://h/f?api_key=[secure]&page=2"),
+        (
+            "http://h/f?access_token=a%2Bb&sig=S&Signature=T&x-auth=U&password=P&key=&q",
+            "http://h/f?access_token=[secure]&sig=[secure]&Signature=[secure]"
+            "&x-auth=[secure]&password=[secure]&key=&q",
+        ),
+        ("http://user@h/f?page=2#frag", "http://user@h/f?page=2#frag"),
+        ("/relative?token=T", "/relative?token=[secure]"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert fastsse.protocol.redact_url(url) == shown
+    assert fastsse.protocol.redact_url(httpx.URL(url)) == fastsse.protocol.redact_url(
+        str(httpx.URL(url))
+    )
+
+
+SECRET_URL = "http://user:s3cret@example.test/feed?api_key=SECRETKEY&page=1"
+
+
+def _secret_free(texts: list[str]) -> None:
+    for text in texts:
+        assert "s3cret" not in text, text
+        assert "SECRETKEY" not in text, text
+
+
+def test_no_message_of_the_machine_shows_a_secret(caplog: pytest.LogCaptureFixture) -> None:
+    # Issue 15, defect 14, every path of the machine: refused, a retried status, a failure
+    # whose error quotes the URL, a 4xx, an oversized event, exhaustion.
+    caplog.set_level("DEBUG", logger="fastsse")
+    clock = FakeClock()
+    faults: list[fastsse.Fault] = []
+    errors: list[BaseException] = []
+
+    def new() -> StreamMachine:
+        return StreamMachine(
+            SECRET_URL,
+            method="GET",
+            headers=[(b"Authorization", b"Bearer s3cret")],
+            last_event_id="",
+            retry=Retry(initial=1.0, jitter=False, max_attempts=2),
+            reconnect=None,
+            read_timeout=1.0,
+            max_event_size=8,
+            on_oversize="error",
+            on_fault=lambda fault, _: faults.append(fault),
+            clock=clock,
+        )
+
+    def advance(m: StreamMachine) -> None:
+        try:
+            action = m.next_action()
+        except fastsse.FastSSEError as error:
+            errors.append(error)
+            return
+        if isinstance(action, Wait):
+            clock.now += action.seconds
+
+    m = new()
+    response = FakeResponse(url=SECRET_URL)
+    send(m)
+    m.failed("refused", ConnectionRefusedError("refused"))
+    advance(m)
+    send(m)
+    m.response(dataclasses.replace(response, status_code=500, reason_phrase="Error"))
+    m.refused(b"no SECRETKEY for you")
+    m.end_response()
+    advance(m)
+    send(m)
+    m.failed("broken", OSError(f"peer reset {SECRET_URL}"))
+    advance(m)  # exhausted
+    assert isinstance(errors[-1], RetriesExhausted)
+
+    m = new()
+    send(m)
+    m.response(dataclasses.replace(response, status_code=404, reason_phrase="Not Found"))
+    with pytest.raises(UnexpectedStatusError) as info:
+        m.refused(b"")
+    errors.append(info.value)
+
+    m = new()
+    send(m)
+    m.response(response)
+    m.feed(b"data: 0123456789\n\n")
+    with pytest.raises(fastsse.EventTooLargeError) as too_large:
+        m.raise_deferred()
+    errors.append(too_large.value)
+
+    m = new()
+    send(m)
+    m.response(
+        dataclasses.replace(
+            response,
+            status_code=307,
+            reason_phrase="Temporary Redirect",
+            headers=httpx.Headers({"Location": "http://x:s3cret@elsewhere/?token=SECRETKEY"}),
+        )
+    )
+    with pytest.raises(UnexpectedStatusError) as redirect:
+        m.refused(b"")
+    errors.append(redirect.value)
+
+    assert len(faults) == 5
+    _secret_free([r.getMessage() for r in caplog.records])
+    _secret_free([fault.message for fault in faults])
+    _secret_free([str(error) for error in errors])
+    assert "[secure]" in str(errors[0])
+    assert "[secure]" in str(errors[1])
+
+
+def test_an_oversized_event_is_final_and_raised_again() -> None:
+    # Issue 15, defect 5: the events before it come first, then the error, then the same error
+    # at every later step; never a silent end, never a reconnect.
+    m = machine(max_event_size=8)
+    send(m)
+    m.response(FakeResponse())
+    events = m.feed(b"data: a\n\ndata: 0123456789\n\ndata: b\n\n")
+    # The parser finishes the chunk: what it completed is delivered before the error.
+    assert [event.data for event in events] == ["a", "b"]
+    assert m.has_deferred_work
+    with pytest.raises(fastsse.EventTooLargeError) as info:
+        m.raise_deferred()
+    m.end_response()
+    assert (m.closed, m.done, m.error) == (True, True, info.value)
+    for _ in range(3):
+        with pytest.raises(fastsse.EventTooLargeError) as again:
+            m.next_action()
+        assert again.value is info.value
+    assert m.requests == 1
+    assert m.stats.oversized == 1
+
+
+def test_redirects_without_end_fail_with_a_fastsse_error() -> None:
+    # Issue 15, defect 8, at the machine: the driver reports a redirect loop (httpx's
+    # TooManyRedirects), the stream fails at once, on_fault is told.
+    faults: list[tuple[fastsse.Fault, float | None]] = []
+    m = machine(on_fault=lambda fault, delay: faults.append((fault, delay)))
+    send(m)
+    loop = httpx.TooManyRedirects("Exceeded maximum allowed redirects.")
+    m.failed("redirect", loop)
+    with pytest.raises(UnexpectedStatusError, match="the redirects do not end") as info:
+        m.next_action()
+    assert isinstance(info.value, fastsse.FastSSEError)
+    assert info.value.__cause__ is loop
+    assert [(fault.kind, fault.error, delay) for fault, delay in faults] == [
+        ("redirect", info.value, None)
+    ]
+    assert m.requests == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (httpx.TooManyRedirects("Exceeded maximum allowed redirects."), "redirect"),
+        (httpx.DecodingError("bad gzip"), "broken"),
+        (httpx.StreamClosed(), "broken"),
+        (httpx.InvalidURL("bad"), "invalid_request"),
+        (httpx.UnsupportedProtocol("ftp"), "invalid_request"),
+        (httpx.LocalProtocolError("bad header"), "invalid_request"),
+    ],
+)
+def test_every_error_of_the_client_library_is_classified(error: Exception, kind: str) -> None:
+    # Every error a stream raises is a FastSSEError: none of the client library's leaks.
+    from fastsse._io.http import classify
+
+    assert classify(error) == kind
+
+
+@pytest.mark.parametrize("mid", ["request", "read"])
+def test_an_attempt_cancelled_from_outside_is_a_counted_logged_reconnect(
+    mid: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 15, defect 7: a cancellation goes through the driver without a word to the machine
+    # (only end_response() in a finally, if a response had come); the next action finds out.
+    caplog.set_level("INFO", logger="fastsse")
+    faults: list[tuple[fastsse.Fault, float | None]] = []
+    m = machine(on_fault=lambda fault, delay: faults.append((fault, delay)))
+    send(m)
+    if mid == "read":
+        m.response(FakeResponse())
+        m.feed(b"id: 1\ndata: a\n\ndata: par")
+        m.end_response()
+    action = send(m)  # at once, as before, and resuming
+    assert (b"Last-Event-ID", b"1") in action.headers or mid == "request"
+    assert m.stats.reconnects == 1
+    assert m.stats.errors == 0
+    assert [(fault.kind, delay) for fault, delay in faults] == [("cancelled", 0.0)]
+    (record,) = [r for r in caplog.records if "cancelled from outside" in r.getMessage()]
+    assert record.levelname == "INFO"
+    assert "reconnecting now" in record.getMessage()
+
+
+def test_a_cancelled_post_is_not_sent_again() -> None:
+    m = machine(method="POST")
+    send(m)
+    with pytest.raises(StreamInterruptedError, match="cancelled from outside"):
+        m.next_action()
+    assert m.requests == 1

@@ -255,9 +255,9 @@ def test_server_retry_becomes_the_base_of_the_backoff(server: SSEServer, kind: s
     outcome = collect(kind, server.url, retry=policy)
     assert outcome.error is None
     assert outcome.data == ["a"]
-    # base 10 ms from retry:, growing, capped at max_delay; a connection shorter than
-    # reset_after (30 s) does not start the backoff over, even with events.
-    assert policy.delays == pytest.approx([0.01, 0.015, 0.015, 0.015])
+    # base 10 ms from retry:, growing, capped at max_delay; the connection that delivered an
+    # event starts the backoff over, at the server's retry:.
+    assert policy.delays == pytest.approx([0.01, 0.015, 0.015, 0.01])
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -268,8 +268,8 @@ def test_backoff_sequence_grows_and_caps(server: SSEServer, kind: str) -> None:
     outcome = collect(kind, server.url, retry=policy)
     assert outcome.error is None
     assert outcome.data == ["a"]
-    # 4, 8, 16 ms, then capped at 30; the short connection with events does not reset it.
-    assert policy.delays == pytest.approx([0.004, 0.008, 0.016, 0.03, 0.03, 0.03])
+    # 4, 8, 16 ms, then capped at 30; the connection that delivered an event resets it.
+    assert policy.delays == pytest.approx([0.004, 0.008, 0.016, 0.03, 0.03, 0.004])
     causes = [d.cause for d in policy.log]
     assert all(isinstance(c, fastsse.UnexpectedStatusError) for c in causes[:5])
     assert isinstance(causes[5], transport_error("TransportError"))  # the reset
@@ -285,14 +285,16 @@ def test_backoff_starts_over_after_a_connection_that_lived_reset_after(
     server: SSEServer, kind: str, lived: float, delays: list[float]
 ) -> None:
     busy = Response(503, b"busy", content_type="text/plain")
-    server.respond(busy, busy, Response(body=[event("a", id="1"), close()]), Response(204))
+    # A connection that delivers no event (only a heartbeat) resets the backoff only by
+    # living reset_after.
+    server.respond(busy, busy, Response(body=[b": hi\n", close()]), Response(204))
     clock = FakeClock()
-    # reset_after is 30 s: the healthy connection "lives" ``lived`` seconds on the fake clock.
+    # reset_after is 30 s: the connection "lives" ``lived`` seconds on the fake clock.
     policy = recording(clock=clock, reset_after=30.0)
     outcome = collect(kind, server.url, retry=policy, on_connect=lambda _: clock.advance(lived))
     assert outcome.error is None
-    assert outcome.data == ["a"]
-    # Two failures grew the delay; after the healthy connection it starts over, or not.
+    assert outcome.data == []
+    # Two failures grew the delay; after the long-lived connection it starts over, or not.
     assert policy.delays == pytest.approx(delays)
 
 

@@ -186,7 +186,7 @@ def test_wrong_content_type_or_2xx_fails_naming_what_arrived(
     assert error.content_type == (response.content_type or "")
     if isinstance(response.body, bytes):
         assert error.body == response.body
-        assert repr(response.body) in str(error)
+        assert f": {response.body.decode()}; check" in str(error)  # text, not b"..."
     assert len(server.requests) == 1
     assert outcome.events == []
 

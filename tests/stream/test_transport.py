@@ -211,3 +211,23 @@ def _stream_client_options() -> dict[str, Any]:
     options: dict[str, Any] = {}
     _transport._stream_defaults(options)
     return options
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("fast", [True, False])
+async def test_async_client_follows_redirects_as_a_streams_own_client_does(
+    server: SSEServer, fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 15, defect 9: one default, whether the stream makes its client or is given ours.
+    if not fast:
+        monkeypatch.setattr(_transport, "fast_transport_installed", lambda: False)
+    server.route("/old", Response.redirect("/feed", 307))
+    server.route("/feed", Response(body=[event("moved", id="1")]))
+    async with async_client() as client:
+        assert client.follow_redirects
+        assert isinstance(client, AiohttpClient) is fast
+        async with AsyncEventStream(server.url + "old", client=client) as stream:
+            first = await stream.__anext__()
+    assert first.data == "moved"
+    assert [request.path for request in server.requests] == ["/old", "/feed"]
+    assert not async_client(follow_redirects=False).follow_redirects

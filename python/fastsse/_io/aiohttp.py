@@ -60,6 +60,16 @@ class _AsHttpx(httpx.AsyncBaseTransport):
                 else "Request URL is missing an 'http://' or 'https://' protocol.",
                 request=request,
             )
+        if request.url.userinfo:
+            # httpx sent the URL's credentials as an Authorization header already; aiohttp
+            # refuses a URL that carries them as well (a ValueError, not httpx's words).
+            request = httpx.Request(
+                request.method,
+                request.url.copy_with(userinfo=b""),
+                headers=request.headers,
+                stream=request.stream,
+                extensions=request.extensions,
+            )
         response = await self._transport.handle_async_request(request)
         # httpx-aiohttp keeps aiohttp's response on the body stream it returns.
         aiohttp_response = getattr(response.stream, "_aiohttp_response", None)

@@ -14,14 +14,31 @@ import socket
 import sys
 from collections.abc import Iterator
 from types import ModuleType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Union
+
+import httpx
 
 from fastsse._errors import FastSSEError
 from fastsse.protocol import FaultKind
 
+if TYPE_CHECKING:
+    # Only for the type checker: fastsse never imports httpx2 (without it installed, a user's
+    # type checker sees these as httpx's clients or anything).
+    import httpx2
+
+    #: The client a sync stream takes: httpx's or httpx2's (pydantic's fork).
+    SyncClient = Union[httpx.Client, httpx2.Client]
+    #: The client an async stream takes: httpx's or httpx2's.
+    AsyncClient = Union[httpx.AsyncClient, httpx2.AsyncClient]
+else:
+    SyncClient = httpx.Client
+    AsyncClient = httpx.AsyncClient
+
 __all__ = [
     "LIBRARIES",
+    "AsyncClient",
     "Socket",
+    "SyncClient",
     "accepts",
     "classes",
     "classify",
@@ -84,6 +101,10 @@ def classify(error: BaseException) -> FaultKind | None:
             return "invalid_request"  # Our own request is at fault: asking again cannot help.
         if isinstance(error, lib.TransportError):
             return _kind(error, lib)
+        if isinstance(error, lib.TooManyRedirects):
+            return "redirect"  # A loop (an empty Location, say): asking again loops again.
+        if isinstance(error, (lib.DecodingError, lib.StreamClosed)):
+            return "broken"  # The body's content coding broke, or the response was closed.
     return None
 
 

@@ -29,6 +29,7 @@ import httpx
 
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, BatchIterator, Event
 from fastsse._io import transport as _transport
+from fastsse._io.clients import AsyncClient, SyncClient
 from fastsse._io.http import (
     ASYNC_CLIENTS,
     SYNC_CLIENTS,
@@ -59,6 +60,8 @@ from fastsse.protocol import (
     StreamStats,
     Verdict,
     Wait,
+    redact,
+    redact_url,
 )
 
 __all__ = [
@@ -90,6 +93,8 @@ Content = Union[str, bytes, None]
 
 _T = TypeVar("_T")
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
+#: The client the caller may pass: httpx's or httpx2's (which the stream uses as httpx's).
+_Given = TypeVar("_Given", SyncClient, AsyncClient)
 _Loop = TypeVar("_Loop")
 
 
@@ -98,7 +103,7 @@ class _Woken(Exception):
     which)."""
 
 
-class _StreamBase(Generic[_Client]):
+class _StreamBase(Generic[_Client, _Given]):
     """Construction, state and properties shared by the sync and async streams."""
 
     #: The socket of the connection in use, shut down by close() to wake a blocked read.
@@ -111,7 +116,7 @@ class _StreamBase(Generic[_Client]):
         self,
         url: httpx.URL | str,
         *,
-        client: _Client | None = None,
+        client: _Given | None = None,
         method: str = "GET",
         headers: HeaderTypes | None = None,
         params: QueryParamTypes | None = None,
@@ -169,7 +174,9 @@ class _StreamBase(Generic[_Client]):
 
         - ``max_event_size``, ``on_oversize``: an event larger than this many bytes raises
           EventTooLargeError (``"error"``) or is counted in ``stats.oversized`` and skipped
-          (``"skip"``); memory stays bounded either way.
+          (``"skip"``); memory stays bounded either way. The error is final: the events its
+          chunk completed come first, then the stream is closed and every later iteration
+          raises the same error again.
         - ``on_connect``: ``on_connect(response)`` is called when a response is accepted as an
           event stream.
         - ``on_fault``: ``on_fault(fault, delay)`` is called when a connection attempt or a
@@ -178,14 +185,17 @@ class _StreamBase(Generic[_Client]):
           when the stream ends with an error.
         - ``on_comment``: ``on_comment(text)`` is called with each comment line the server
           sends, such as heartbeats (``: ping`` gives ``"ping"``: the text after the colon and
-          one space, cut to ``max_event_size`` bytes), after the events of the same chunk were
-          handed out. Without it, comments are dropped as they arrive, at no cost.
+          one space, cut to ``max_event_size`` bytes), in its place among the events (wire
+          order). Without it, comments are dropped as they arrive, at no cost.
 
         The hooks run in the task or thread that iterates, before the stream goes on: keep
         them short. An exception a hook raises ends the stream with that exception.
 
-        Every failed attempt and every reconnect is also logged at WARNING on the ``fastsse``
-        logger. Wrong types raise TypeError, wrong values ValueError, here and not later.
+        Every failed attempt and every reconnect is also logged on the ``fastsse`` logger: at
+        WARNING, but for a clean end that reconnects (INFO, unless it is the second attempt in
+        a row that delivered nothing); a URL's password and credential-like query values show
+        as ``[secure]``. Wrong types raise TypeError, wrong values ValueError, here and not
+        later.
         """
         _validate(
             self._client_classes,
@@ -226,7 +236,7 @@ class _StreamBase(Generic[_Client]):
                 f"(name, value) pairs ({error})"
             ) from None
         if client is not None:
-            _transport.warn_if_resending(client, f"{method.upper()} {url}")
+            _transport.warn_if_resending(client, f"{method.upper()} {redact_url(url)}")
         self._machine = StreamMachine(
             url,
             method=method,
@@ -265,7 +275,7 @@ class _StreamBase(Generic[_Client]):
             self._timeout = httpx.Timeout(timeout)
         self._read_timeout = read_timeout
         self._connect_timeout = connect_timeout
-        self._client: _Client | None = client
+        self._client: _Client | None = cast(Any, client)  # httpx2's works as httpx's
         self._owns_client = client is None
         # Events of a received batch not yet handed out one by one: iterating again (after a
         # ``break``) starts with them, so that none is skipped.
@@ -337,6 +347,8 @@ class _StreamBase(Generic[_Client]):
         itself when it ends, whichever way.)"""
         if self._loop is None:
             if self._machine.done or self._machine.closed:
+                if self._machine.error is not None:  # A failed stream stays failed.
+                    raise self._machine.error
                 return None
             self._loop = start()
         loop: _Loop = self._loop
@@ -358,7 +370,7 @@ class _StreamBase(Generic[_Client]):
     def _busy(self, reader: str) -> RuntimeError:
         machine = self._machine
         return RuntimeError(
-            f"the stream from {machine.method} {machine.url} is already being iterated by "
+            f"the stream from {machine.method} {machine.shown_url} is already being iterated by "
             f"another {reader}: a stream has one reader at a time (fastsse.Consumer hands its "
             "events to several workers)"
         )
@@ -374,7 +386,7 @@ class _StreamBase(Generic[_Client]):
         return batch
 
 
-class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
+class AsyncEventStream(_StreamBase[httpx.AsyncClient, AsyncClient]):
     """An async Server-Sent Events stream that reconnects and resumes.
 
     ``async with AsyncEventStream(url) as stream: async for event in stream: ...``
@@ -601,8 +613,11 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                             if events:
                                 self._batch = events
                                 yield events
-                            if machine.has_deferred_work:
-                                machine.raise_deferred()
+                            while machine.has_deferred_work:  # Comments: in wire order.
+                                events = machine.next_segment()
+                                if events:
+                                    self._batch = events
+                                    yield events
                         machine.ended()
                     elif verdict is Verdict.PREVIEW:
                         machine.refused(await self._cancellable(aread_preview(response)))
@@ -625,7 +640,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
                 await self._release()
 
 
-class EventStream(_StreamBase[httpx.Client]):
+class EventStream(_StreamBase[httpx.Client, SyncClient]):
     """A synchronous Server-Sent Events stream that reconnects and resumes.
 
     ``with EventStream(url) as stream: for event in stream: ...``
@@ -794,8 +809,10 @@ class EventStream(_StreamBase[httpx.Client]):
                             events = machine.feed(chunk)
                             if events:
                                 yield events
-                            if machine.has_deferred_work:
-                                machine.raise_deferred()
+                            while machine.has_deferred_work:  # Comments: in wire order.
+                                events = machine.next_segment()
+                                if events:
+                                    yield events
                         machine.ended()
                     elif verdict is Verdict.PREVIEW:
                         machine.refused(read_preview(response))
@@ -835,6 +852,8 @@ class _EventBatches:
         if loop is not None and not stream._backlog:
             return loop.__anext__()  # Once per chunk: the rest is rare.
         if stream._machine.closed:
+            if stream._machine.error is not None:  # A failed stream stays failed.
+                raise stream._machine.error
             raise StopAsyncIteration
         if stream._backlog:
             batch = stream._batch = stream._take_backlog()
@@ -870,7 +889,8 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
     try:
         httpx.URL(url)
     except httpx.InvalidURL as error:
-        raise ValueError(f"url {url!r} is not a valid URL: {error}") from None
+        shown = redact(str(error), url)  # A URL's secrets never in a message.
+        raise ValueError(f"url {redact_url(url)!r} is not a valid URL: {shown}") from None
     client = options["client"]
     if client is not None and not accepts(client, client_classes):
         names = " or ".join(f"{c.__module__}.{c.__qualname__}" for c in client_classes)

@@ -18,13 +18,12 @@ from typing import Any
 
 import httpx
 
-#: No bytes for this long means the connection is dead. Generous, so that a feed that is
-#: quiet for minutes (with sparse heartbeats) survives; httpx's own 5 s would kill it.
-DEFAULT_READ_TIMEOUT = 300.0
+from fastsse.protocol import DEFAULT_READ_TIMEOUT
+
 #: The connect (and write and pool) timeout of the client a stream makes for itself.
 DEFAULT_CONNECT_TIMEOUT = 30.0
 
-__all__ = ["async_client", "fast_transport_installed", "warn_if_resending"]
+__all__ = ["DEFAULT_READ_TIMEOUT", "async_client", "fast_transport_installed", "warn_if_resending"]
 
 logger = logging.getLogger("fastsse")
 #: The clients warn_if_resending() has warned about: once each.
@@ -37,9 +36,11 @@ def async_client(**httpx_kwargs: Any) -> httpx.AsyncClient:
 
     Takes ``httpx.AsyncClient``'s keyword arguments. Unless ``timeout`` is given, a read may
     wait as long as a stream's default ``read_timeout`` (a quiet feed is not a dead one) and
-    connecting may take ``connect_timeout``. On httpx-aiohttp's transport a request that fails
-    is never sent a second time behind the caller's back (aiohttp re-sends a GET once when the
-    server hangs up before answering), so a stream's backoff paces every attempt.
+    connecting may take ``connect_timeout``. Redirects are followed unless
+    ``follow_redirects=False``, as by the client a stream makes for itself. On httpx-aiohttp's
+    transport a request that fails is never sent a second time behind the caller's back
+    (aiohttp re-sends a GET once when the server hangs up before answering), so a stream's
+    backoff paces every attempt.
     """
     _stream_defaults(httpx_kwargs)
     if "transport" in httpx_kwargs or not fast_transport_installed() or _on_trio():
@@ -101,6 +102,8 @@ def _stream_defaults(httpx_kwargs: dict[str, Any]) -> None:
     CA bundle, which costs ~50 ms and ~900 KiB per client, and a process with a thousand
     streams that each own a client would pay it a thousand times."""
     httpx_kwargs.setdefault("timeout", _stream_timeout())
+    # One default, whether the stream makes its client or the caller passes one of ours.
+    httpx_kwargs.setdefault("follow_redirects", True)
     if not {"verify", "cert", "trust_env"} & httpx_kwargs.keys():
         httpx_kwargs["verify"] = _shared_ssl_context()
 
