@@ -132,7 +132,9 @@ def test_the_build_targets_show_the_build_progress(target: str) -> None:
     done = make("--dry-run", target)
     assert done.returncode == 0, done.stderr
     install = [
-        line for line in done.stdout.splitlines() if " -m pip " in line and "install" in line
+        line
+        for line in done.stdout.splitlines()
+        if " -m pip " in line and "install" in line and "--upgrade" not in line
     ]
     assert len(install) == 1
     assert " install -v " in install[0]
