@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from fastsse.redis.checkpoint import RedisCheckpoint
 from fastsse.redis.relay import Relay, RelayStats, checkpoint_key, lease_key
-from fastsse.redis.worker import RedisStreamConsumer
+from fastsse.redis.worker import HandlerTimeoutError, RedisStreamConsumer, RedisWorkerStats
 
 __all__ = [
+    "HandlerTimeoutError",
     "RedisCheckpoint",
     "RedisStreamConsumer",
+    "RedisWorkerStats",
     "Relay",
     "RelayStats",
     "checkpoint_key",
