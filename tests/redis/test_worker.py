@@ -226,18 +226,25 @@ def test_an_entry_that_kills_its_worker_is_dead_lettered_and_the_rest_handled(
         text = log.read_text() if log.exists() else ""
         return [int(line.split()[1]) for line in text.splitlines() if line.startswith(word)]
 
-    # Workers that die on entry 7, one after another, each with 4 handlers: the first reads it
-    # with others (8 among them), the next claims it and dies again.
-    for attempt in range(1, most + 1):
+    # Workers that die on entry 7, one after another: the first with 4 entries read ahead
+    # (8-11, never started), the next claiming 7 (and only 7: one handler).
+    for attempt, (workers, read_ahead) in enumerate([(1, 4), (1, 0)], 1):
         args = [redis_server.url, KEY, f"k{attempt}", str(log), str(poison), str(most)]
         process = subprocess.Popen(
-            [sys.executable, poison_worker.__file__, *args, str(claim_idle), "4"], env=ENV
-        )
+            [sys.executable, poison_worker.__file__, *args, str(claim_idle), str(workers),
+             str(read_ahead)],
+            env=ENV,
+        )  # fmt: skip
         try:
             assert process.wait(TIMEOUT) == 3  # died in the handler of 7
         finally:
             process.kill()
         assert lines("start").count(poison) == attempt
+        waiting = [int(row["times_delivered"]) for row in client.xpending_range(
+            KEY, "workers", "-", "+", 100)]  # fmt: skip
+        # 7, and the entries read ahead with it that no handler started: delivered once.
+        assert waiting == [attempt] + [1] * (len(waiting) - 1)
+        assert len(waiting) > 1
     assert poison not in lines("done")
 
     # A healthy worker: 7 was delivered max_deliveries times, so it is dead-lettered; every

@@ -1,9 +1,9 @@
-"""A worker process for test_worker's poison test: ``python this.py REDIS_URL STREAM CONSUMER
-LOG DIE_ON MAX_DELIVERIES CLAIM_IDLE WORKERS``. Its handler logs ``start ID`` and ``done ID``
-(one write() each, kept by the kernel when the process dies) and ends the process at once
-(``os._exit``, as a crash in native code would) on the event whose id is DIE_ON, once every
-other handler call it made has ended and been acknowledged (so that what stays pending is 7
-and the entries no handler started, whatever the timing)."""
+"""A worker process for test_worker's poison test: ``python this.py REDIS_URL STREAM
+CONSUMER LOG DIE_ON MAX_DELIVERIES CLAIM_IDLE WORKERS QUEUE_SIZE``. Its handler logs
+``start ID`` and ``done ID`` (one write() each, kept by the kernel when the process dies) and
+ends the process at once (``os._exit``, as a crash in native code would) on the event whose
+id is DIE_ON, once every other handler call it made has ended and been acknowledged (so that
+what stays pending is DIE_ON and the entries read ahead, whatever the timing)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,15 @@ from fastsse.redis import RedisStreamConsumer
 
 
 async def main(
-    url: str, stream: str, consumer: str, log: str, die_on: str, most: str, idle: str, workers: str
+    url: str,
+    stream: str,
+    consumer: str,
+    log: str,
+    die_on: str,
+    most: str,
+    idle: str,
+    workers: str,
+    queue_size: str,
 ) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
@@ -41,9 +49,10 @@ async def main(
         workers=int(workers),
         claim_idle=float(idle),
         max_deliveries=int(most),
+        queue_size=int(queue_size),
     )
     await worker.run()
 
 
 if __name__ == "__main__":
-    anyio.run(main, *sys.argv[1:9])
+    anyio.run(main, *sys.argv[1:10])
