@@ -384,6 +384,33 @@ async def test_workers_handle_every_entry_once_and_acknowledge_it(
 
 
 @pytest.mark.anyio
+async def test_stop_finishes_in_flight_handlers_and_acknowledges_them(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    add_entries(client, range(1, 9))
+    started, release = anyio.Event(), anyio.Event()
+    finished: list[str] = []
+
+    async def handle(event: Event) -> None:
+        started.set()
+        await release.wait()
+        finished.append(event.id)
+
+    worker = RedisStreamConsumer(
+        handle, redis=redis_server.url, stream=KEY, group="g", consumer="c1", workers=2
+    )
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(worker.run)
+        with anyio.fail_after(TIMEOUT):
+            await started.wait()
+        worker.stop()
+        assert client.xpending(KEY, "g")["pending"] == 8  # delivered, nothing acknowledged
+        release.set()
+    assert sorted(finished, key=int) == [str(i) for i in range(1, 9)]
+    assert client.xpending(KEY, "g")["pending"] == 0
+
+
+@pytest.mark.anyio
 async def test_a_failing_handler_is_reported_and_its_entry_acknowledged(
     redis_server: RedisServer, client: redis.Redis
 ) -> None:

@@ -8,10 +8,10 @@ finished stays pending and is claimed by a live worker once it has been idle ``c
 seconds. A task of its own, never held up by the handlers or the reader, keeps the entries a
 worker holds fresh (XCLAIM JUSTID), so no live worker's entries are ever claimed.
 
-A worker takes an entry from Redis only when one of its handlers is free to start it (plus
-``queue_size`` new entries read ahead), so an entry's delivery count in the group's pending
-list counts the times it reached a handler: past ``max_deliveries`` it goes to the
-dead-letter stream instead.
+An entry delivered before (claimed, or this consumer's own after a restart) is taken alone,
+when a handler is free to start it, so that an entry's delivery count in the group's pending
+list counts the times it reached a handler (a new entry read ahead into the queue when the
+process dies counts one more): past ``max_deliveries`` it goes to the dead-letter stream.
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ class RedisStreamConsumer:
     """Handle the entries of the Redis Stream ``stream`` as the member ``consumer`` of the
     consumer group ``group`` (created, from the stream's first entry, if missing).
 
-    ``handler``, ``workers`` and ``on_error`` are those of :class:`fastsse.Consumer`. Every
+    ``handler``, ``workers``, ``queue_size`` and ``on_error`` are those of
+    :class:`fastsse.Consumer` (the queue holds entries read ahead of the handlers). Every
     entry is handled at least once while any worker of the group lives: at start this worker
     first handles what it had been given and not acknowledged (a restart under the same
     ``consumer`` name), and entries left pending by another consumer for ``claim_idle``
@@ -116,9 +117,13 @@ class RedisStreamConsumer:
     acknowledged, so that it is delivered again. An entry delivered ``max_deliveries`` times
     without being acknowledged (its handler hung or killed the process) is moved to the
     stream ``dead_letter`` (default ``f"{stream}:dead"``) with its fields plus ``source-id``
-    (its ID) and ``deliveries``, and acknowledged, with a WARNING. Entries are taken only when
-    a handler is free to start them, plus ``queue_size`` new entries read ahead (default 0):
-    an entry read ahead when the process dies counts one delivery it did not have.
+    (its ID) and ``deliveries``, and acknowledged, with a WARNING. An entry delivered before is
+    taken alone, when a handler is free to start it, so entries that only came with a poison
+    entry are not dead-lettered with it. Only a new entry's first delivery can be read ahead
+    (into the queue of ``queue_size`` entries, default 256) and so count without a handler's
+    attempt: an entry goes to the dead-letter stream after at least ``max_deliveries - 1``
+    attempts, or exactly ``max_deliveries`` with ``queue_size=0`` (an entry is read only when
+    a handler is free for it).
 
     Consumers of the group idle ``forget_idle_consumers_after`` seconds (default a day) with
     nothing pending are removed from it (None: never). Entries trimmed from the stream before
@@ -138,7 +143,7 @@ class RedisStreamConsumer:
         consumer: str,
         workers: int = 4,
         claim_idle: float = 30.0,
-        queue_size: int = 0,
+        queue_size: int = 256,
         on_error: ErrorHandler | None = None,
         max_deliveries: int = 5,
         dead_letter: str | None = None,
@@ -312,9 +317,10 @@ class RedisStreamConsumer:
         own_done = False  # what this consumer name was given before and never acknowledged
         failures = 0
         while True:
-            # Taken only when there is room: entries never wait in a queue where their
-            # delivery (counted by Redis) is not a handler's attempt.
-            while self._free_handlers() + self._read_ahead <= 0:
+            claiming = not own_done or time.monotonic() >= next_claim
+            # An entry delivered before waits for a free handler (and reading stops meanwhile,
+            # so claims are not put off by a backlog); a new entry for room in the queue.
+            while self._free_handlers() + (0 if claiming else self._read_ahead) <= 0:
                 self._room_made = anyio.Event()
                 await self._room_made.wait()
             free = self._free_handlers()
@@ -322,10 +328,10 @@ class RedisStreamConsumer:
                 entries: list[Any] = []
                 # Entries delivered before are taken one at a time, each as a handler is free
                 # for it: if it kills the process, no other entry was delivered with it.
-                if free > 0 and not own_done:
+                if not own_done:
                     entries = await self._take_pending(own=True)
                     own_done = not entries
-                elif free > 0 and time.monotonic() >= next_claim:
+                elif claiming:
                     entries = await self._take_pending(own=False)
                     if entries:
                         self._stats.claimed += 1
@@ -596,7 +602,8 @@ class RedisStreamConsumer:
     def _settled_one(self, seq: int, event: Event) -> None:
         entry_id = self._entries.pop(id(event))
         if self._timed_out and id(event) in self._timed_out:
-            # Not acknowledged, no longer kept fresh: claimed again after claim_idle.
+            # Not acknowledged, no longer kept fresh: claimed again after claim_idle, so
+            # that it counts one more delivery.
             self._timed_out.discard(id(event))
             self._held.discard(entry_id)
         else:
