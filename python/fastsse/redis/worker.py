@@ -196,7 +196,7 @@ class RedisStreamConsumer:
             _Source(self._batches),
             handler if handler_timeout is None else self._timed,
             workers=workers,
-            # Never full: entries are read only when there is room (see _room()).
+            # Never full: entries are read only when there is room (see _batches()).
             queue_size=workers + queue_size,
             overflow="block",
             on_error=on_error,
