@@ -400,6 +400,26 @@ async def test_entries_trimmed_before_the_group_read_them_are_counted_and_report
 
 
 @pytest.mark.anyio
+async def test_entries_missed_behind_the_groups_position_are_told_from_its_backlog(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    client.xgroup_create(KEY, "g", id="0", mkstream=True, entries_read=0)
+    add_entries(client, range(1, 13))
+    client.xreadgroup("g", "x", {KEY: ">"}, count=2)  # 1-2 read
+    client.xtrim(KEY, maxlen=4, approximate=False)  # 3-8 gone unread
+    client.xreadgroup("g", "x", {KEY: ">"}, count=1)  # 9 read: 10-12 are the backlog
+    assert client.xinfo_groups(KEY)[0]["lag"] == 9  # 6 missed + 3 waiting
+    worker = RedisStreamConsumer(
+        lambda event: None, redis=redis_server.url, stream=KEY, group="g", consumer="c1"
+    )
+    try:
+        await worker._count_missed()
+    finally:
+        await worker._client.aclose()
+    assert worker.stats.missed == 6
+
+
+@pytest.mark.anyio
 async def test_a_group_whose_lag_redis_cannot_tell_reports_nothing_missed(
     redis_server: RedisServer, client: redis.Redis
 ) -> None:
