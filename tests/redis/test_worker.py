@@ -134,6 +134,42 @@ async def test_live_workers_never_handle_an_entry_twice_however_slow_the_handler
     assert pending(client) == 0
 
 
+@pytest.mark.anyio
+async def test_entries_claimed_from_a_stalled_worker_are_not_taken_back(
+    redis_server: RedisServer, client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="fastsse.redis")
+    add_entries(client, range(1, 3))
+    release = anyio.Event()
+
+    async def handle(event: Event) -> None:
+        await release.wait()
+
+    worker = RedisStreamConsumer(
+        handle, redis=redis_server.url, stream=KEY, group="g", consumer="a", claim_idle=0.3
+    )
+
+    def owners() -> dict[bytes, bytes]:
+        return {row["message_id"]: row["consumer"] for row in client.xpending_range(
+            KEY, "g", "-", "+", 10)}  # fmt: skip
+
+    async def steal() -> None:
+        await await_until(lambda: worker.stats.in_flight == 2, "a to hold 1 and 2")
+        first = next(iter(owners()))
+        # What a worker that took a stalled one's entry after claim_idle does.
+        client.xclaim(KEY, "g", "thief", 0, [first], justid=True)
+        await await_until(
+            lambda: any("claimed by another consumer" in r.getMessage() for r in caplog.records),
+            "a to see it",
+        )
+        assert list(owners().values()) == [b"thief", b"a"]  # not taken back
+        release.set()
+
+    with anyio.fail_after(TIMEOUT):
+        await running(worker, steal)
+    assert pending(client) == 0  # a acknowledged both once handled
+
+
 # -- 2, 3. a lost group; Redis errors' messages -----------------------------------------------
 
 

@@ -53,6 +53,26 @@ _MAX_BACKLOG_COUNTED = 1000
 #: Pending entries looked at per XPENDING while claiming.
 _PENDING_PAGE = 64
 
+#: Resets the idle time of the entries ARGV[3...] of group ARGV[1] that consumer ARGV[2]
+#: still holds (XCLAIM JUSTID keeps their delivery count); returns those that another consumer
+#: holds now, which are not taken back. Atomic, so that a claim cannot slip in between.
+_KEEP_FRESH = """
+local ours, lost = {}, {}
+for i = 3, #ARGV do
+    local row = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)[1]
+    if row then
+        if row[2] == ARGV[2] then ours[#ours + 1] = ARGV[i] else lost[#lost + 1] = ARGV[i] end
+    end
+end
+if #ours > 0 then
+    ours[#ours + 1] = 'JUSTID'
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(ours))
+end
+return lost
+"""
+#: Entries per call of _KEEP_FRESH (Lua's unpack() takes a few thousand at most).
+_FRESH_PER_CALL = 1000
+
 #: Removes, in one atomic step, the consumers of a group (other than ARGV[2]) that have
 #: nothing pending and have been idle ARGV[3] ms or more; returns their names. Atomic so
 #: that a consumer given an entry between the look and the removal keeps it.
@@ -508,13 +528,18 @@ class RedisStreamConsumer:
         that no live worker claims them. A task of its own: neither a full queue nor a slow
         handler holds it up."""
         every = self.claim_idle / 3
+        script = self._client.register_script(_KEEP_FRESH)
         while True:
             await anyio.sleep(every)
             held: list[Any] = list(self._held)
-            if not held:
-                continue
             try:
-                await self._client.xclaim(self.stream, self.group, self.name, 0, held, justid=True)
+                for start in range(0, len(held), _FRESH_PER_CALL):
+                    lost: Any = await script(
+                        keys=[self.stream],
+                        args=[self.group, self.name, *held[start : start + _FRESH_PER_CALL]],
+                    )
+                    if lost:
+                        self._lost(lost)
             except self._errors as error:
                 logger.warning(
                     "could not keep %d held entries fresh (%s); trying again in %.2f s",
@@ -522,6 +547,19 @@ class RedisStreamConsumer:
                     _says(error),
                     every,
                 )
+
+    def _lost(self, lost: Sequence[bytes]) -> None:
+        """Entries we hold that another consumer claimed: this worker was unresponsive for
+        ``claim_idle``. Not taken back (that one handles them too); no longer kept fresh."""
+        self._held.difference_update(lost)
+        logger.warning(
+            "%d entries this worker holds were claimed by another consumer (%s...): this "
+            "worker did not keep them fresh for claim_idle=%.1f s (its event loop stalled?), "
+            "so they are handled twice",
+            len(lost),
+            text(lost[0]),
+            self.claim_idle,
+        )
 
     async def _housekeeping(self) -> None:
         """Forget long-idle consumers; count entries trimmed before the group read them."""
