@@ -336,11 +336,15 @@ class RedisStreamConsumer:
         next_claim = 0.0
         own_done = False  # what this consumer name was given before and never acknowledged
         failures = 0
+        resume_at = max(1, (self._workers + self._read_ahead) // 4)
         while True:
             claiming = not own_done or time.monotonic() >= next_claim
             # An entry delivered before waits for a free handler (and reading stops meanwhile,
-            # so claims are not put off by a backlog); a new entry for room in the queue.
-            while self._free_handlers() + (0 if claiming else self._read_ahead) <= 0:
+            # so claims are not put off by a backlog); new entries for a quarter of the queue
+            # to be free: one read of many entries, not one per handler call.
+            while self._free_handlers() + (0 if claiming else self._read_ahead) < (
+                1 if claiming else resume_at
+            ):
                 self._room_made = anyio.Event()
                 await self._room_made.wait()
             free = self._free_handlers()
