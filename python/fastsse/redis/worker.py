@@ -336,6 +336,7 @@ class RedisStreamConsumer:
         next_claim = 0.0
         own_done = False  # what this consumer name was given before and never acknowledged
         failures = 0
+        regrouped = False  # the group was lost and created again since the last success
         resume_at = max(1, (self._workers + self._read_ahead) // 4)
         while True:
             claiming = not own_done or time.monotonic() >= next_claim
@@ -369,12 +370,16 @@ class RedisStreamConsumer:
                 if not entries and own_done:
                     entries = await self._read(free + self._read_ahead, block)
                 failures = 0
+                regrouped = False
             except self._response_error as error:
-                if str(error).startswith("NOGROUP"):
+                failures += 1
+                if not str(error).startswith("NOGROUP"):
+                    await self._retry_later(failures, error)
+                elif regrouped:  # created again, and lost again at once: not in a tight loop
                     await self._retry_later(failures, error, self._group_lost)
                 else:
-                    failures += 1
-                    await self._retry_later(failures, error)
+                    await self._retry_later(0, error, self._group_lost)
+                    regrouped = True
                 continue
             except self._errors as error:
                 failures += 1
@@ -392,9 +397,10 @@ class RedisStreamConsumer:
         if repair is not None:
             try:
                 await repair(error)
-                return
+                if not failures:
+                    return
             except self._errors as failure:
-                error, failures = failure, failures + 1
+                error, failures = failure, max(1, failures)
         delay = min(2.0, 0.05 * 2**failures)
         logger.warning("Redis failed (%s); reading again in %.2f s", _says(error), delay)
         await anyio.sleep(delay)
