@@ -18,13 +18,15 @@ from fastsse.redis.relay import (
     checkpoint_key,
     lease_key,
 )
-from fastsse.redis.worker import RedisStreamConsumer
+from fastsse.redis.worker import HandlerTimeoutError, RedisStreamConsumer, RedisWorkerStats
 
 __all__ = [
     "CheckpointBackwardsError",
     "FeedWithoutIdsError",
+    "HandlerTimeoutError",
     "RedisCheckpoint",
     "RedisStreamConsumer",
+    "RedisWorkerStats",
     "Relay",
     "RelayError",
     "RelayStats",

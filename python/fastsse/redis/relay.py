@@ -75,7 +75,7 @@ class CheckpointBackwardsError(RelayError):
     before it are appended, nothing after."""
 
 
-def _hash_tag(stream: str) -> str:
+def hash_tag(stream: str) -> str:
     """The part of the key names that places them in ``stream``'s hash slot."""
     opening = stream.find("{")
     if opening != -1:
@@ -93,13 +93,13 @@ def _hash_tag(stream: str) -> str:
 def lease_key(stream: str) -> str:
     """The key of the relay's lease for ``stream``: ``{stream}:lease`` (``stream:lease``
     when the name has a hash tag already), in the stream's hash slot."""
-    return f"{_hash_tag(stream)}:lease"
+    return f"{hash_tag(stream)}:lease"
 
 
 def checkpoint_key(stream: str) -> str:
     """The key of the relay's checkpoint for ``stream``: ``{stream}:last-event-id``
     (``stream:last-event-id`` when the name has a hash tag already), in its hash slot."""
-    return f"{_hash_tag(stream)}:last-event-id"
+    return f"{hash_tag(stream)}:last-event-id"
 
 
 def _legacy_checkpoint_key(stream: str) -> str:
