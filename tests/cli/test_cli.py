@@ -77,7 +77,9 @@ def test_the_cli_loads_the_demo_and_bench_tooling_only_for_their_commands() -> N
 
 def test_an_unknown_corpus_is_refused_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--corpus", "nope"]) == 2
-    assert "no corpus named 'nope' (choose from small, llm, 64k, multiline)" in capsys.readouterr().err
+    assert (
+        "no corpus named 'nope' (choose from small, llm, 64k, multiline)" in capsys.readouterr().err
+    )
 
 
 def test_bad_arguments_are_refused_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:

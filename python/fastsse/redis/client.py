@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-INSTALL_HINT = "pip install 'fastsse[redis]'"
+INSTALL_HINT = "pip install redis"
 
 
 def redis_asyncio() -> Any:
