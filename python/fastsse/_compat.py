@@ -55,6 +55,96 @@ class _AsyncClient(Protocol[ResponseT_co]):
     def stream(self) -> Callable[..., AbstractAsyncContextManager[ResponseT_co]]: ...
 
 
+class _BlockParser:
+    """A ``Parser`` whose ``feed()`` also reports, as an empty-data event, a block that sets
+    ``id:`` or ``retry:`` without data, as httpx-sse and httpx2 do (the spec dispatches nothing
+    for it; fastsse's own streams follow the spec). Clients rely on it: the MCP SDK resumes
+    from the id of a server's priming block (``id: evt-1``, ``retry: 0``, no data) and takes
+    its reconnect delay from ``sse.retry``. Lone ``event:`` blocks and comment-only
+    heartbeats stay undispatched (httpx-sse's empty events there are phantoms).
+
+    The Rust parser dispatches no such block, so it is seen in what the parser reports: its
+    ``last_event_id`` (set when a block ends) and ``retry`` (set by the line) compared before
+    and after each chunk, against the events the chunk completed; a chunk costs a few
+    attribute reads more, an event nothing. What follows from reading state, not lines:
+
+    - a block that changes the id is reported after the events of its chunk, with that id,
+      when no event of the same chunk follows it (exact when a server flushes each block on its
+      own); followed in its chunk by an event, it is not told apart from that event's own id;
+    - a block that sets ``retry:`` to a new value is reported once it has ended, before the
+      events of the chunk it ended in, with the id before that chunk (never an id the stream
+      had not reached yet), unless it is the chunk's last block and sets an id too (then it is
+      the event above, carrying both);
+    - a block that repeats the current id or retry value is not seen, nor the event type or
+      the comments of a reported block (it is a ``message``).
+    """
+
+    __slots__ = ("_id", "_retry", "_unclaimed", "parser")
+
+    def __init__(self, max_event_size: int | None) -> None:
+        size = sys.maxsize if max_event_size is None else max_event_size
+        self.parser = Parser(max_event_size=size)
+        # The parser's last_event_id and retry after the last chunk (kept here: reading them
+        # from the parser makes new objects).
+        self._id = ""
+        self._retry: int | None = None
+        # parser.retry was set by a line of a block still open at the last chunk's end, and
+        # no event carried it yet.
+        self._unclaimed = False
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        parser = self.parser
+        events = parser.feed(chunk)
+        last_id = parser.last_event_id
+        if (
+            parser.retry == self._retry
+            and not self._unclaimed
+            and last_id == (events[-1].id if events else self._id)
+        ):
+            self._id = last_id
+            return events
+        return self._dataless(chunk, events)
+
+    def _dataless(self, chunk: bytes, events: list[Event]) -> list[Event]:
+        parser = self.parser
+        id_before, self._id = self._id, parser.last_event_id
+        retry_before, self._retry = self._retry, parser.retry
+        retry = parser.retry
+        unclaimed = self._unclaimed
+        if retry != retry_before:
+            # Set in this chunk: claimed by the last event that carries a retry, if any.
+            carried = [event.retry for event in events if event.retry is not None]
+            unclaimed = not carried or carried[-1] != retry
+            # Its block may still be open, and may yet get data: it is when the line comes
+            # after the chunk's last blank line (LF LF, CR CR or LF CR is in every blank line;
+            # a rare path: retry values seldom change).
+            ended = not parser.pending or (bool(events) and b"retry" not in _last_block(chunk))
+        else:
+            # Set by the block open at the last chunk's end: its event, if it had data, is the
+            # first of this chunk and carries it.
+            if events and events[0].retry is not None:
+                unclaimed = False
+            ended = bool(events) or not parser.pending
+        last_id = self._id
+        if last_id != (events[-1].id if events else id_before):
+            # A block without data ended after the chunk's last event: the retry goes with it
+            # (it is the likelier block; were it the open one's, that block's event would
+            # carry it as well).
+            events.append(Event(None, "", last_id, retry if unclaimed else None))
+            unclaimed = False
+        elif unclaimed and ended:
+            events.insert(0, Event(None, "", id_before, retry))
+            unclaimed = False
+        self._unclaimed = unclaimed
+        return events
+
+
+def _last_block(chunk: bytes) -> bytes:
+    """What follows the chunk's last blank line (LF LF, CR CR or LF CR is in every one)."""
+    end = max(chunk.rfind(b"\n\n"), chunk.rfind(b"\r\r"), chunk.rfind(b"\n\r"))
+    return chunk if end < 0 else chunk[end + 2 :]
+
+
 class EventSource(Generic[ResponseT]):
     """The events of one response, as httpx-sse's ``EventSource``; the response is not
     closed here (``connect_sse`` closes it, or its own context manager does).
@@ -86,7 +176,7 @@ class EventSource(Generic[ResponseT]):
     def iter_sse(self) -> Iterator[Event]:
         """The response's events, parsed from its bytes as they arrive."""
         self._check_content_type()
-        feed = Parser(max_event_size=self._max_event_size).feed
+        feed = _BlockParser(self._max_event_size).feed
         for chunk in self._response.iter_bytes():
             try:
                 events = feed(chunk)
@@ -106,7 +196,7 @@ class EventSource(Generic[ResponseT]):
     async def _abatches(self) -> AsyncGenerator[list[Event], None]:
         """The events as lists, one per chunk of the response's bytes."""
         self._check_content_type()
-        feed = Parser(max_event_size=self._max_event_size).feed
+        feed = _BlockParser(self._max_event_size).feed
         chunks = self._response.aiter_bytes()
         try:
             async for chunk in chunks:
