@@ -13,6 +13,7 @@ from fastsse._errors import (
     UnexpectedStatusError,
 )
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event, Parser
+from fastsse._httpx2_compat import sse
 from fastsse._io.stream import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
@@ -79,4 +80,5 @@ __all__ = [
     "aconnect_sse",
     "async_client",
     "connect_sse",
+    "sse",
 ]

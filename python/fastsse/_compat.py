@@ -8,6 +8,8 @@ algorithm where httpx-sse does not (see "Migrating from httpx-sse" in the README
 
 The client may be an ``httpx`` or an ``httpx2`` client (same API); errors raised for an httpx2
 response are also instances of ``httpx2.SSEError``, so either library's ``except`` catches them.
+``EventSource`` also behaves as ``httpx2.EventSource`` when iterated directly; ``fastsse.sse()``
+(``_httpx2_compat``) is the twin of httpx2's ``client.sse()``.
 """
 
 from __future__ import annotations
@@ -145,45 +147,70 @@ def _last_block(chunk: bytes) -> bytes:
     return chunk if end < 0 else chunk[end + 2 :]
 
 
-class EventSource(Generic[ResponseT]):
-    """The events of one response, as httpx-sse's ``EventSource``; the response is not
-    closed here (``connect_sse`` closes it, or its own context manager does).
+#: httpx2's bound on one event, in bytes, when an EventSource is iterated directly.
+HTTPX2_MAX_EVENT_SIZE = 1024 * 1024
 
-    ``max_event_size`` bounds the memory one event may take (httpx-sse has no bound): a larger
-    event is discarded as it arrives and raises ``EventTooLargeError`` once the events before
-    it have been yielded.
+
+class _Default:
+    """The default ``max_event_size``: it depends on the API used (see EventSource)."""
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+_DEFAULT = _Default()
+
+
+def check_max_event_size(max_event_size: object) -> None:
+    """Raises unless ``max_event_size`` is a number of bytes (>= 1) or None."""
+    if max_event_size is None:
+        return
+    if not isinstance(max_event_size, int) or isinstance(max_event_size, bool):
+        raise TypeError(f"max_event_size must be an int or None, got {max_event_size!r}")
+    if max_event_size < 1:
+        raise ValueError(f"max_event_size must be at least 1 byte, got {max_event_size}")
+
+
+class EventSource(Generic[ResponseT]):
+    """The events of one response, as httpx-sse's ``EventSource`` and as httpx2's; the
+    response is not closed here (``connect_sse`` / ``sse`` close it, or its own context
+    manager does). Two APIs, one parser (Rust):
+
+    - httpx-sse's: ``iter_sse()`` / ``aiter_sse()``. A response that is not
+      ``text/event-stream`` raises ``SSEError`` with httpx-sse's message; an event over
+      ``max_event_size`` (default 16 MiB; httpx-sse has no bound) raises
+      ``EventTooLargeError`` once the events before it have been yielded.
+    - httpx2's: iterate the EventSource itself (``for`` / ``async for``), as
+      ``httpx2.EventSource``. The content type is checked as httpx2 does, an event over
+      ``max_event_size`` (default httpx2's 1 MiB) raises ``SSEError`` with httpx2's message.
+
+    ``max_event_size=None`` sets no bound. ``SSEError`` is an ``httpx.TransportError``; for an
+    httpx2 response it is also an ``httpx2.SSEError``, so either library's ``except`` catches
+    it. Both APIs dispatch a block that sets ``id:`` or ``retry:`` without data as an
+    empty-data event, as both libraries do (see ``_BlockParser``).
     """
 
-    def __init__(self, response: ResponseT, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE):
+    def __init__(
+        self, response: ResponseT, *, max_event_size: int | _Default | None = _DEFAULT
+    ) -> None:
+        if not isinstance(max_event_size, _Default):
+            check_max_event_size(max_event_size)
         self._response = response
         self._max_event_size = max_event_size
+
+    def _size(self, default: int) -> int | None:
+        size = self._max_event_size
+        return default if isinstance(size, _Default) else size
 
     @property
     def response(self) -> ResponseT:
         return self._response
 
-    def _check_content_type(self) -> None:
-        # httpx-sse's test, case-insensitive as media types are (RFC 9110): it accepts every
-        # value httpx-sse accepts, and "Text/Event-Stream" too.
-        content_type = self._response.headers.get("content-type", "").partition(";")[0]
-        if "text/event-stream" not in content_type.lower():
-            raise _sse_error(
-                "Expected response header Content-Type to contain 'text/event-stream', "
-                f"got {content_type!r}",
-                self._response,
-            )
+    # -- httpx-sse's API -------------------------------------------------------------------------
 
     def iter_sse(self) -> Iterator[Event]:
         """The response's events, parsed from its bytes as they arrive."""
-        self._check_content_type()
-        feed = _BlockParser(self._max_event_size).feed
-        for chunk in self._response.iter_bytes():
-            try:
-                events = feed(chunk)
-            except EventTooLargeError as error:
-                yield from error.events
-                raise
-            yield from events
+        return self._events(httpx2=False)
 
     def aiter_sse(self) -> BatchIterator[Event]:
         """The response's events, parsed from its bytes as they arrive.
@@ -191,12 +218,67 @@ class EventSource(Generic[ResponseT]):
         An async iterator with ``aclose()`` (which closes the response's byte iterator), like
         httpx-sse's async generator; each event of a chunk is handed out without suspending
         (see ``BatchIterator``), which an async generator's per-event step would cost."""
-        return BatchIterator(self._abatches())
+        return BatchIterator(self._batches(httpx2=False))
 
-    async def _abatches(self) -> AsyncGenerator[list[Event], None]:
+    # -- httpx2's API: the EventSource iterated directly ---------------------------------------
+
+    def __iter__(self) -> Iterator[Event]:
+        """The response's events (httpx2's ``for sse in EventSource(response)``)."""
+        return self._events(httpx2=True)
+
+    def __aiter__(self) -> BatchIterator[Event]:
+        """The response's events (httpx2's ``async for sse in EventSource(response)``), each
+        event of a chunk handed out without suspending, as ``aiter_sse()``."""
+        return BatchIterator(self._batches(httpx2=True))
+
+    # -- both ----------------------------------------------------------------------------------
+
+    def _feed(self, httpx2: bool) -> Callable[[bytes], list[Event]]:
+        """The parser's feed, once the response is known to be an event stream."""
+        content_type = self._response.headers.get("content-type", "").partition(";")[0]
+        if httpx2:
+            # httpx2's test and message: the media type exactly, whatever its case.
+            content_type = content_type.strip()
+            if content_type.lower() != "text/event-stream":
+                raise _sse_error(
+                    "Expected response with content type 'text/event-stream', got "
+                    f"{content_type!r}.",
+                    self._response,
+                )
+            return _BlockParser(self._size(HTTPX2_MAX_EVENT_SIZE)).feed
+        # httpx-sse's test, case-insensitive as media types are (RFC 9110): it accepts every
+        # value httpx-sse accepts, and "Text/Event-Stream" too.
+        if "text/event-stream" not in content_type.lower():
+            raise _sse_error(
+                "Expected response header Content-Type to contain 'text/event-stream', "
+                f"got {content_type!r}",
+                self._response,
+            )
+        return _BlockParser(self._size(DEFAULT_MAX_EVENT_SIZE)).feed
+
+    def _too_large(self, error: EventTooLargeError, httpx2: bool) -> Exception:
+        if not httpx2:
+            return error
+        return _sse_error(
+            f"Server-sent event exceeded the {error.max_event_size} byte limit.", self._response
+        )
+
+    def _events(self, httpx2: bool) -> Iterator[Event]:
+        feed = self._feed(httpx2)
+        for chunk in self._response.iter_bytes():
+            try:
+                events = feed(chunk)
+            except EventTooLargeError as error:
+                yield from error.events
+                too_large = self._too_large(error, httpx2)
+                if too_large is error:
+                    raise
+                raise too_large from error
+            yield from events
+
+    async def _batches(self, httpx2: bool) -> AsyncGenerator[list[Event], None]:
         """The events as lists, one per chunk of the response's bytes."""
-        self._check_content_type()
-        feed = _BlockParser(self._max_event_size).feed
+        feed = self._feed(httpx2)
         chunks = self._response.aiter_bytes()
         try:
             async for chunk in chunks:
@@ -204,7 +286,10 @@ class EventSource(Generic[ResponseT]):
                     events = feed(chunk)
                 except EventTooLargeError as error:
                     yield error.events
-                    raise
+                    too_large = self._too_large(error, httpx2)
+                    if too_large is error:
+                        raise
+                    raise too_large from error
                 yield events
         finally:
             aclose = getattr(chunks, "aclose", None)

@@ -128,6 +128,15 @@ def test_migration_example_runs_on_fastsse() -> None:
     assert out == "message 1  None\ntick 2 7 None\n"
 
 
+def test_httpx2_migration_example_runs_on_fastsse() -> None:
+    pytest.importorskip("httpx2")  # Python >= 3.11
+    block = readme_block("fastsse.sse(client,")
+    server_body = [event("1"), b"id: 7\nretry: 50\n\n", event("2", event="tick")]
+    with SSEServer(Response(body=server_body)) as server:
+        out = run_readme_block(block, "http://localhost:8000/sse", server.url)
+    assert out == "message 1  None\nmessage  7 50\ntick 2 7 None\n"
+
+
 def test_openai_example_streams_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-readme")
     body = (FIXTURES / "openai_chat.sse").read_bytes()
