@@ -208,6 +208,11 @@ _CLI_WORDS = [
     (re.compile(r"\((connect|read)_timeout\)"), "(--timeout)"),
     (re.compile(r"\breconnect=False\b"), "--no-reconnect"),
     (re.compile(r" \(pass a larger max_event_size=[^)]*\)"), ""),
+    (re.compile(r"; the \d+ events? this chunk completed (are|is) in \.events"), ""),
+    (
+        re.compile(r"\bexceeded max_event_size \((\d+) bytes\)"),
+        r"exceeded tail's limit of \1 bytes",
+    ),
 ]
 _RECONNECT_ADVICE = re.compile(r" \(pass reconnect=True[^)]*\)")
 

@@ -367,6 +367,18 @@ def test_a_reconnect_after_a_clean_end_is_told_in_tail_s_options() -> None:
     assert not PYTHON_KEYWORD.search(line), line
 
 
+def test_an_event_over_the_size_limit_is_told_without_python_s_words() -> None:
+    big = b"data: " + b"x" * (17 * 1024 * 1024) + b"\n\n"  # over fastsse's 16 MiB
+    with SSEServer(Response(body=[event("small"), big])) as server:
+        done = run("tail", server.url)
+    assert done.returncode == 1
+    assert done.stdout == "small\n"
+    assert done.stderr.count("\n") == 1
+    assert "an event exceeded tail's limit of 16777216 bytes" in done.stderr
+    assert ".events" not in done.stderr
+    assert not PYTHON_KEYWORD.search(done.stderr), done.stderr
+
+
 def test_raw_is_documented_as_what_it_prints() -> None:
     done = run("tail", "--help")
     assert done.returncode == 0
