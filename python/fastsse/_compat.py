@@ -191,7 +191,7 @@ class EventSource(Generic[ResponseT]):
     """
 
     def __init__(
-        self, response: ResponseT, *, max_event_size: int | _Default | None = _DEFAULT
+        self, response: ResponseT, max_event_size: int | _Default | None = _DEFAULT
     ) -> None:
         if not isinstance(max_event_size, _Default):
             check_max_event_size(max_event_size)

@@ -172,6 +172,20 @@ def test_max_event_size_none_or_larger_lets_it_through(kind: str, limit: int | N
         assert [(len(data), data[:1]) for _, data, *_ in events] == [(1536 * 1024, "x"), (5, "a")]
 
 
+@pytest.mark.parametrize("event_source", [fastsse.EventSource, httpx2.EventSource])
+def test_max_event_size_is_also_the_second_argument(event_source: Any) -> None:
+    with (
+        SSEServer(Response(body=[event("ok"), event("y" * 200)])) as server,
+        httpx2.Client() as client,
+        client.stream("GET", server.url) as response,
+    ):
+        source = event_source(response, 100)
+        seen = []
+        with pytest.raises(httpx2.SSEError, match="exceeded the 100 byte limit"):
+            seen.extend(sse.data for sse in source)
+    assert seen == ["ok"]
+
+
 def test_a_smaller_max_event_size_is_honoured() -> None:
     results = outcomes("sync", Response(body=[event("ok"), event("y" * 200)]), max_event_size=100)
     for name, (events, error) in results.items():
