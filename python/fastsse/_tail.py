@@ -156,7 +156,7 @@ def _describe(error: BaseException, options: TailOptions, method: str) -> str:
         text = text.partition("; it does not reconnect")[0]
     elif isinstance(error, httpx.HTTPError) and not isinstance(error, FastSSEError):
         text = f"{type(error).__name__}: {text}"
-    response = getattr(error, "response", None)
+    response = getattr(error, "response", None) if isinstance(error, FastSSEError) else None
     if response is not None:
         advice = _advice(response)  # The stream's advice, in keywords: said in options instead.
         if advice and advice in text:
