@@ -5,10 +5,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# -v shows maturin's and cargo's progress (`Compiling pyo3 ...`) during the Rust build, which
-# pip otherwise hides for a minute or more.
 PIP := $(PY) -m pip --disable-pip-version-check
-BUILD_PIP := $(PIP) install -v
+# The Rust build takes a minute or more the first time: maturin runs it in the foreground, so
+# cargo's progress (`Compiling pyo3 ...`, and its progress bar on a terminal) shows, and pip,
+# which maturin calls for the Python dependencies, is quiet (PIP_QUIET). Through pip alone the
+# build would be silent unless pip ran with -v, which buries it under pip's own lines.
+# `maturin develop` installs the package editable: the .so is built into python/fastsse/.
+MATURIN := $(PIP) install -q 'maturin>=1.7,<2' && \
+    VIRTUAL_ENV="$(abspath $(VENV))" PIP_QUIET=1 $(PY) -m maturin develop --release
 
 .PHONY: demo test dev check bench venv rust fuzz wheel
 
@@ -38,14 +42,13 @@ rust:
 
 demo: $(PY) rust
 	@echo "installing fastsse into $(VENV) (the Rust build takes a minute or two the first time)"
-	$(BUILD_PIP) '.[aiohttp]'
+	@$(MATURIN) --extras aiohttp
 	$(PY) -m fastsse demo
 
 dev: $(PY) rust
 	@echo "installing fastsse and its dev dependencies into $(VENV) (the Rust build takes a" \
 	    "minute or two the first time)"
-	@$(PIP) install -q --upgrade 'pip>=25.1'  # --group (PEP 735 dependency groups)
-	$(BUILD_PIP) --group dev -e .
+	@$(MATURIN) --group dev
 
 # Every quality gate, then every test: Rust first (fast to fail), then Python.
 test: dev wheel

@@ -15,6 +15,7 @@ from fastsse._errors import (
     UnexpectedStatusError,
 )
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event, Parser
+from fastsse._httpx2_compat import sse
 from fastsse._io.stream import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
@@ -81,6 +82,7 @@ __all__ = [
     "aconnect_sse",
     "async_client",
     "connect_sse",
+    "sse",
 ]
 
 # Tracebacks and reprs name a public class by the path users import it from

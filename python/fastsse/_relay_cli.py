@@ -12,7 +12,7 @@ import anyio
 import httpx
 
 from fastsse._errors import FastSSEError
-from fastsse._tail import _describe
+from fastsse._tail import describe
 from fastsse.protocol import redact
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def _relay_command(args: argparse.Namespace) -> int:
         print(f"fastsse relay: error: {error}", file=sys.stderr)
         return _NO_IDS
     except (FastSSEError, httpx.HTTPError, OSError) as error:
-        print(f"fastsse relay: error: {redact(_describe(error), args.url)}", file=sys.stderr)
+        print(f"fastsse relay: error: {redact(describe(error), args.url)}", file=sys.stderr)
         return 1
     except (ImportError, ValueError) as error:
         print(f"fastsse relay: {redact(str(error), args.url)}", file=sys.stderr)

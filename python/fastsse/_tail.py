@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ from fastsse._errors import FastSSEError, RetriesExhausted, StreamInterruptedErr
 from fastsse._fastsse import Event
 from fastsse._io.stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, EventStream
 from fastsse._policy import Backoff, Retry
-from fastsse.protocol import Fault, redact
+from fastsse.protocol import Fault, ResponseLike, _advice, redact
 
 #: Tries of the very first connection (the first one and its reconnects) before giving up.
 FIRST_CONNECTION_ATTEMPTS = 3
@@ -56,7 +57,7 @@ def run_tail(options: TailOptions, out: TextIO | None = None, err: TextIO | None
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     method = options.method or ("POST" if options.data is not None else "GET")
-    reporter = _ReconnectReporter(err)
+    reporter = _ReconnectReporter(err, options, method)
     try:
         stream = _open(options, method, reporter)
     except (TypeError, ValueError) as error:
@@ -82,7 +83,7 @@ def run_tail(options: TailOptions, out: TextIO | None = None, err: TextIO | None
         os.dup2(devnull, out.fileno())
         return EXIT_OK
     except (FastSSEError, httpx.HTTPError, OSError) as error:
-        err.write(f"{_PREFIX}: error: {redact(_describe(error), options.url)}\n")
+        err.write(f"{_PREFIX}: error: {redact(_describe(error, options, method), options.url)}\n")
         err.flush()
         return EXIT_ERROR
     return EXIT_OK
@@ -146,8 +147,8 @@ def _raw(event: Event) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def _describe(error: BaseException) -> str:
-    """One line: the error in the stream's words, less advice meant for Python callers."""
+def describe(error: BaseException) -> str:
+    """One line for a command's error: the stream's words, without the Python-only remedies."""
     text = str(error) or type(error).__name__
     if isinstance(error, RetriesExhausted):
         text = text.partition(" (Retry(max_attempts=")[0]
@@ -155,7 +156,71 @@ def _describe(error: BaseException) -> str:
         text = text.partition("; it does not reconnect")[0]
     elif isinstance(error, httpx.HTTPError) and not isinstance(error, FastSSEError):
         text = f"{type(error).__name__}: {text}"
-    return " ".join(text.split())
+    return text
+
+
+def _describe(error: BaseException, options: TailOptions, method: str) -> str:
+    """One line: the error in the stream's words, its advice in the command line's."""
+    text = describe(error)
+    response = getattr(error, "response", None) if isinstance(error, FastSSEError) else None
+    if response is not None:
+        advice = _advice(response)  # The stream's advice, in keywords: said in options instead.
+        if advice and advice in text:
+            text = text.replace(advice, _cli_advice(response, options, method))
+    return _cli_words(" ".join(text.split()), options, method)
+
+
+def _retries(options: TailOptions, method: str) -> bool:
+    """Whether tail asks again after a failure: as the stream decides for ``reconnect=None``."""
+    return options.reconnect and method == "GET"
+
+
+def _cli_advice(response: ResponseLike, options: TailOptions, method: str) -> str:
+    """What to do about a status that ends the stream, in tail's options."""
+    status = response.status_code
+    if 300 <= status < 400:
+        return f"; it redirects to {response.headers.get('Location', '')!r}"
+    if status == 407:
+        return "; check the proxy's credentials"
+    if status in (401, 403):
+        return "; check the credentials (-H 'Authorization: ...')"
+    if status in (404, 410):
+        return "; check the URL"
+    if status == 405:
+        return "; check the method (-X METHOD)"
+    if status in (400, 422):
+        return "; check the request's body and headers (-d, -H 'Content-Type: ...')"
+    if status in (408, 429) or status >= 500:
+        if method != "GET":
+            return f"; tail never sends a {method} twice: run it again later"
+        if not options.reconnect:
+            return "; without --no-reconnect, tail retries it"
+    return ""
+
+
+def _cli_words(text: str, options: TailOptions, method: str) -> str:
+    """A stream's message with its keyword arguments said as tail's options."""
+    for python, cli in _CLI_WORDS:
+        text = python.sub(cli, text)
+    if _retries(options, method):
+        return text
+    # Advice to pass reconnect=True: tail never reconnects a POST; a GET reconnects unless
+    # --no-reconnect was given.
+    remedy = "" if method != "GET" else " (without --no-reconnect, tail resumes it)"
+    return _RECONNECT_ADVICE.sub(remedy, text)
+
+
+_CLI_WORDS = [
+    (re.compile(r"\((connect|read)_timeout\)"), "(--timeout)"),
+    (re.compile(r"\breconnect=False\b"), "--no-reconnect"),
+    (re.compile(r" \(pass a larger max_event_size=[^)]*\)"), ""),
+    (re.compile(r"; the \d+ events? this chunk completed (are|is) in \.events"), ""),
+    (
+        re.compile(r"\bexceeded max_event_size \((\d+) bytes\)"),
+        r"exceeded tail's limit of \1 bytes",
+    ),
+]
+_RECONNECT_ADVICE = re.compile(r" \(pass reconnect=True[^)]*\)")
 
 
 class _ReconnectReporter:
@@ -163,14 +228,17 @@ class _ReconnectReporter:
     ``on_fault`` hook); the ``fastsse`` logger is kept quiet meanwhile, so each fault is told
     once, in tail's words."""
 
-    def __init__(self, err: TextIO) -> None:
+    def __init__(self, err: TextIO, options: TailOptions, method: str) -> None:
         self.err = err
+        self.options = options
+        self.method = method
         self.stream: EventStream | None = None
 
     def __call__(self, fault: Fault, delay: float | None) -> None:
         if delay is None:
             return  # The stream ends with this error: run_tail reports it.
-        line = f"{_PREFIX}: {fault.message}; reconnecting in {delay:.2f} s"
+        message = _cli_words(fault.message, self.options, self.method)
+        line = f"{_PREFIX}: {message}; reconnecting in {delay:.2f} s"
         last_event_id = self.stream.last_event_id if self.stream is not None else ""
         if last_event_id:
             line += f", resuming with Last-Event-ID {last_event_id}"

@@ -8,6 +8,7 @@ corpora and prints the comparison as a table; ``fastsse tail URL`` prints a live
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from fastsse import _relay_cli, _tail
@@ -55,12 +56,19 @@ def _demo_command(args: argparse.Namespace) -> int:
 
 
 def _tail_command(args: argparse.Namespace) -> int:
+    try:
+        data = _request_body(args.data)
+    except OSError as error:
+        # One line, as for any usage error of tail's own: no traceback for a mistyped path.
+        reason = error.strerror or str(error)
+        print(f"fastsse tail: error: -d {args.data}: cannot read it: {reason}", file=sys.stderr)
+        return _tail.EXIT_USAGE
     return _tail.run_tail(
         _tail.TailOptions(
             url=args.url,
             headers=args.header,
             method=args.method,
-            data=_request_body(args.data),
+            data=data,
             last_event_id=args.last_event_id,
             json=args.json,
             raw=args.raw,
@@ -89,17 +97,33 @@ def _request_body(data: str | None) -> bytes | None:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    # argparse words a ValueError as "invalid _positive_int value": say what is expected.
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
     return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        return _positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds greater than 0, not {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--min-time",
-        type=_positive_float,
+        type=_seconds,
         help="seconds each timed run lasts at least (default: 0.2; --quick: 0.05)",
     )
     bench.add_argument(
@@ -163,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
         "'message') and id, then its data. GET streams reconnect with Last-Event-ID (said on "
         "stderr); a server never reached is tried "
         f"{_tail.FIRST_CONNECTION_ATTEMPTS} times. Exit status: 0 at the end of the stream or "
-        "after --max-events, 1 on an HTTP or connection error, 130 on Ctrl-C.",
+        "after --max-events, 1 on an HTTP or connection error, 2 on a usage error, 130 on "
+        "Ctrl-C.",
     )
     tail.add_argument("url", metavar="URL")
     tail.add_argument(
@@ -185,14 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--last-event-id", default="", metavar="ID", help="resume after this id")
     shown = tail.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="pretty-print data that is JSON")
-    shown.add_argument("--raw", action="store_true", help="print the fields as received")
+    shown.add_argument(
+        "--raw",
+        action="store_true",
+        help="print each event in the wire format, written again from its fields (event, id, "
+        "retry, data): an id is repeated on the events that inherit it, comments are left out",
+    )
     tail.add_argument("--max-events", type=_positive_int, metavar="N", help="exit after N events")
     tail.add_argument(
         "--no-reconnect", action="store_true", help="exit when the connection ends or fails"
     )
     tail.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=_seconds,
         metavar="SECONDS",
         help="connect timeout, and longest silence before the connection counts as dead "
         "(default: 30 s to connect, 300 s of silence)",
@@ -214,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        # A usage error, as a missing argument is: the commands on stderr, and status 2.
+        parser.print_help(sys.stderr)
+        return 2
     status: int = args.func(args)
     return status

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO
 
 import pytest
@@ -125,7 +127,8 @@ def test_json_pretty_prints_data_that_is_json() -> None:
     assert done.stdout == f"id=1\n{expected}\nid=2 [DONE]\n"
 
 
-def test_raw_prints_the_fields_as_received() -> None:
+def test_raw_prints_each_event_s_fields_in_the_wire_format() -> None:
+    # Written again from the event: the second event inherits id 1 and shows it.
     body = [b"event: tick\nid: 1\nretry: 500\ndata: a\ndata: b\n\n", b"data: plain\n\n"]
     with SSEServer(Response(body=body)) as server:
         done = run("tail", server.url, "--raw", "--no-reconnect")
@@ -254,7 +257,8 @@ def test_timeout_ends_a_silent_connection() -> None:
         done = run("tail", server.url, "--timeout", "0.5", "--no-reconnect")
     assert done.returncode == 1
     assert done.stdout == "only\n"
-    assert "no data for 0.5 s" in done.stderr
+    assert "no data for 0.5 s (--timeout)" in done.stderr
+    assert not PYTHON_KEYWORD.search(done.stderr), done.stderr
 
 
 def test_bad_header_is_a_usage_error() -> None:
@@ -286,10 +290,101 @@ def test_version_and_bare_command() -> None:
     version = run("--version")
     assert (version.returncode, version.stdout) == (0, f"fastsse {__version__}\n")
     bare = run()
-    assert bare.returncode == 0
-    assert bare.stdout.startswith("usage: fastsse")
-    for command in ("demo", "bench", "tail"):
-        assert command in bare.stdout
+    # No command is a usage error: the usage and the commands on stderr, and status 2.
+    assert bare.returncode == 2
+    assert bare.stdout == ""
+    assert bare.stderr.startswith("usage: fastsse")
+    for command in ("demo", "bench", "tail", "relay"):
+        assert command in bare.stderr
+
+
+def test_a_body_file_that_cannot_be_read_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.json"
+    done = run("tail", "http://127.0.0.1:1/", "-d", f"@{missing}")
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"fastsse tail: error: -d @{missing}: cannot read it: No such file or directory\n"
+    )
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", ""])
+def test_a_timeout_that_is_not_a_number_of_seconds_says_so(value: str) -> None:
+    done = run("tail", "http://127.0.0.1:1/", "--timeout", value)
+    assert done.returncode == 2
+    last = done.stderr.splitlines()[-1]
+    assert last == (
+        "fastsse tail: error: argument --timeout: must be a number of seconds greater than 0, "
+        f"not {value!r}"
+    )
+    assert "invalid" not in done.stderr  # argparse's "invalid _positive_float value"
+
+
+def test_max_events_that_is_not_a_count_says_so() -> None:
+    done = run("tail", "http://127.0.0.1:1/", "--max-events", "ten")
+    assert done.returncode == 2
+    assert "argument --max-events: must be a positive integer, not 'ten'" in done.stderr
+    assert "invalid" not in done.stderr
+
+
+#: A keyword argument in a message (``headers=``, ``reconnect=True``): Python callers' advice.
+PYTHON_KEYWORD = re.compile(r"\b[a-z_]+=")
+
+
+@pytest.mark.parametrize(
+    ("status", "args", "hint"),
+    [
+        (401, (), "; check the credentials (-H 'Authorization: ...')"),
+        (403, (), "; check the credentials (-H 'Authorization: ...')"),
+        (405, (), "; check the method (-X METHOD)"),
+        (422, ("-d", "{}"), "; check the request's body and headers (-d, -H 'Content-Type: ...')"),
+        (429, ("-d", "{}"), "; tail never sends a POST twice: run it again later"),
+        (503, ("-X", "PUT"), "; tail never sends a PUT twice: run it again later"),
+        (429, ("--no-reconnect",), "; without --no-reconnect, tail retries it"),
+    ],
+)
+def test_an_http_error_s_hint_speaks_tail_s_options(
+    status: int, args: tuple[str, ...], hint: str
+) -> None:
+    with SSEServer(Response(status, b"denied", content_type="text/plain")) as server:
+        done = run("tail", server.url, *args)
+        assert len(server.requests) == 1
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.endswith(f": b'denied'{hint}\n")
+    assert not PYTHON_KEYWORD.search(done.stderr), done.stderr
+
+
+def test_a_reconnect_after_a_clean_end_is_told_in_tail_s_options() -> None:
+    responses = [Response(body=[event("a", id="1")]), Response(status=204, content_type=None)]
+    with SSEServer(*responses) as server:
+        done = run("tail", server.url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "id=1 a\n"
+    (line,) = done.stderr.splitlines()
+    assert "a 204 response or --no-reconnect ends it instead" in line
+    assert ", resuming with Last-Event-ID 1" in line
+    assert not PYTHON_KEYWORD.search(line), line
+
+
+def test_an_event_over_the_size_limit_is_told_without_python_s_words() -> None:
+    big = b"data: " + b"x" * (17 * 1024 * 1024) + b"\n\n"  # over fastsse's 16 MiB
+    with SSEServer(Response(body=[event("small"), big])) as server:
+        done = run("tail", server.url)
+    assert done.returncode == 1
+    assert done.stdout == "small\n"
+    assert done.stderr.count("\n") == 1
+    assert "an event exceeded tail's limit of 16777216 bytes" in done.stderr
+    assert ".events" not in done.stderr
+    assert not PYTHON_KEYWORD.search(done.stderr), done.stderr
+
+
+def test_raw_is_documented_as_what_it_prints() -> None:
+    done = run("tail", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "--raw print each event in the wire format, written again from its fields" in text
+    assert "an id is repeated on the events that inherit it" in text
 
 
 def test_json_and_raw_exclude_each_other() -> None:

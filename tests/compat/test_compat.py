@@ -569,13 +569,14 @@ def test_stricter_retry_only_ascii_digits(kind: str) -> None:
     assert [retry for *_, retry in theirs] == [-1, 5, 10, 7, 12]
 
 
-def test_stricter_events_without_data_are_not_dispatched(kind: str) -> None:
+def test_stricter_lone_event_blocks_and_heartbeats_are_not_dispatched(kind: str) -> None:
     # The spec dispatches no event whose data buffer is empty. httpx-sse dispatches one for a
-    # lone event:, id: or retry: block, and, once an id was seen, for every comment-only
-    # heartbeat block as well: phantom events.
+    # lone event: block, and, once an id was seen, for every comment-only heartbeat block as
+    # well: phantom events. A retry: (or id:) block without data is dispatched as httpx-sse
+    # does, as an empty event carrying it (tests/compat/test_dataless_blocks.py).
     body = b"event: typing\n\nretry: 100\n\nid: 1\ndata: real\n\n: ping\n\n: ping\n\n"
     ours, theirs = both(kind, body)
-    assert ours == [("message", "real", "1", None)]
+    assert ours == [("message", "", "", 100), ("message", "real", "1", None)]
     assert theirs == [
         ("typing", "", "", None),
         ("message", "", "", 100),

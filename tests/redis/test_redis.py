@@ -524,5 +524,7 @@ def test_without_redis_py_the_error_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)  # import redis.asyncio fails
-    with pytest.raises(ImportError, match=r"pip install 'fastsse\[redis\]'"):
+    with pytest.raises(
+        ImportError, match=r"redis-py \(redis>=5\), which is not installed: pip install redis$"
+    ):
         RedisCheckpoint("redis://127.0.0.1:9/0", "key")

@@ -4,7 +4,7 @@ timeouts made for event streams.
 httpx's own transport (h11 and httpcore) costs more per HTTP chunk than parsing the chunk does,
 so with LLM servers, which flush one chunk per event, no parser can be much faster than httpx
 reads. The httpx-aiohttp transport reads with aiohttp's C HTTP parser and keeps httpx's API:
-``pip install "fastsse[aiohttp]"`` and ``async_client()`` uses it.
+``pip install httpx-aiohttp`` and ``async_client()`` uses it.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def async_client(**httpx_kwargs: Any) -> httpx.AsyncClient:
 
 
 def fast_transport_installed() -> bool:
-    """Whether httpx-aiohttp (``pip install "fastsse[aiohttp]"``) can be imported."""
+    """Whether httpx-aiohttp (``pip install httpx-aiohttp``) can be imported."""
     try:
         import httpx_aiohttp  # noqa: F401
     except ImportError:

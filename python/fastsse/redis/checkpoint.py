@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class RedisCheckpoint(Checkpoint):
-    """A checkpoint in a Redis string at ``key`` (needs ``pip install 'fastsse[redis]'``).
+    """A checkpoint in a Redis string at ``key`` (needs redis-py: ``pip install redis``).
 
     ``redis`` is a URL (``redis://host:6379/0``; the client is made and closed here; with
     ``cluster=True`` a Redis Cluster client, the URL naming any node) or a client,

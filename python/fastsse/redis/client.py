@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     #: What the Redis features take: a standalone client or a cluster client.
     AnyRedis = Union[Redis, RedisCluster]
 
-INSTALL_HINT = "pip install 'fastsse[redis]'"
+INSTALL_HINT = "pip install redis"
 
 
 def redis_asyncio() -> Any:

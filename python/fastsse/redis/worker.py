@@ -133,18 +133,18 @@ class RedisStreamConsumer:
 
     A handler that raises is reported to ``on_error`` and its entry acknowledged, as a
     Consumer counts it failed and goes on; to retry, add the entry again from ``on_error``.
-    ``handler_timeout`` (seconds, async handlers only) cancels a handler that runs longer: it
-    is reported to ``on_error`` as :class:`HandlerTimeoutError` and its entry is *not*
+    ``handler_timeout`` (seconds, async handlers only) cancels a handler that runs longer: it is
+    reported to ``on_error`` as :class:`HandlerTimeoutError` and its entry is *not*
     acknowledged, so that it is delivered again. An entry delivered ``max_deliveries`` times
-    without being acknowledged (its handler hung or killed the process) is moved to the
-    stream ``dead_letter`` (default ``f"{stream}:dead"``, hash-tagged on a cluster) with its
-    fields plus ``source-id`` (its ID) and ``deliveries``, and acknowledged, with a WARNING. An entry delivered before is
-    taken alone, when a handler is free to start it, so entries that only came with a poison
-    entry are not dead-lettered with it. Only a new entry's first delivery can be read ahead
-    (into the queue of ``queue_size`` entries, default 256) and so count without a handler's
-    attempt: an entry goes to the dead-letter stream after at least ``max_deliveries - 1``
-    attempts, or exactly ``max_deliveries`` with ``queue_size=0`` (an entry is read only when
-    a handler is free for it).
+    without being acknowledged (its handler hung or killed the process) is moved to the stream
+    ``dead_letter`` (default ``f"{stream}:dead"``, hash-tagged on a cluster) with its fields
+    plus ``source-id`` (its ID) and ``deliveries``, and acknowledged, with a WARNING. An entry
+    delivered before is taken alone, when a handler is free to start it, so entries that only
+    came with a poison entry are not dead-lettered with it. Only a new entry's first delivery
+    can be read ahead (into the queue of ``queue_size`` entries, default 256) and so count
+    without a handler's attempt: an entry goes to the dead-letter stream after at least
+    ``max_deliveries - 1`` attempts, or exactly ``max_deliveries`` with ``queue_size=0`` (an
+    entry is read only when a handler is free for it).
 
     Consumers of the group idle ``forget_idle_consumers_after`` seconds (default a day) with
     nothing pending are removed from it (None: never). Entries trimmed from the stream before

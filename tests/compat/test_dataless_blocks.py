@@ -1,0 +1,279 @@
+"""Blocks that set ``id:`` or ``retry:`` without data, in the httpx-sse layer.
+
+The spec dispatches no event for them; httpx-sse and httpx2 dispatch an empty-data event that
+carries them, and clients rely on it: the MCP SDK resumes from the id of a server's priming
+block (``id: evt-1``, ``retry: 0``, no data) and waits ``sse.retry`` before reconnecting, and
+httpx-sse's README reconnect recipe reads ``sse.retry``. The compatibility layer dispatches
+them as httpx-sse does (lone ``event:`` blocks and heartbeats stay undispatched); fastsse's own
+streams keep the spec's rule. Each test runs the same bytes through httpx-sse itself and
+compares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import fastsse
+import httpx
+import httpx_sse
+import pytest
+from fastsse._compat import _BlockParser
+from fastsse.testing import Response, SSEServer, abort, delay, event
+from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+
+try:
+    import httpx2
+
+    HTTPX2: list[ModuleType] = [httpx2]
+except ImportError:  # httpx2 needs Python >= 3.11
+    HTTPX2 = []
+
+TIMEOUT = 5.0
+Fields = tuple[str, str, str, "int | None"]
+
+#: (name, connect_sse's module, HTTP library): fastsse on httpx and httpx2, httpx-sse on httpx.
+APIS = [
+    ("fastsse-httpx", fastsse, httpx),
+    *[("fastsse-httpx2", fastsse, lib) for lib in HTTPX2],
+    ("httpx_sse-httpx", httpx_sse, httpx),
+]
+IDS = [name for name, *_ in APIS]
+
+#: What an MCP server sends first on a streamable-HTTP SSE stream: the id to resume from and
+#: the reconnect delay, no data.
+PRIMING = b"id: evt-1\nretry: 0\n\n"
+RESULT = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"ok": True}})
+
+
+def fields(events: list[Any]) -> list[Fields]:
+    return [(e.event, e.data, e.id, e.retry) for e in events]
+
+
+def collect(sse: Any, http: Any, kind: str, url: str, **kwargs: Any) -> list[Fields]:
+    if kind == "sync":
+        with (
+            http.Client(timeout=TIMEOUT) as client,
+            sse.connect_sse(client, "GET", url, **kwargs) as source,
+        ):
+            return fields(list(source.iter_sse()))
+
+    async def main() -> list[Fields]:
+        async with (
+            http.AsyncClient(timeout=TIMEOUT) as client,
+            sse.aconnect_sse(client, "GET", url, **kwargs) as source,
+        ):
+            return fields([e async for e in source.aiter_sse()])
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_mcp_priming_block_arrives_as_httpx_sse_gives_it(kind: str) -> None:
+    body = [PRIMING, delay(0.02), event(RESULT, id="evt-2"), b": keep-alive\n\n"]
+    with SSEServer(Response(body=body)) as server:
+        results = {name: collect(sse, http, kind, server.url) for name, sse, http in APIS}
+    expected = [("message", "", "evt-1", 0), ("message", RESULT, "evt-2", None)]
+    assert results["httpx_sse-httpx"][:2] == expected
+    for name in IDS[:-1]:
+        # httpx-sse also yields a phantom event for the heartbeat after an id; fastsse not.
+        assert results[name] == expected, name
+
+
+@pytest.mark.parametrize(("name", "sse", "http"), APIS, ids=IDS)
+def test_an_mcp_client_resumes_from_the_priming_id_after_its_retry(
+    name: str, sse: Any, http: Any
+) -> None:
+    """The MCP SDK's client, reduced: it keeps the id of each event that has one as its
+    resumption token and, when the stream breaks, reconnects after ``sse.retry`` ms with that
+    id as Last-Event-ID."""
+    with SSEServer(
+        Response(body=[PRIMING, delay(0.05), abort()]),
+        Response(body=[event(RESULT, id="evt-2")]),
+    ) as server:
+
+        async def client() -> tuple[list[str], list[int]]:
+            token, waits, results = "", [], []
+            async with http.AsyncClient(timeout=TIMEOUT) as client:
+                for _ in range(3):  # bounded: one break, one resumption
+                    headers = {"Last-Event-ID": token} if token else {}
+                    try:
+                        async with sse.aconnect_sse(
+                            client, "GET", server.url, headers=headers
+                        ) as source:
+                            async for item in source.aiter_sse():
+                                if item.id:
+                                    token = item.id
+                                if item.retry is not None:
+                                    waits.append(item.retry)
+                                if item.data:
+                                    results.append(item.data)
+                        return results, waits
+                    except (http.ReadError, http.RemoteProtocolError):
+                        continue
+            raise AssertionError("the stream never ended")
+
+        results, waits = asyncio.run(client())
+        first, second = server.wait_for_requests(2)
+    assert results == [RESULT]
+    assert waits == [0]
+    assert first.last_event_id is None
+    assert second.last_event_id == "evt-1"
+
+
+def stamina_like_retry(*, on: type[BaseException]) -> Callable[[Any], Any]:
+    """``stamina.retry`` on a generator function, reduced: runs it again (5 times at most)."""
+
+    def decorate(func: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:
+        @functools.wraps(func)
+        def wrapper() -> Iterator[Any]:
+            for attempt in range(5):
+                try:
+                    yield from func()
+                    return
+                except on:
+                    if attempt == 4:
+                        raise
+
+        return wrapper
+
+    return decorate
+
+
+@pytest.mark.parametrize(("name", "sse", "http"), APIS, ids=IDS)
+def test_httpx_sse_readme_recipe_reads_retry_from_a_block_without_data(
+    name: str, sse: Any, http: Any
+) -> None:
+    # The server sets its reconnect delay in a block of its own, as servers often do.
+    with SSEServer(
+        Response(
+            body=[
+                b"retry: 10\n\n",
+                event("one", id="1"),
+                event("two", id="2"),
+                delay(0.05),
+                abort(),
+            ]
+        ),
+        Response(body=[event("three", id="3")]),
+    ) as server:
+        httpx_, connect_sse, retry = http, sse.connect_sse, stamina_like_retry
+        slept: list[float] = []
+
+        # -- httpx-sse's README example, as written (time.sleep recorded instead of slept) --
+        def iter_sse_retrying(client: Any, method: str, url: str) -> Iterator[Any]:
+            last_event_id = ""
+            reconnection_delay = 0.0
+
+            @retry(on=httpx_.ReadError)
+            def _iter_sse() -> Iterator[Any]:
+                nonlocal last_event_id, reconnection_delay
+
+                slept.append(reconnection_delay)
+
+                headers = {"Accept": "text/event-stream"}
+
+                if last_event_id:
+                    headers["Last-Event-ID"] = last_event_id
+
+                with connect_sse(client, method, url, headers=headers) as event_source:
+                    for sse in event_source.iter_sse():
+                        last_event_id = sse.id
+
+                        if sse.retry is not None:
+                            reconnection_delay = sse.retry / 1000
+
+                        yield sse
+
+            return _iter_sse()  # type: ignore[no-any-return]
+
+        with httpx_.Client() as client:
+            events = fields(list(iter_sse_retrying(client, "GET", server.url)))
+        first, second = server.wait_for_requests(2)
+    assert first.last_event_id is None
+    assert events == [
+        ("message", "", "", 10),
+        ("message", "one", "1", None),
+        ("message", "two", "2", None),
+        ("message", "three", "3", None),
+    ]
+    assert slept == [0.0, 0.01]
+    assert second.last_event_id == "2"
+
+
+def httpx_sse_fields(chunks: list[bytes]) -> list[Fields]:
+    lines, decoder, out = SSELineDecoder(), SSEDecoder(), []
+    for chunk in chunks:
+        for line in lines.decode(chunk.decode()):
+            sse = decoder.decode(line)
+            if sse is not None:
+                out.append((sse.event, sse.data, sse.id, sse.retry))
+    return out
+
+
+def block_parser_fields(chunks: list[bytes]) -> list[Fields]:
+    parser = _BlockParser(None)
+    return [(e.event, e.data, e.id, e.retry) for chunk in chunks for e in parser.feed(chunk)]
+
+
+def splits(body: bytes) -> Iterator[list[bytes]]:
+    """``body`` cut in two and in three at every pair of places."""
+    for i in range(1, len(body)):
+        yield [body[:i], body[i:]]
+        for j in range(i + 1, len(body)):
+            yield [body[:i], body[i:j], body[j:]]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"retry: 10\n\nid: 1\ndata: one\n\nid: 2\ndata: two\n\n",
+        b"data: a\n\nretry: 5\ndata: b\n\nid: 3\n\n",
+        b"retry: 5\r\n\r\ndata: a\r\n\r\n",
+        b"data: a\n\nid: 7\n\n",
+    ],
+)
+def test_blocks_without_data_cut_anywhere_give_httpx_sse_s_events(body: bytes) -> None:
+    for chunks in splits(body):
+        assert block_parser_fields(chunks) == httpx_sse_fields(chunks), chunks
+
+
+def test_an_id_block_without_data_is_seen_when_no_event_follows_it_in_its_chunk() -> None:
+    # The parser reports the id when the block ends, and no event: seen after the chunk,
+    # unless an event of the same chunk takes the id over (then the block is not told apart
+    # from that event's own id: the documented limit of reading the parser's state).
+    block, after = b"id: 7\n\n", b"data: x\n\n"
+    assert block_parser_fields([block, after]) == httpx_sse_fields([block, after])
+    assert block_parser_fields([block, after]) == [
+        ("message", "", "7", None),
+        ("message", "x", "7", None),
+    ]
+    assert block_parser_fields([block + after]) == [("message", "x", "7", None)]
+
+
+def test_the_priming_block_cut_anywhere_keeps_its_retry_and_its_place() -> None:
+    body = PRIMING + b"id: evt-2\ndata: x\n\n"
+    (priming, result) = httpx_sse_fields([body])
+    for chunks in splits(body):
+        ours = block_parser_fields(chunks)
+        assert ours[1:] == [result], chunks
+        # Its id is exact unless the block ends in the chunk that completes the next event;
+        # then it is the id before that chunk, never one the stream had not reached yet.
+        assert ours[0] in (priming, ("message", "", "", 0)), chunks
+    each_block_its_chunk = [PRIMING, b"id: evt-2\ndata: x\n\n"]
+    assert block_parser_fields(each_block_its_chunk) == [priming, result]
+
+
+def test_fastsse_s_own_streams_keep_the_spec_s_rule() -> None:
+    body = [PRIMING, event("x", id="evt-2")]
+    with SSEServer(Response(body=body)) as server:
+        with fastsse.EventStream(server.url, reconnect=False) as stream:
+            events = fields(list(stream))
+        assert events == [("message", "x", "evt-2", None)]
+        parser = fastsse.Parser()
+        assert parser.feed(PRIMING) == []
+        assert parser.last_event_id == "evt-1"
