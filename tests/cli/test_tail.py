@@ -351,7 +351,7 @@ def test_an_http_error_s_hint_speaks_tail_s_options(
         assert len(server.requests) == 1
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1
-    assert done.stderr.endswith(f": b'denied'{hint}\n")
+    assert done.stderr.endswith(f": denied{hint}\n")
     assert not PYTHON_KEYWORD.search(done.stderr), done.stderr
 
 
