@@ -154,6 +154,16 @@ TOOLS = {
         ],
         (472, 89, 561),
     ),
+    # Thinking, a server tool (web search: run by Anthropic, not a call for the caller) and its
+    # result, text with a citation, then the caller's tool.
+    "anthropic_thinking_server_tool": (
+        llm.anthropic,
+        "anthropic_thinking_server_tool.sse",
+        "It is mild in Paris today. Let me get the details.",
+        "tool_use",
+        [(4, "toolu_01A09q90qw90lq917835lq9", "get_weather", {"location": "Paris, France"})],
+        (10682, 510, 11192),
+    ),
     "gemini": (
         llm.gemini,
         "gemini_function_call.sse",

@@ -342,9 +342,12 @@ class _AnthropicBuilder(Builder):
                     self.blocks.setdefault(value.get("index", 0), []).append(text)
                     return text
             elif delta_kind == "input_json_delta":
+                # Only a tool_use block is a call for the caller; a server tool's input
+                # (server_tool_use: web search, code execution) arrives the same way.
+                tool = self.choice(0).tools.get(value.get("index", 0))
                 partial = delta.get("partial_json")
-                if isinstance(partial, str):
-                    self.choice(0).tool(value.get("index", 0))[2].append(partial)
+                if tool is not None and isinstance(partial, str):
+                    tool[2].append(partial)
         elif kind == "content_block_start":
             block = value.get("content_block") or {}
             if block.get("type") == "tool_use":
