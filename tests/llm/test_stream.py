@@ -91,6 +91,107 @@ def test_events_and_text_read_one_stream_and_finish_reads_the_rest(
     assert s.result is result
 
 
+def test_a_failed_stream_raises_its_error_again(
+    lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    # An error caught in the block: reading again, finish() and result never pass for an end.
+    first = CASES["openai_chat"].body.split(b"\n\n")[1] + b"\n\n"
+    server.respond(Response(body=[first, b'data: {"error": {"message": "overloaded"}}\n\n']))
+    again: list[BaseException] = []
+    if kind == "sync":
+        with lib.Client(timeout=TIMEOUT) as client, llm.openai_chat.stream(client, server.url) as s:
+            with pytest.raises(fastsse.LLMError) as caught:
+                list(s.text())
+            for read in (lambda: list(s.text()), lambda: list(s.events()), s.finish):
+                with pytest.raises(fastsse.LLMError) as raised:
+                    read()
+                again.append(raised.value)
+    else:
+
+        async def main() -> Any:
+            async with (
+                lib.AsyncClient(timeout=TIMEOUT) as client,
+                llm.openai_chat.astream(client, server.url) as s,
+            ):
+                with pytest.raises(fastsse.LLMError) as caught:
+                    [t async for t in s.text()]
+                for read in (
+                    lambda: _alist(s.text()),
+                    lambda: _alist(s.events()),
+                    s.finish,
+                ):
+                    with pytest.raises(fastsse.LLMError) as raised:
+                        await read()
+                    again.append(raised.value)
+            return s, caught
+
+        s, caught = asyncio.run(main())
+    with pytest.raises(fastsse.LLMError) as raised:
+        s.result  # noqa: B018
+    again.append(raised.value)
+    assert caught.value.message == "overloaded"
+    assert len(again) == 4
+    assert all(error is caught.value for error in again)
+    assert len(server.requests) == 1
+
+
+async def _alist(values: Any) -> list[Any]:
+    return [value async for value in values]
+
+
+def test_a_stream_closed_before_its_end_is_never_read_as_ended(
+    lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    case = CASES["anthropic"]
+    server.respond(Response(body=[case.body]))
+    if kind == "sync":
+        with lib.Client(timeout=TIMEOUT) as client:
+            with case.fmt.stream(client, server.url) as s:
+                next(iter(s.text()))
+            with pytest.raises(RuntimeError, match="closed before its end"):
+                list(s.text())
+            with pytest.raises(RuntimeError, match="closed before its end"):
+                s.finish()
+    else:
+
+        async def main() -> Any:
+            async with lib.AsyncClient(timeout=TIMEOUT) as client:
+                async with case.fmt.astream(client, server.url) as s:
+                    await s.text().__anext__()
+                with pytest.raises(RuntimeError, match="closed before its end"):
+                    [t async for t in s.text()]
+                with pytest.raises(RuntimeError, match="closed before its end"):
+                    await s.finish()
+            return s
+
+        s = asyncio.run(main())
+    with pytest.raises(RuntimeError, match="closed before its end"):
+        s.result  # noqa: B018
+
+
+def test_a_stream_is_entered_once(lib: ModuleType, kind: str, server: SSEServer) -> None:
+    case = CASES["openai_chat"]
+    server.respond(Response(body=[case.body]))
+    if kind == "sync":
+        with lib.Client(timeout=TIMEOUT) as client:
+            with case.fmt.stream(client, server.url) as s:
+                assert s.finish().text == case.text
+            with pytest.raises(RuntimeError, match="entered once"), s:
+                pass
+    else:
+
+        async def main() -> None:
+            async with lib.AsyncClient(timeout=TIMEOUT) as client:
+                async with case.fmt.astream(client, server.url) as s:
+                    assert (await s.finish()).text == case.text
+                with pytest.raises(RuntimeError, match="entered once"):
+                    async with s:
+                        pass
+
+        asyncio.run(main())
+    assert len(server.requests) == 1  # The answer was never asked for twice.
+
+
 def test_the_response_needs_the_with_block(server: SSEServer) -> None:
     with httpx.Client() as client:
         s = llm.openai_chat.stream(client, server.url, json=BODY)

@@ -171,6 +171,8 @@ class _Call:
         #: The format saw the answer's end.
         self.done = False
         self.result: Result | None = None
+        #: What reading the answer failed with: raised again by every later read.
+        self.failure: Exception | None = None
         self._reading = False
         #: What reading the body raises when the connection fails: the client library's errors.
         self.http_errors = classes("HTTPError")
@@ -488,11 +490,31 @@ _NOT_OVER = (
     "the stream has not ended as it should yet: iterate events() or text() to the end, or call "
     "finish(), before reading result"
 )
+_CLOSED = "the stream was closed before its end: the answer is incomplete"
+_ENTERED = "a stream is entered once (entering sent its request): call stream() again to ask again"
 
 
 class _StreamBase:
     _call: _Call
     _response: Any = None
+    _entered = False
+    _closed = False
+
+    def _enter(self) -> _Call:
+        """The call, for a first entry; a second one would send the request again."""
+        if self._entered or self._closed:
+            raise RuntimeError(_ENTERED)
+        self._entered = True
+        return self._call
+
+    def _readable(self) -> None:
+        """Before reading: the error reading failed with is raised again, and a stream closed
+        before its end is never read as if it had ended (no silent end)."""
+        call = self._call
+        if call.failure is not None:
+            raise call.failure
+        if self._closed and call.result is None:
+            raise RuntimeError(_CLOSED)
 
     @property
     def response(self) -> Any:
@@ -503,8 +525,10 @@ class _StreamBase:
 
     @property
     def result(self) -> Result:
-        """The whole answer; RuntimeError until the stream has ended as it should."""
+        """The whole answer; RuntimeError until the stream has ended as it should, or the error
+        it failed with."""
         if self._call.result is None:
+            self._readable()
             raise RuntimeError(_NOT_OVER)
         return self._call.result
 
@@ -519,6 +543,10 @@ class LLMStream(_StreamBase):
     ``s.text()`` the text deltas of the first choice; both read the same stream, once. After
     the end, ``s.result`` is the whole answer (:class:`Result`); ``s.finish()`` reads the
     rest and returns it. Leaving the block closes the response.
+
+    Never a silent end: once reading failed, every later read (``events()``, ``text()``,
+    ``finish()``, ``result``) raises that error again; a stream closed before its end raises
+    RuntimeError when read. A stream is entered once: entering sends the request.
     """
 
     def __init__(self, fmt: StreamFormat, client: Client, url: Any, options: RequestOptions):
@@ -526,7 +554,7 @@ class LLMStream(_StreamBase):
         self._pairs: Generator[tuple[Any, str | None], None, None] | None = None
 
     def __enter__(self) -> LLMStream:
-        call = self._call
+        call = self._enter()
         send = call.client.send
         while True:
             try:
@@ -548,6 +576,7 @@ class LLMStream(_StreamBase):
 
     def close(self) -> None:
         """Closes the response (an answer not read to its end is dropped)."""
+        self._closed = True
         if self._pairs is not None:
             self._pairs.close()
         self._call.close()
@@ -555,6 +584,7 @@ class LLMStream(_StreamBase):
             self._response.close()
 
     def _shared(self) -> Iterator[tuple[Any, str | None]]:
+        self._readable()
         if self._pairs is None:
             self._pairs = self._read(self.response)
         return self._pairs
@@ -562,19 +592,23 @@ class LLMStream(_StreamBase):
     def _read(self, response: Any) -> Generator[tuple[Any, str | None], None, None]:
         call = self._call
         read = iter(body(response)).__next__
-        while True:
-            try:
-                chunk = read()
-            except StopIteration:
-                break
-            except Exception as error:
-                call.broke(error)
-            yield from call.feed(chunk)
-            if call.over:
-                call.finish()
-                return
-            call.after_chunk()
-        call.ended()
+        try:
+            while True:
+                try:
+                    chunk = read()
+                except StopIteration:
+                    break
+                except Exception as error:
+                    call.broke(error)
+                yield from call.feed(chunk)
+                if call.over:
+                    call.finish()
+                    return
+                call.after_chunk()
+            call.ended()
+        except Exception as error:
+            call.failure = error
+            raise
 
     def events(self) -> Iterator[Any]:
         """Each event's decoded JSON, to the answer's end (``[DONE]`` and pings left out)."""
@@ -603,7 +637,7 @@ class AsyncLLMStream(_StreamBase):
         self._pairs: AsyncGenerator[tuple[Any, str | None], None] | None = None
 
     async def __aenter__(self) -> AsyncLLMStream:
-        call = self._call
+        call = self._enter()
         send = call.client.send
         while True:
             try:
@@ -625,6 +659,7 @@ class AsyncLLMStream(_StreamBase):
 
     async def aclose(self) -> None:
         """Closes the response (an answer not read to its end is dropped)."""
+        self._closed = True
         if self._pairs is not None:
             await self._pairs.aclose()
         self._call.close()
@@ -632,6 +667,7 @@ class AsyncLLMStream(_StreamBase):
             await self._response.aclose()
 
     def _shared(self) -> AsyncIterator[tuple[Any, str | None]]:
+        self._readable()
         if self._pairs is None:
             self._pairs = self._read(self.response)
         return self._pairs
@@ -654,6 +690,9 @@ class AsyncLLMStream(_StreamBase):
                     return
                 call.after_chunk()
             call.ended()
+        except Exception as error:
+            call.failure = error
+            raise
         finally:
             await chunks.aclose()
 
