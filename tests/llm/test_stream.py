@@ -5,6 +5,7 @@ the call driven by the protocol core, its failures before any response all FastS
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from types import ModuleType
 from typing import Any
@@ -292,6 +293,51 @@ def test_tool_calls_by_index_with_their_arguments_joined_and_parsed(
         assert result.usage is not None
         assert (result.usage.input_tokens, result.usage.output_tokens) == usage[:2]
         assert result.usage.total_tokens == usage[2]
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return b"data: " + json.dumps({"id": "chatcmpl-1", "choices": [choice]}).encode() + b"\n\n"
+
+
+def _ollama(index: int | None, call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    call: dict[str, Any] = {"id": call_id, "type": "function"}
+    call["function"] = {"name": name, "arguments": arguments}
+    if index is not None:
+        call["index"] = index
+    return call
+
+
+@pytest.mark.parametrize(
+    "index",
+    [None, 0],
+    ids=["no-index", "index-always-0"],  # ollama/ollama#7881, then #15457
+)
+def test_tool_calls_of_servers_that_do_not_count_them(index: int | None, server: SSEServer) -> None:
+    # Each call whole, with its own id, the index missing or always 0: two calls, not one.
+    body = [
+        _chunk(
+            {"role": "assistant", "tool_calls": [_ollama(index, "call_a", "write", '{"f": 1}')]}
+        ),
+        _chunk({"tool_calls": [_ollama(index, "call_b", "write", '{"f": 2}')]}),
+        _chunk({}, "tool_calls"),
+        b"data: [DONE]\n\n",
+    ]
+    # And both in one chunk.
+    both = [_ollama(index, "call_c", "read", "{}"), _ollama(index, "call_d", "read", '{"x": [')]
+    pieces = [
+        _chunk({"tool_calls": both}),
+        _chunk({"tool_calls": [{"function": {"arguments": "1]}"}}]}),
+    ]
+    if index is not None:
+        pieces[1] = pieces[1].replace(b'{"function"', b'{"index": 0, "function"')
+    server.respond(Response(body=body), Response(body=[*pieces, *body[2:]]))
+    result = collect(httpx, "sync", llm.openai_chat, server.url).result
+    got = [(call.index, call.id, call.parsed) for call in result.tool_calls]
+    assert got == [(0, "call_a", {"f": 1}), (1, "call_b", {"f": 2})]
+    result = collect(httpx, "sync", llm.openai_chat, server.url).result
+    got = [(call.index, call.id, call.parsed) for call in result.tool_calls]
+    assert got == [(0, "call_c", {}), (1, "call_d", {"x": [1]})]
 
 
 def test_a_tool_call_only_answer_completes_to_empty_text(server: SSEServer) -> None:

@@ -212,10 +212,15 @@ class _ChoicesBuilder(Builder):
 
 
 class _ChatBuilder(_ChoicesBuilder):
+    def __init__(self) -> None:
+        super().__init__()
+        #: (choice index, the index a tool call delta carries, or None) -> its call's place.
+        self.slots: dict[tuple[Any, Any], int] = {}
+
     def add_choice(self, parts: ChoiceParts, choice: Mapping[str, Any]) -> str | None:
         delta = choice.get("delta") or {}
         for call in delta.get("tool_calls") or ():
-            tool = parts.tool(call.get("index", 0))
+            tool = parts.tool(self._slot(parts, choice.get("index", 0), call))
             if call.get("id"):
                 tool[0] = call["id"]
             function = call.get("function") or {}
@@ -232,6 +237,23 @@ class _ChatBuilder(_ChoicesBuilder):
             parts.text.append(content)
             return content
         return None
+
+    def _slot(self, parts: ChoiceParts, choice: Any, call: Mapping[str, Any]) -> int:
+        """The place of the call a tool call delta belongs to. OpenAI numbers its calls with
+        ``index``; some compatible servers (Ollama) leave it out or send 0 for every call,
+        each call whole with its own id: a new id where a call with another id stands is a
+        new call, and the deltas without an id that follow belong to it."""
+        index = call.get("index")
+        if not isinstance(index, int):
+            index = None
+        key = (choice, index)
+        slot = self.slots.get(key)
+        call_id = call.get("id")
+        if slot is None or (call_id and parts.tools[slot][0] not in (None, call_id)):
+            if index is None or index in parts.tools:
+                index = max(parts.tools, default=-1) + 1
+            slot = self.slots[key] = index
+        return slot
 
 
 # -- OpenAI Responses -------------------------------------------------------------------------
