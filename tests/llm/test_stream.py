@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
+import time
 from types import ModuleType
 from typing import Any
 
@@ -191,6 +193,77 @@ def test_a_stream_is_entered_once(lib: ModuleType, kind: str, server: SSEServer)
 
         asyncio.run(main())
     assert len(server.requests) == 1  # The answer was never asked for twice.
+
+
+def _until_reading(s: Any) -> bool:
+    """Waits (bounded) until another thread reads the stream's body, blocked on the socket."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if s._pairs is not None and s._pairs.gi_running:
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_close_from_another_thread_or_task_ends_a_read_at_once(
+    lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    # A "stop" button: close() while the body is read elsewhere wakes that read at once (not
+    # after the read timeout), which raises: never a truncated answer that looks whole.
+    first = CASES["openai_chat"].body.split(b"\n\n")[1] + b"\n\n"
+    server.respond(Response(body=[first, stall()]))
+    started = time.monotonic()
+    if kind == "sync":
+        with lib.Client(timeout=TIMEOUT) as client, llm.openai_chat.stream(client, server.url) as s:
+            tokens = s.text()
+            assert next(tokens) == "Hello"
+            closer = threading.Thread(target=lambda: _until_reading(s) and s.close())
+            closer.start()
+            with pytest.raises(fastsse.StreamInterruptedError, match="was closed before"):
+                next(tokens)
+            closer.join(TIMEOUT)
+            with pytest.raises(fastsse.StreamInterruptedError, match="was closed before"):
+                s.finish()
+    else:
+
+        async def main() -> None:
+            async with (
+                lib.AsyncClient(timeout=TIMEOUT) as client,
+                llm.openai_chat.astream(client, server.url) as s,
+            ):
+                tokens = s.text()
+                assert await tokens.__anext__() == "Hello"
+
+                async def stop() -> None:
+                    for _ in range(int(TIMEOUT / 0.005)):
+                        if s._pairs is not None and s._pairs.ag_running:  # type: ignore[attr-defined]
+                            break
+                        await asyncio.sleep(0.005)
+                    await s.aclose()
+
+                stopper = asyncio.ensure_future(stop())
+                with pytest.raises(fastsse.StreamInterruptedError, match="was closed before"):
+                    await tokens.__anext__()
+                await stopper
+
+        asyncio.run(main())
+    assert time.monotonic() - started < TIMEOUT / 2  # Not woken by the read timeout.
+    server.wait_for_idle()
+
+
+def test_a_stream_closed_between_reads_ends_no_loop_silently(server: SSEServer) -> None:
+    server.respond(Response(body=[CASES["openai_chat"].body]))
+    with httpx.Client(timeout=TIMEOUT) as client, llm.openai_chat.stream(client, server.url) as s:
+        tokens: list[str] = []
+
+        def read_and_close() -> None:
+            for token in s.text():
+                tokens.append(token)
+                s.close()  # As another thread might, between two tokens.
+
+        with pytest.raises(RuntimeError, match="closed before its end"):
+            read_and_close()
+    assert tokens == ["Hello"]
 
 
 def test_the_response_needs_the_with_block(server: SSEServer) -> None:

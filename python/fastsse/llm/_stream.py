@@ -17,7 +17,14 @@ import anyio
 from fastsse import _json
 from fastsse._errors import ContentTypeError, LLMError, StreamInterruptedError
 from fastsse._fastsse import Event
-from fastsse._io.clients import accepts, classes, classify, library_of
+from fastsse._io.clients import (
+    accepts,
+    classes,
+    classify,
+    library_of,
+    response_socket,
+    shutdown,
+)
 from fastsse._io.http import ASYNC_CLIENTS, SYNC_CLIENTS, abody, add_cookies, body
 from fastsse.llm._result import Builder, Result
 from fastsse.llm._retry import (
@@ -173,6 +180,8 @@ class _Call:
         self.result: Result | None = None
         #: What reading the answer failed with: raised again by every later read.
         self.failure: Exception | None = None
+        #: close() came from another thread or task while this one read.
+        self.closed_while_reading = False
         self._reading = False
         #: What reading the body raises when the connection fails: the client library's errors.
         self.http_errors = classes("HTTPError")
@@ -348,6 +357,8 @@ class _Call:
         self.result = self.builder.result()
 
     def _incomplete(self, how: str) -> str:
+        if self.closed_while_reading:
+            how = "was closed"
         return (
             f"{self.what}: the stream {how} before {self.fmt.end_marker}, after {self.events} "
             "events"
@@ -516,6 +527,13 @@ class _StreamBase:
         if self._closed and call.result is None:
             raise RuntimeError(_CLOSED)
 
+    def _wake_reader(self) -> None:
+        """close() while another thread or task reads the body: shuts the socket down, which
+        ends that read (it raises StreamInterruptedError, "was closed"); the reader closes the
+        rest when it leaves its block (closing it here would pull the state from under it)."""
+        self._call.closed_while_reading = True
+        shutdown(response_socket(self._response))
+
     @property
     def response(self) -> Any:
         """The response (``httpx.Response`` or httpx2's), its body being the stream."""
@@ -575,10 +593,15 @@ class LLMStream(_StreamBase):
         self.close()
 
     def close(self) -> None:
-        """Closes the response (an answer not read to its end is dropped)."""
+        """Closes the response (an answer not read to its end is dropped); from any thread: a
+        read in another thread then raises StreamInterruptedError."""
         self._closed = True
         if self._pairs is not None:
-            self._pairs.close()
+            try:
+                self._pairs.close()
+            except ValueError:  # "generator already executing": another thread reads.
+                self._wake_reader()
+                return
         self._call.close()
         if self._response is not None:
             self._response.close()
@@ -614,18 +637,20 @@ class LLMStream(_StreamBase):
         """Each event's decoded JSON, to the answer's end (``[DONE]`` and pings left out)."""
         for value, _ in self._shared():
             yield value
+        self._readable()  # Closed (by another thread, say) before the end: never a silent end.
 
     def text(self) -> Iterator[str]:
         """The text deltas of the first choice, as they arrive (empty ones left out)."""
         for _, text in self._shared():
             if text:
                 yield text
+        self._readable()
 
     def finish(self) -> Result:
         """Reads the rest of the stream; the whole answer."""
         for _ in self._shared():
             pass
-        return self.result
+        return self.result  # Raises if it was closed before the end.
 
 
 class AsyncLLMStream(_StreamBase):
@@ -658,9 +683,13 @@ class AsyncLLMStream(_StreamBase):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Closes the response (an answer not read to its end is dropped)."""
+        """Closes the response (an answer not read to its end is dropped); from another task
+        too: its read then raises StreamInterruptedError."""
         self._closed = True
         if self._pairs is not None:
+            if getattr(self._pairs, "ag_running", False):  # Another task reads.
+                self._wake_reader()
+                return
             await self._pairs.aclose()
         self._call.close()
         if self._response is not None:
@@ -700,12 +729,14 @@ class AsyncLLMStream(_StreamBase):
         """The async ``LLMStream.events()``."""
         async for value, _ in self._shared():
             yield value
+        self._readable()
 
     async def text(self) -> AsyncIterator[str]:
         """The async ``LLMStream.text()``."""
         async for _, text in self._shared():
             if text:
                 yield text
+        self._readable()
 
     async def finish(self) -> Result:
         """Reads the rest of the stream; the whole answer."""
