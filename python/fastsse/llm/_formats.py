@@ -38,6 +38,8 @@ class StreamFormat:
     end_marker = ""
     #: The end marker ends the answer, whatever follows; False: the body's end does (Gemini).
     stops_at_end = True
+    #: What asks for a stream, for the error of an answer that is JSON instead.
+    streams_when = '"stream": true in the request'
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -407,6 +409,7 @@ class _Gemini(StreamFormat):
 
     end_marker = "a finishReason"
     stops_at_end = False
+    streams_when = "alt=sse in the URL, as in models/...:streamGenerateContent?alt=sse"
 
     def decode(self, event: Event, call: _Call) -> Any:
         if _is_blank(event.data):

@@ -282,7 +282,7 @@ class _Call:
                 error=error,
             )
         content_type = response.headers.get("content-type", "")
-        hint = ' (is "stream": true in the request?)' if "json" in content_type else ""
+        hint = f" (is {self.fmt.streams_when}?)" if "json" in content_type else ""
         return ContentTypeError(
             f"{answered} with Content-Type {content_type!r}, not an event stream{hint}",
             response=response,
