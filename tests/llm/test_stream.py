@@ -413,6 +413,26 @@ def test_tool_calls_of_servers_that_do_not_count_them(index: int | None, server:
     assert got == [(0, "call_c", {}), (1, "call_d", {"x": [1]})]
 
 
+def _anthropic(*events: dict[str, Any]) -> bytes:
+    start = {"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 25}}}
+    ends = [{"type": "message_stop"}]
+    return b"".join(
+        f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in [start, *events, *ends]
+    )
+
+
+def test_anthropic_usage_counts_left_null_keep_the_earlier_ones(server: SSEServer) -> None:
+    # message_delta's usage may carry null counts (the SDK's MessageDeltaUsage: Optional[int]);
+    # the SDK keeps the counts it had: so does the result.
+    usage = {"input_tokens": None, "cache_read_input_tokens": None, "output_tokens": 12}
+    delta = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": usage}
+    server.respond(Response(body=[_anthropic(delta)]))
+    result = collect(httpx, "sync", llm.anthropic, server.url).result
+    assert result.usage is not None
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (25, 12)
+    assert result.usage.total_tokens == 37
+
+
 def test_a_tool_call_only_answer_completes_to_empty_text(server: SSEServer) -> None:
     server.respond(Response(body=[fixture("openai_chat_tools.sse")]))
     assert run(httpx, "sync", "complete", llm.openai_chat, server.url) == ""

@@ -388,8 +388,10 @@ class _AnthropicBuilder(Builder):
                 self.choice(0).finish_reason = reason
             usage = value.get("usage")
             if isinstance(usage, Mapping):
-                # Its counts are cumulative: they replace those of message_start.
-                self.usage = {**(self.usage or {}), **usage}
+                # Its counts are cumulative: they replace those of message_start, but for the
+                # ones it leaves null (as the SDK, which keeps them).
+                fresh = {key: count for key, count in usage.items() if count is not None}
+                self.usage = {**(self.usage or {}), **fresh}
         return None
 
     def result(self) -> Result:
