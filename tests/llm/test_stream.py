@@ -433,6 +433,26 @@ def test_anthropic_usage_counts_left_null_keep_the_earlier_ones(server: SSEServe
     assert result.usage.total_tokens == 37
 
 
+def test_anthropic_tool_input_given_whole_at_its_start(server: SSEServer) -> None:
+    # A tool_use block whose input comes whole in content_block_start and no input_json_delta
+    # follows (the SDK's accumulator keeps that input); deltas, when they come, replace it.
+    whole = {"type": "tool_use", "id": "toolu_1", "name": "now", "input": {"tz": "UTC"}}
+    streamed = {"type": "tool_use", "id": "toolu_2", "name": "add", "input": {}}
+    piece = {"type": "input_json_delta", "partial_json": '{"a": 1}'}
+    body = _anthropic(
+        {"type": "content_block_start", "index": 0, "content_block": whole},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_start", "index": 1, "content_block": streamed},
+        {"type": "content_block_delta", "index": 1, "delta": piece},
+        {"type": "content_block_stop", "index": 1},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {}},
+    )
+    server.respond(Response(body=[body]))
+    result = collect(httpx, "sync", llm.anthropic, server.url).result
+    got = [(call.index, call.id, call.parsed) for call in result.tool_calls]
+    assert got == [(0, "toolu_1", {"tz": "UTC"}), (1, "toolu_2", {"a": 1})]
+
+
 def test_a_tool_call_only_answer_completes_to_empty_text(server: SSEServer) -> None:
     server.respond(Response(body=[fixture("openai_chat_tools.sse")]))
     assert run(httpx, "sync", "complete", llm.openai_chat, server.url) == ""

@@ -157,6 +157,11 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _arguments(value: Any) -> str:
+    """The JSON text of a tool call's arguments sent whole, as an object."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 # -- OpenAI chat completions ------------------------------------------------------------------
 
 
@@ -352,6 +357,8 @@ class _AnthropicBuilder(Builder):
         super().__init__()
         #: Content block index -> its text pieces, for the text blocks.
         self.blocks: dict[int, list[str]] = {}
+        #: The tool_use blocks whose input came whole at their start (until a delta replaces it).
+        self.given: set[int] = set()
 
     def add(self, value: Any) -> str | None:
         if not isinstance(value, Mapping):
@@ -368,15 +375,24 @@ class _AnthropicBuilder(Builder):
             elif delta_kind == "input_json_delta":
                 # Only a tool_use block is a call for the caller; a server tool's input
                 # (server_tool_use: web search, code execution) arrives the same way.
-                tool = self.choice(0).tools.get(value.get("index", 0))
+                index = value.get("index", 0)
+                tool = self.choice(0).tools.get(index)
                 partial = delta.get("partial_json")
                 if tool is not None and isinstance(partial, str):
+                    if index in self.given:  # The deltas are the input (as in the SDK).
+                        self.given.discard(index)
+                        tool[2].clear()
                     tool[2].append(partial)
         elif kind == "content_block_start":
             block = value.get("content_block") or {}
             if block.get("type") == "tool_use":
-                tool = self.choice(0).tool(value.get("index", 0))
+                index = value.get("index", 0)
+                tool = self.choice(0).tool(index)
                 tool[0], tool[1] = _str(block.get("id")), _str(block.get("name")) or ""
+                given = block.get("input")
+                if isinstance(given, Mapping) and given:  # Anthropic's own is {}: deltas follow.
+                    tool[2] = [_arguments(given)]
+                    self.given.add(index)
         elif kind == "message_start":
             message = value.get("message") or {}
             self.identify(message, "id", "model")
@@ -453,7 +469,7 @@ class _GeminiBuilder(_ChoicesBuilder):
                 parts.tools[len(parts.tools)] = [
                     _str(function.get("id")),
                     _str(function.get("name")) or "",
-                    [json.dumps(function.get("args") or {}, separators=(",", ":"))],
+                    [_arguments(function.get("args") or {})],
                 ]
         reason = choice.get("finishReason")
         if reason is not None:
