@@ -17,14 +17,7 @@ import anyio
 from fastsse import _json
 from fastsse._errors import ContentTypeError, LLMError, StreamInterruptedError
 from fastsse._fastsse import Event
-from fastsse._io.clients import (
-    accepts,
-    classes,
-    classify,
-    library_of,
-    response_socket,
-    shutdown,
-)
+from fastsse._io.clients import accepts, classes, classify, library_of, response_socket, shutdown
 from fastsse._io.http import ASYNC_CLIENTS, SYNC_CLIENTS, abody, add_cookies, body
 from fastsse.llm._result import Builder, Result
 from fastsse.llm._retry import (
@@ -356,6 +349,15 @@ class _Call:
             raise StreamInterruptedError(f"{self._incomplete('ended')}: the answer is incomplete")
         self.result = self.builder.result()
 
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        """Around the reading of the body: what it fails with is kept in ``failure``."""
+        try:
+            yield
+        except Exception as error:
+            self.failure = error
+            raise
+
     def _incomplete(self, how: str) -> str:
         if self.closed_while_reading:
             how = "was closed"
@@ -615,7 +617,7 @@ class LLMStream(_StreamBase):
     def _read(self, response: Any) -> Generator[tuple[Any, str | None], None, None]:
         call = self._call
         read = iter(body(response)).__next__
-        try:
+        with call.recording():
             while True:
                 try:
                     chunk = read()
@@ -629,9 +631,6 @@ class LLMStream(_StreamBase):
                     return
                 call.after_chunk()
             call.ended()
-        except Exception as error:
-            call.failure = error
-            raise
 
     def events(self) -> Iterator[Any]:
         """Each event's decoded JSON, to the answer's end (``[DONE]`` and pings left out)."""
@@ -705,23 +704,21 @@ class AsyncLLMStream(_StreamBase):
         call = self._call
         chunks: Any = abody(response)  # httpx hands out an async generator
         try:
-            while True:
-                try:
-                    chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    break
-                except Exception as error:
-                    call.broke(error)
-                for pair in call.feed(chunk):
-                    yield pair
-                if call.over:
-                    call.finish()
-                    return
-                call.after_chunk()
-            call.ended()
-        except Exception as error:
-            call.failure = error
-            raise
+            with call.recording():
+                while True:
+                    try:
+                        chunk = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except Exception as error:
+                        call.broke(error)
+                    for pair in call.feed(chunk):
+                        yield pair
+                    if call.over:
+                        call.finish()
+                        return
+                    call.after_chunk()
+                call.ended()
         finally:
             await chunks.aclose()
 
