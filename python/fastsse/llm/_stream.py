@@ -19,7 +19,7 @@ from fastsse._errors import ContentTypeError, LLMError, StreamInterruptedError
 from fastsse._fastsse import Event
 from fastsse._io.clients import accepts, classes, classify, library_of, response_socket, shutdown
 from fastsse._io.http import ASYNC_CLIENTS, SYNC_CLIENTS, abody, add_cookies, body
-from fastsse.llm._result import Builder, Result
+from fastsse.llm._result import Builder, Result, not_json
 from fastsse.llm._retry import (
     DEFAULT_MAX_RETRIES,
     Backoff,
@@ -400,12 +400,7 @@ class _Call:
         try:
             return _json.loads(event.data)
         except ValueError as error:
-            raise LLMError(
-                f"{self.what}: event {self.events} is not valid JSON ({error}): "
-                f"{event.data[:200]!r}",
-                message=str(error),
-                body=event.data,
-            ) from error
+            raise not_json(f"{self.what}: event {self.events} is", event.data, error) from error
 
     def server_error(self, event: Event, details: Mapping[str, Any], value: Any) -> LLMError:
         message = _text(details.get("message")) or event.data
