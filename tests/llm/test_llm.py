@@ -300,6 +300,15 @@ def test_a_json_answer_instead_of_a_stream_says_why(kind: str, server: SSEServer
         run(httpx, kind, "events", llm.openai_chat, server.url)
 
 
+def test_gemini_without_alt_sse_says_so(server: SSEServer) -> None:
+    # Without ?alt=sse, streamGenerateContent answers a JSON array: the request lacks alt=sse,
+    # there is no "stream": true to set in Gemini's body.
+    server.respond(Response.json([{"candidates": [{"content": {"parts": [{"text": "Hi"}]}}]}]))
+    with pytest.raises(fastsse.ContentTypeError, match=r"is alt=sse in the URL") as caught:
+        run(httpx, "sync", "events", llm.gemini, server.url)
+    assert '"stream": true' not in str(caught.value)
+
+
 def test_invalid_json_in_an_event_is_a_clear_error(case: Case, server: SSEServer) -> None:
     body = case.body.replace(case.sep, case.sep + b"data: {not json" + case.sep, 1)
     server.respond(Response(body=[body]))

@@ -5,7 +5,10 @@ the call driven by the protocol core, its failures before any response all FastS
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import threading
+import time
 from types import ModuleType
 from typing import Any
 
@@ -91,6 +94,178 @@ def test_events_and_text_read_one_stream_and_finish_reads_the_rest(
     assert s.result is result
 
 
+def test_a_failed_stream_raises_its_error_again(
+    lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    # An error caught in the block: reading again, finish() and result never pass for an end.
+    first = CASES["openai_chat"].body.split(b"\n\n")[1] + b"\n\n"
+    server.respond(Response(body=[first, b'data: {"error": {"message": "overloaded"}}\n\n']))
+    again: list[BaseException] = []
+    if kind == "sync":
+        with lib.Client(timeout=TIMEOUT) as client, llm.openai_chat.stream(client, server.url) as s:
+            with pytest.raises(fastsse.LLMError) as caught:
+                list(s.text())
+            for read in (lambda: list(s.text()), lambda: list(s.events()), s.finish):
+                with pytest.raises(fastsse.LLMError) as raised:
+                    read()
+                again.append(raised.value)
+    else:
+
+        async def main() -> Any:
+            async with (
+                lib.AsyncClient(timeout=TIMEOUT) as client,
+                llm.openai_chat.astream(client, server.url) as s,
+            ):
+                with pytest.raises(fastsse.LLMError) as caught:
+                    [t async for t in s.text()]
+                for read in (
+                    lambda: _alist(s.text()),
+                    lambda: _alist(s.events()),
+                    s.finish,
+                ):
+                    with pytest.raises(fastsse.LLMError) as raised:
+                        await read()
+                    again.append(raised.value)
+            return s, caught
+
+        s, caught = asyncio.run(main())
+    with pytest.raises(fastsse.LLMError) as raised:
+        s.result  # noqa: B018
+    again.append(raised.value)
+    assert caught.value.message == "overloaded"
+    assert len(again) == 4
+    assert all(error is caught.value for error in again)
+    assert len(server.requests) == 1
+
+
+async def _alist(values: Any) -> list[Any]:
+    return [value async for value in values]
+
+
+def test_a_stream_closed_before_its_end_is_never_read_as_ended(
+    lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    case = CASES["anthropic"]
+    server.respond(Response(body=[case.body]))
+    if kind == "sync":
+        with lib.Client(timeout=TIMEOUT) as client:
+            with case.fmt.stream(client, server.url) as s:
+                next(iter(s.text()))
+            with pytest.raises(RuntimeError, match="closed before its end"):
+                list(s.text())
+            with pytest.raises(RuntimeError, match="closed before its end"):
+                s.finish()
+    else:
+
+        async def main() -> Any:
+            async with lib.AsyncClient(timeout=TIMEOUT) as client:
+                async with case.fmt.astream(client, server.url) as s:
+                    await s.text().__anext__()
+                with pytest.raises(RuntimeError, match="closed before its end"):
+                    [t async for t in s.text()]
+                with pytest.raises(RuntimeError, match="closed before its end"):
+                    await s.finish()
+            return s
+
+        s = asyncio.run(main())
+    with pytest.raises(RuntimeError, match="closed before its end"):
+        s.result  # noqa: B018
+
+
+def test_a_stream_is_entered_once(lib: ModuleType, kind: str, server: SSEServer) -> None:
+    case = CASES["openai_chat"]
+    server.respond(Response(body=[case.body]))
+    if kind == "sync":
+        with lib.Client(timeout=TIMEOUT) as client:
+            with case.fmt.stream(client, server.url) as s:
+                assert s.finish().text == case.text
+            with pytest.raises(RuntimeError, match="entered once"), s:
+                pass
+    else:
+
+        async def main() -> None:
+            async with lib.AsyncClient(timeout=TIMEOUT) as client:
+                async with case.fmt.astream(client, server.url) as s:
+                    assert (await s.finish()).text == case.text
+                with pytest.raises(RuntimeError, match="entered once"):
+                    async with s:
+                        pass
+
+        asyncio.run(main())
+    assert len(server.requests) == 1  # The answer was never asked for twice.
+
+
+def _until_reading(s: Any) -> bool:
+    """Waits (bounded) until another thread reads the stream's body, blocked on the socket."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if s._pairs is not None and s._pairs.gi_running:
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_close_from_another_thread_or_task_ends_a_read_at_once(
+    lib: ModuleType, kind: str, server: SSEServer
+) -> None:
+    # A "stop" button: close() while the body is read elsewhere wakes that read at once (not
+    # after the read timeout), which raises: never a truncated answer that looks whole.
+    first = CASES["openai_chat"].body.split(b"\n\n")[1] + b"\n\n"
+    server.respond(Response(body=[first, stall()]))
+    started = time.monotonic()
+    if kind == "sync":
+        with lib.Client(timeout=TIMEOUT) as client, llm.openai_chat.stream(client, server.url) as s:
+            tokens = s.text()
+            assert next(tokens) == "Hello"
+            closer = threading.Thread(target=lambda: _until_reading(s) and s.close())
+            closer.start()
+            with pytest.raises(fastsse.StreamInterruptedError, match="was closed before"):
+                next(tokens)
+            closer.join(TIMEOUT)
+            with pytest.raises(fastsse.StreamInterruptedError, match="was closed before"):
+                s.finish()
+    else:
+
+        async def main() -> None:
+            async with (
+                lib.AsyncClient(timeout=TIMEOUT) as client,
+                llm.openai_chat.astream(client, server.url) as s,
+            ):
+                tokens = s.text()
+                assert await tokens.__anext__() == "Hello"
+
+                async def stop() -> None:
+                    for _ in range(int(TIMEOUT / 0.005)):
+                        if s._pairs is not None and s._pairs.ag_running:  # type: ignore[attr-defined]
+                            break
+                        await asyncio.sleep(0.005)
+                    await s.aclose()
+
+                stopper = asyncio.ensure_future(stop())
+                with pytest.raises(fastsse.StreamInterruptedError, match="was closed before"):
+                    await tokens.__anext__()
+                await stopper
+
+        asyncio.run(main())
+    assert time.monotonic() - started < TIMEOUT / 2  # Not woken by the read timeout.
+    server.wait_for_idle()
+
+
+def test_a_stream_closed_between_reads_ends_no_loop_silently(server: SSEServer) -> None:
+    server.respond(Response(body=[CASES["openai_chat"].body]))
+    with httpx.Client(timeout=TIMEOUT) as client, llm.openai_chat.stream(client, server.url) as s:
+        tokens: list[str] = []
+
+        def read_and_close() -> None:
+            for token in s.text():
+                tokens.append(token)
+                s.close()  # As another thread might, between two tokens.
+
+        with pytest.raises(RuntimeError, match="closed before its end"):
+            read_and_close()
+    assert tokens == ["Hello"]
+
+
 def test_the_response_needs_the_with_block(server: SSEServer) -> None:
     with httpx.Client() as client:
         s = llm.openai_chat.stream(client, server.url, json=BODY)
@@ -154,6 +329,16 @@ TOOLS = {
         ],
         (472, 89, 561),
     ),
+    # Thinking, a server tool (web search: run by Anthropic, not a call for the caller) and its
+    # result, text with a citation, then the caller's tool.
+    "anthropic_thinking_server_tool": (
+        llm.anthropic,
+        "anthropic_thinking_server_tool.sse",
+        "It is mild in Paris today. Let me get the details.",
+        "tool_use",
+        [(4, "toolu_01A09q90qw90lq917835lq9", "get_weather", {"location": "Paris, France"})],
+        (10682, 510, 11192),
+    ),
     "gemini": (
         llm.gemini,
         "gemini_function_call.sse",
@@ -181,6 +366,91 @@ def test_tool_calls_by_index_with_their_arguments_joined_and_parsed(
         assert result.usage is not None
         assert (result.usage.input_tokens, result.usage.output_tokens) == usage[:2]
         assert result.usage.total_tokens == usage[2]
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return b"data: " + json.dumps({"id": "chatcmpl-1", "choices": [choice]}).encode() + b"\n\n"
+
+
+def _ollama(index: int | None, call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    call: dict[str, Any] = {"id": call_id, "type": "function"}
+    call["function"] = {"name": name, "arguments": arguments}
+    if index is not None:
+        call["index"] = index
+    return call
+
+
+@pytest.mark.parametrize(
+    "index",
+    [None, 0],
+    ids=["no-index", "index-always-0"],  # ollama/ollama#7881, then #15457
+)
+def test_tool_calls_of_servers_that_do_not_count_them(index: int | None, server: SSEServer) -> None:
+    # Each call whole, with its own id, the index missing or always 0: two calls, not one.
+    body = [
+        _chunk(
+            {"role": "assistant", "tool_calls": [_ollama(index, "call_a", "write", '{"f": 1}')]}
+        ),
+        _chunk({"tool_calls": [_ollama(index, "call_b", "write", '{"f": 2}')]}),
+        _chunk({}, "tool_calls"),
+        b"data: [DONE]\n\n",
+    ]
+    # And both in one chunk.
+    both = [_ollama(index, "call_c", "read", "{}"), _ollama(index, "call_d", "read", '{"x": [')]
+    pieces = [
+        _chunk({"tool_calls": both}),
+        _chunk({"tool_calls": [{"function": {"arguments": "1]}"}}]}),
+    ]
+    if index is not None:
+        pieces[1] = pieces[1].replace(b'{"function"', b'{"index": 0, "function"')
+    server.respond(Response(body=body), Response(body=[*pieces, *body[2:]]))
+    result = collect(httpx, "sync", llm.openai_chat, server.url).result
+    got = [(call.index, call.id, call.parsed) for call in result.tool_calls]
+    assert got == [(0, "call_a", {"f": 1}), (1, "call_b", {"f": 2})]
+    result = collect(httpx, "sync", llm.openai_chat, server.url).result
+    got = [(call.index, call.id, call.parsed) for call in result.tool_calls]
+    assert got == [(0, "call_c", {}), (1, "call_d", {"x": [1]})]
+
+
+def _anthropic(*events: dict[str, Any]) -> bytes:
+    start = {"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 25}}}
+    ends = [{"type": "message_stop"}]
+    return b"".join(
+        f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in [start, *events, *ends]
+    )
+
+
+def test_anthropic_usage_counts_left_null_keep_the_earlier_ones(server: SSEServer) -> None:
+    # message_delta's usage may carry null counts (the SDK's MessageDeltaUsage: Optional[int]);
+    # the SDK keeps the counts it had: so does the result.
+    usage = {"input_tokens": None, "cache_read_input_tokens": None, "output_tokens": 12}
+    delta = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": usage}
+    server.respond(Response(body=[_anthropic(delta)]))
+    result = collect(httpx, "sync", llm.anthropic, server.url).result
+    assert result.usage is not None
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (25, 12)
+    assert result.usage.total_tokens == 37
+
+
+def test_anthropic_tool_input_given_whole_at_its_start(server: SSEServer) -> None:
+    # A tool_use block whose input comes whole in content_block_start and no input_json_delta
+    # follows (the SDK's accumulator keeps that input); deltas, when they come, replace it.
+    whole = {"type": "tool_use", "id": "toolu_1", "name": "now", "input": {"tz": "UTC"}}
+    streamed = {"type": "tool_use", "id": "toolu_2", "name": "add", "input": {}}
+    piece = {"type": "input_json_delta", "partial_json": '{"a": 1}'}
+    body = _anthropic(
+        {"type": "content_block_start", "index": 0, "content_block": whole},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_start", "index": 1, "content_block": streamed},
+        {"type": "content_block_delta", "index": 1, "delta": piece},
+        {"type": "content_block_stop", "index": 1},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {}},
+    )
+    server.respond(Response(body=[body]))
+    result = collect(httpx, "sync", llm.anthropic, server.url).result
+    got = [(call.index, call.id, call.parsed) for call in result.tool_calls]
+    assert got == [(0, "toolu_1", {"tz": "UTC"}), (1, "toolu_2", {"a": 1})]
 
 
 def test_a_tool_call_only_answer_completes_to_empty_text(server: SSEServer) -> None:

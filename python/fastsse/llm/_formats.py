@@ -38,6 +38,8 @@ class StreamFormat:
     end_marker = ""
     #: The end marker ends the answer, whatever follows; False: the body's end does (Gemini).
     stops_at_end = True
+    #: What asks for a stream, for the error of an answer that is JSON instead.
+    streams_when = '"stream": true in the request'
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -155,6 +157,11 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _arguments(value: Any) -> str:
+    """The JSON text of a tool call's arguments sent whole, as an object."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 # -- OpenAI chat completions ------------------------------------------------------------------
 
 
@@ -212,10 +219,15 @@ class _ChoicesBuilder(Builder):
 
 
 class _ChatBuilder(_ChoicesBuilder):
+    def __init__(self) -> None:
+        super().__init__()
+        #: (choice index, the index a tool call delta carries, or None) -> its call's place.
+        self.slots: dict[tuple[Any, Any], int] = {}
+
     def add_choice(self, parts: ChoiceParts, choice: Mapping[str, Any]) -> str | None:
         delta = choice.get("delta") or {}
         for call in delta.get("tool_calls") or ():
-            tool = parts.tool(call.get("index", 0))
+            tool = parts.tool(self._slot(parts, choice.get("index", 0), call))
             if call.get("id"):
                 tool[0] = call["id"]
             function = call.get("function") or {}
@@ -232,6 +244,23 @@ class _ChatBuilder(_ChoicesBuilder):
             parts.text.append(content)
             return content
         return None
+
+    def _slot(self, parts: ChoiceParts, choice: Any, call: Mapping[str, Any]) -> int:
+        """The place of the call a tool call delta belongs to. OpenAI numbers its calls with
+        ``index``; some compatible servers (Ollama) leave it out or send 0 for every call,
+        each call whole with its own id: a new id where a call with another id stands is a
+        new call, and the deltas without an id that follow belong to it."""
+        index = call.get("index")
+        if not isinstance(index, int):
+            index = None
+        key = (choice, index)
+        slot = self.slots.get(key)
+        call_id = call.get("id")
+        if slot is None or (call_id and parts.tools[slot][0] not in (None, call_id)):
+            if index is None or index in parts.tools:
+                index = max(parts.tools, default=-1) + 1
+            slot = self.slots[key] = index
+        return slot
 
 
 # -- OpenAI Responses -------------------------------------------------------------------------
@@ -328,6 +357,8 @@ class _AnthropicBuilder(Builder):
         super().__init__()
         #: Content block index -> its text pieces, for the text blocks.
         self.blocks: dict[int, list[str]] = {}
+        #: The tool_use blocks whose input came whole at their start (until a delta replaces it).
+        self.given: set[int] = set()
 
     def add(self, value: Any) -> str | None:
         if not isinstance(value, Mapping):
@@ -342,14 +373,26 @@ class _AnthropicBuilder(Builder):
                     self.blocks.setdefault(value.get("index", 0), []).append(text)
                     return text
             elif delta_kind == "input_json_delta":
+                # Only a tool_use block is a call for the caller; a server tool's input
+                # (server_tool_use: web search, code execution) arrives the same way.
+                index = value.get("index", 0)
+                tool = self.choice(0).tools.get(index)
                 partial = delta.get("partial_json")
-                if isinstance(partial, str):
-                    self.choice(0).tool(value.get("index", 0))[2].append(partial)
+                if tool is not None and isinstance(partial, str):
+                    if index in self.given:  # The deltas are the input (as in the SDK).
+                        self.given.discard(index)
+                        tool[2].clear()
+                    tool[2].append(partial)
         elif kind == "content_block_start":
             block = value.get("content_block") or {}
             if block.get("type") == "tool_use":
-                tool = self.choice(0).tool(value.get("index", 0))
+                index = value.get("index", 0)
+                tool = self.choice(0).tool(index)
                 tool[0], tool[1] = _str(block.get("id")), _str(block.get("name")) or ""
+                given = block.get("input")
+                if isinstance(given, Mapping) and given:  # Anthropic's own is {}: deltas follow.
+                    tool[2] = [_arguments(given)]
+                    self.given.add(index)
         elif kind == "message_start":
             message = value.get("message") or {}
             self.identify(message, "id", "model")
@@ -361,8 +404,10 @@ class _AnthropicBuilder(Builder):
                 self.choice(0).finish_reason = reason
             usage = value.get("usage")
             if isinstance(usage, Mapping):
-                # Its counts are cumulative: they replace those of message_start.
-                self.usage = {**(self.usage or {}), **usage}
+                # Its counts are cumulative: they replace those of message_start, but for the
+                # ones it leaves null (as the SDK, which keeps them).
+                fresh = {key: count for key, count in usage.items() if count is not None}
+                self.usage = {**(self.usage or {}), **fresh}
         return None
 
     def result(self) -> Result:
@@ -382,6 +427,7 @@ class _Gemini(StreamFormat):
 
     end_marker = "a finishReason"
     stops_at_end = False
+    streams_when = "alt=sse in the URL, as in models/...:streamGenerateContent?alt=sse"
 
     def decode(self, event: Event, call: _Call) -> Any:
         if _is_blank(event.data):
@@ -423,7 +469,7 @@ class _GeminiBuilder(_ChoicesBuilder):
                 parts.tools[len(parts.tools)] = [
                     _str(function.get("id")),
                     _str(function.get("name")) or "",
-                    [json.dumps(function.get("args") or {}, separators=(",", ":"))],
+                    [_arguments(function.get("args") or {})],
                 ]
         reason = choice.get("finishReason")
         if reason is not None:

@@ -73,12 +73,15 @@ class ToolCall:
         try:
             return _json.loads(self.arguments)
         except ValueError as error:
-            raise LLMError(
-                f"the arguments of tool call {self.index} ({self.name}) are not valid JSON "
-                f"({error}): {self.arguments[:200]!r}",
-                message=str(error),
-                body=self.arguments,
-            ) from error
+            what = f"the arguments of tool call {self.index} ({self.name}) are"
+            raise not_json(what, self.arguments, error) from error
+
+
+def not_json(what: str, text: str, error: ValueError) -> LLMError:
+    """The error of ``text`` that should be JSON and is not; ``what`` names it, with its verb."""
+    return LLMError(
+        f"{what} not valid JSON ({error}): {text[:200]!r}", message=str(error), body=text
+    )
 
 
 @dataclass(frozen=True)

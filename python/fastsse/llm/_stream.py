@@ -17,9 +17,9 @@ import anyio
 from fastsse import _json
 from fastsse._errors import ContentTypeError, LLMError, StreamInterruptedError
 from fastsse._fastsse import Event
-from fastsse._io.clients import accepts, classes, classify, library_of
+from fastsse._io.clients import accepts, classes, classify, library_of, response_socket, shutdown
 from fastsse._io.http import ASYNC_CLIENTS, SYNC_CLIENTS, abody, add_cookies, body
-from fastsse.llm._result import Builder, Result
+from fastsse.llm._result import Builder, Result, not_json
 from fastsse.llm._retry import (
     DEFAULT_MAX_RETRIES,
     Backoff,
@@ -171,6 +171,10 @@ class _Call:
         #: The format saw the answer's end.
         self.done = False
         self.result: Result | None = None
+        #: What reading the answer failed with: raised again by every later read.
+        self.failure: Exception | None = None
+        #: close() came from another thread or task while this one read.
+        self.closed_while_reading = False
         self._reading = False
         #: What reading the body raises when the connection fails: the client library's errors.
         self.http_errors = classes("HTTPError")
@@ -271,7 +275,7 @@ class _Call:
                 error=error,
             )
         content_type = response.headers.get("content-type", "")
-        hint = ' (is "stream": true in the request?)' if "json" in content_type else ""
+        hint = f" (is {self.fmt.streams_when}?)" if "json" in content_type else ""
         return ContentTypeError(
             f"{answered} with Content-Type {content_type!r}, not an event stream{hint}",
             response=response,
@@ -345,7 +349,18 @@ class _Call:
             raise StreamInterruptedError(f"{self._incomplete('ended')}: the answer is incomplete")
         self.result = self.builder.result()
 
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        """Around the reading of the body: what it fails with is kept in ``failure``."""
+        try:
+            yield
+        except Exception as error:
+            self.failure = error
+            raise
+
     def _incomplete(self, how: str) -> str:
+        if self.closed_while_reading:
+            how = "was closed"
         return (
             f"{self.what}: the stream {how} before {self.fmt.end_marker}, after {self.events} "
             "events"
@@ -385,12 +400,7 @@ class _Call:
         try:
             return _json.loads(event.data)
         except ValueError as error:
-            raise LLMError(
-                f"{self.what}: event {self.events} is not valid JSON ({error}): "
-                f"{event.data[:200]!r}",
-                message=str(error),
-                body=event.data,
-            ) from error
+            raise not_json(f"{self.what}: event {self.events} is", event.data, error) from error
 
     def server_error(self, event: Event, details: Mapping[str, Any], value: Any) -> LLMError:
         message = _text(details.get("message")) or event.data
@@ -488,11 +498,38 @@ _NOT_OVER = (
     "the stream has not ended as it should yet: iterate events() or text() to the end, or call "
     "finish(), before reading result"
 )
+_CLOSED = "the stream was closed before its end: the answer is incomplete"
+_ENTERED = "a stream is entered once (entering sent its request): call stream() again to ask again"
 
 
 class _StreamBase:
     _call: _Call
     _response: Any = None
+    _entered = False
+    _closed = False
+
+    def _enter(self) -> _Call:
+        """The call, for a first entry; a second one would send the request again."""
+        if self._entered or self._closed:
+            raise RuntimeError(_ENTERED)
+        self._entered = True
+        return self._call
+
+    def _readable(self) -> None:
+        """Before reading: the error reading failed with is raised again, and a stream closed
+        before its end is never read as if it had ended (no silent end)."""
+        call = self._call
+        if call.failure is not None:
+            raise call.failure
+        if self._closed and call.result is None:
+            raise RuntimeError(_CLOSED)
+
+    def _wake_reader(self) -> None:
+        """close() while another thread or task reads the body: shuts the socket down, which
+        ends that read (it raises StreamInterruptedError, "was closed"); the reader closes the
+        rest when it leaves its block (closing it here would pull the state from under it)."""
+        self._call.closed_while_reading = True
+        shutdown(response_socket(self._response))
 
     @property
     def response(self) -> Any:
@@ -503,8 +540,10 @@ class _StreamBase:
 
     @property
     def result(self) -> Result:
-        """The whole answer; RuntimeError until the stream has ended as it should."""
+        """The whole answer; RuntimeError until the stream has ended as it should, or the error
+        it failed with."""
         if self._call.result is None:
+            self._readable()
             raise RuntimeError(_NOT_OVER)
         return self._call.result
 
@@ -519,6 +558,10 @@ class LLMStream(_StreamBase):
     ``s.text()`` the text deltas of the first choice; both read the same stream, once. After
     the end, ``s.result`` is the whole answer (:class:`Result`); ``s.finish()`` reads the
     rest and returns it. Leaving the block closes the response.
+
+    Never a silent end: once reading failed, every later read (``events()``, ``text()``,
+    ``finish()``, ``result``) raises that error again; a stream closed before its end raises
+    RuntimeError when read. A stream is entered once: entering sends the request.
     """
 
     def __init__(self, fmt: StreamFormat, client: Client, url: Any, options: RequestOptions):
@@ -526,7 +569,7 @@ class LLMStream(_StreamBase):
         self._pairs: Generator[tuple[Any, str | None], None, None] | None = None
 
     def __enter__(self) -> LLMStream:
-        call = self._call
+        call = self._enter()
         send = call.client.send
         while True:
             try:
@@ -547,14 +590,21 @@ class LLMStream(_StreamBase):
         self.close()
 
     def close(self) -> None:
-        """Closes the response (an answer not read to its end is dropped)."""
+        """Closes the response (an answer not read to its end is dropped); from any thread: a
+        read in another thread then raises StreamInterruptedError."""
+        self._closed = True
         if self._pairs is not None:
-            self._pairs.close()
+            try:
+                self._pairs.close()
+            except ValueError:  # "generator already executing": another thread reads.
+                self._wake_reader()
+                return
         self._call.close()
         if self._response is not None:
             self._response.close()
 
     def _shared(self) -> Iterator[tuple[Any, str | None]]:
+        self._readable()
         if self._pairs is None:
             self._pairs = self._read(self.response)
         return self._pairs
@@ -562,36 +612,39 @@ class LLMStream(_StreamBase):
     def _read(self, response: Any) -> Generator[tuple[Any, str | None], None, None]:
         call = self._call
         read = iter(body(response)).__next__
-        while True:
-            try:
-                chunk = read()
-            except StopIteration:
-                break
-            except Exception as error:
-                call.broke(error)
-            yield from call.feed(chunk)
-            if call.over:
-                call.finish()
-                return
-            call.after_chunk()
-        call.ended()
+        with call.recording():
+            while True:
+                try:
+                    chunk = read()
+                except StopIteration:
+                    break
+                except Exception as error:
+                    call.broke(error)
+                yield from call.feed(chunk)
+                if call.over:
+                    call.finish()
+                    return
+                call.after_chunk()
+            call.ended()
 
     def events(self) -> Iterator[Any]:
         """Each event's decoded JSON, to the answer's end (``[DONE]`` and pings left out)."""
         for value, _ in self._shared():
             yield value
+        self._readable()  # Closed (by another thread, say) before the end: never a silent end.
 
     def text(self) -> Iterator[str]:
         """The text deltas of the first choice, as they arrive (empty ones left out)."""
         for _, text in self._shared():
             if text:
                 yield text
+        self._readable()
 
     def finish(self) -> Result:
         """Reads the rest of the stream; the whole answer."""
         for _ in self._shared():
             pass
-        return self.result
+        return self.result  # Raises if it was closed before the end.
 
 
 class AsyncLLMStream(_StreamBase):
@@ -603,7 +656,7 @@ class AsyncLLMStream(_StreamBase):
         self._pairs: AsyncGenerator[tuple[Any, str | None], None] | None = None
 
     async def __aenter__(self) -> AsyncLLMStream:
-        call = self._call
+        call = self._enter()
         send = call.client.send
         while True:
             try:
@@ -624,14 +677,20 @@ class AsyncLLMStream(_StreamBase):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Closes the response (an answer not read to its end is dropped)."""
+        """Closes the response (an answer not read to its end is dropped); from another task
+        too: its read then raises StreamInterruptedError."""
+        self._closed = True
         if self._pairs is not None:
+            if getattr(self._pairs, "ag_running", False):  # Another task reads.
+                self._wake_reader()
+                return
             await self._pairs.aclose()
         self._call.close()
         if self._response is not None:
             await self._response.aclose()
 
     def _shared(self) -> AsyncIterator[tuple[Any, str | None]]:
+        self._readable()
         if self._pairs is None:
             self._pairs = self._read(self.response)
         return self._pairs
@@ -640,20 +699,21 @@ class AsyncLLMStream(_StreamBase):
         call = self._call
         chunks: Any = abody(response)  # httpx hands out an async generator
         try:
-            while True:
-                try:
-                    chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    break
-                except Exception as error:
-                    call.broke(error)
-                for pair in call.feed(chunk):
-                    yield pair
-                if call.over:
-                    call.finish()
-                    return
-                call.after_chunk()
-            call.ended()
+            with call.recording():
+                while True:
+                    try:
+                        chunk = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except Exception as error:
+                        call.broke(error)
+                    for pair in call.feed(chunk):
+                        yield pair
+                    if call.over:
+                        call.finish()
+                        return
+                    call.after_chunk()
+                call.ended()
         finally:
             await chunks.aclose()
 
@@ -661,12 +721,14 @@ class AsyncLLMStream(_StreamBase):
         """The async ``LLMStream.events()``."""
         async for value, _ in self._shared():
             yield value
+        self._readable()
 
     async def text(self) -> AsyncIterator[str]:
         """The async ``LLMStream.text()``."""
         async for _, text in self._shared():
             if text:
                 yield text
+        self._readable()
 
     async def finish(self) -> Result:
         """Reads the rest of the stream; the whole answer."""
