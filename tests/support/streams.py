@@ -263,3 +263,75 @@ def silent_listener() -> Iterator[tuple[str, list[socket.socket]]]:
         listener.close()
         for conn in accepted:
             conn.close()
+
+
+@dataclass
+class KeepAliveServer:
+    """What :func:`keep_alive_server` saw: the connections it accepted, and an event set when
+    the second request arrived (on whichever connection)."""
+
+    url: str
+    accepted: list[socket.socket]
+    second_request: threading.Event
+
+
+@contextmanager
+def keep_alive_server(first: bytes) -> Iterator[KeepAliveServer]:
+    """A loopback HTTP/1.1 server that keeps connections alive (SSEServer closes each after its
+    response): it answers the first request with the event stream ``first`` (with a
+    Content-Length, so the client can reuse the connection), and never answers the second."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.05)
+    server = KeepAliveServer(
+        f"http://127.0.0.1:{listener.getsockname()[1]}/", [], threading.Event()
+    )
+    stop = threading.Event()
+    requests = 0
+    lock = threading.Lock()
+
+    def serve(conn: socket.socket) -> None:
+        nonlocal requests
+        buffer = b""
+        conn.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                data = conn.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            buffer += data
+            while b"\r\n\r\n" in buffer:
+                _, _, buffer = buffer.partition(b"\r\n\r\n")
+                with lock:
+                    requests += 1
+                    number = requests
+                if number == 1:
+                    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    conn.sendall(head + b"Content-Length: %d\r\n\r\n%s" % (len(first), first))
+                else:
+                    server.second_request.set()  # and no answer
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            server.accepted.append(conn)
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        stop.set()
+        thread.join(2.0)
+        listener.close()
+        for conn in server.accepted:
+            conn.close()
