@@ -32,11 +32,11 @@ generated is in ``flavour.py`` beside it."""'''
 PHRASES = (
     ("An async Server-Sent Events stream", "A synchronous Server-Sent Events stream"),
     (
-        "from any thread or task: the reader ends at once.",
-        "from another thread: a blocked read returns at once.",
+        "from any thread or task: the\n    reader ends at once. "
+        "``await stream.aclose()`` also waits until the connection is released.\n",
+        "from another thread: a\n    blocked read returns at once.\n",
     ),
-    ("    ``await stream.aclose()`` also waits until the connection is released.\n", ""),
-    ("now, and wait until they are; idempotent.", "now; safe from any thread, and idempotent."),
+    ("now; safe from any task, and idempotent.", "now; safe from any thread, and idempotent."),
 )
 
 #: Whole words (identifiers, and words of the docstrings) and their sync twins.

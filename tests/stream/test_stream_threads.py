@@ -11,13 +11,14 @@ import warnings
 
 import anyio
 import pytest
-from fastsse import AsyncEventStream, Event, EventStream
+from fastsse import AsyncEventStream, EventStream
 from fastsse.testing import Response, SSEServer, event, stall
 from support.streams import (
     KINDS,
     TIMEOUT,
     KeepAliveServer,
     fast_retry,
+    iterate_in_thread,
     keep_alive_server,
     run_bounded,
 )
@@ -95,23 +96,6 @@ async def test_async_interrupt_from_another_thread_cuts_the_backoff_wait_short(
     assert stream.stats.reconnects == 1
 
 
-def _consume_in_thread(stream: EventStream) -> tuple[threading.Thread, list[Event], list[object]]:
-    got: list[Event] = []
-    outcome: list[object] = []
-
-    def consume() -> None:
-        try:
-            for item in stream:
-                got.append(item)
-            outcome.append("ended")
-        except Exception as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=consume, daemon=True)
-    thread.start()
-    return thread, got, outcome
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_close_from_another_thread_while_a_reused_connection_waits_for_headers(kind: str) -> None:
     # The first response ends cleanly with its Content-Length: the connection goes back to the
@@ -119,7 +103,7 @@ def test_close_from_another_thread_while_a_reused_connection_waits_for_headers(k
     with keep_alive_server(event("one", id="1")) as server:
         if kind == "sync":
             stream = EventStream(server.url, retry=fast_retry(), read_timeout=20.0)
-            thread, got, outcome = _consume_in_thread(stream)
+            thread, got, outcome = iterate_in_thread(stream)
             try:
                 assert server.second_request.wait(TIMEOUT)
                 started = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -235,9 +236,31 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def iterate_in_thread(stream: EventStream) -> tuple[threading.Thread, list[Event], list[object]]:
+    """Iterates ``stream`` in a daemon thread: the thread, the events it got so far, and how it
+    ended (``"ended"``, or the exception), once it did."""
+    got: list[Event] = []
+    outcome: list[object] = []
+
+    def consume() -> None:
+        try:
+            for item in stream:
+                got.append(item)
+            outcome.append("ended")
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    return thread, got, outcome
+
+
 @contextmanager
-def silent_listener() -> Iterator[tuple[str, list[socket.socket]]]:
-    """A loopback server that accepts connections and never answers (no status line)."""
+def _listener(
+    serve: Callable[[socket.socket, threading.Event], None] | None = None,
+) -> Iterator[tuple[str, list[socket.socket]]]:
+    """A loopback server: its URL and the connections it accepted, each served by ``serve(conn,
+    stop)`` in a thread of its own (by nobody without it)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -252,6 +275,8 @@ def silent_listener() -> Iterator[tuple[str, list[socket.socket]]]:
             except OSError:
                 continue
             accepted.append(conn)
+            if serve is not None:
+                threading.Thread(target=serve, args=(conn, stop), daemon=True).start()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
@@ -263,6 +288,11 @@ def silent_listener() -> Iterator[tuple[str, list[socket.socket]]]:
         listener.close()
         for conn in accepted:
             conn.close()
+
+
+def silent_listener() -> contextlib.AbstractContextManager[tuple[str, list[socket.socket]]]:
+    """A loopback server that accepts connections and never answers (no status line)."""
+    return _listener()
 
 
 @dataclass
@@ -280,18 +310,11 @@ def keep_alive_server(first: bytes) -> Iterator[KeepAliveServer]:
     """A loopback HTTP/1.1 server that keeps connections alive (SSEServer closes each after its
     response): it answers the first request with the event stream ``first`` (with a
     Content-Length, so the client can reuse the connection), and never answers the second."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.05)
-    server = KeepAliveServer(
-        f"http://127.0.0.1:{listener.getsockname()[1]}/", [], threading.Event()
-    )
-    stop = threading.Event()
+    second_request = threading.Event()
     requests = 0
     lock = threading.Lock()
 
-    def serve(conn: socket.socket) -> None:
+    def serve(conn: socket.socket, stop: threading.Event) -> None:
         nonlocal requests
         buffer = b""
         conn.settimeout(0.05)
@@ -314,24 +337,7 @@ def keep_alive_server(first: bytes) -> Iterator[KeepAliveServer]:
                     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                     conn.sendall(head + b"Content-Length: %d\r\n\r\n%s" % (len(first), first))
                 else:
-                    server.second_request.set()  # and no answer
+                    second_request.set()  # and no answer
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            server.accepted.append(conn)
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        stop.set()
-        thread.join(2.0)
-        listener.close()
-        for conn in server.accepted:
-            conn.close()
+    with _listener(serve) as (url, accepted):
+        yield KeepAliveServer(url, accepted, second_request)

@@ -23,8 +23,8 @@ class AsyncEventStream(AsyncFlavour):
 
     Also ``await anext(stream)``, ``stream.batches()`` (a list per chunk: the fastest),
     ``stream.json()``, ``stream.response``, ``stream.stats``, ``stream.last_event_id``,
-    ``stream.interrupt()`` and ``close()``, from any thread or task: the reader ends at once.
-    ``await stream.aclose()`` also waits until the connection is released.
+    ``stream.interrupt()`` and ``close()``, which may be called from any thread or task: the
+    reader ends at once. ``await stream.aclose()`` also waits until the connection is released.
     The constructor's parameters are documented on ``__init__``.
     """
 
@@ -94,7 +94,7 @@ class AsyncEventStream(AsyncFlavour):
                 await loop.aclose()
 
     async def aclose(self) -> None:
-        """Close the stream and its connection now, and wait until they are; idempotent."""
+        """Close the stream and its connection now; safe from any task, and idempotent."""
         self._machine.close()
         self._waker.wake()
         loop = self._loop

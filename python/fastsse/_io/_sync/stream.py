@@ -24,7 +24,8 @@ class EventStream(SyncFlavour):
 
     Also ``next(stream)``, ``stream.batches()`` (a list per chunk: the fastest),
     ``stream.json()``, ``stream.response``, ``stream.stats``, ``stream.last_event_id``,
-    ``stream.interrupt()`` and ``close()``, from another thread: a blocked read returns at once.
+    ``stream.interrupt()`` and ``close()``, which may be called from another thread: a
+    blocked read returns at once.
     The constructor's parameters are documented on ``__init__``.
     """
 
