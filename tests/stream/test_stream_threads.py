@@ -10,6 +10,7 @@ import time
 import warnings
 
 import anyio
+import anyio.to_thread
 import pytest
 from fastsse import AsyncEventStream, EventStream
 from fastsse.testing import Response, SSEServer, event, stall
@@ -28,6 +29,16 @@ from support.streams import (
 async def test_async_close_from_another_thread_ends_the_iteration_on_a_quiet_feed(
     server: SSEServer,
 ) -> None:
+    await _close_from_another_thread_on_a_quiet_feed(server)
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+@pytest.mark.anyio
+async def test_async_close_from_another_thread_on_trio(server: SSEServer) -> None:
+    await _close_from_another_thread_on_a_quiet_feed(server)
+
+
+async def _close_from_another_thread_on_a_quiet_feed(server: SSEServer) -> None:
     server.respond(Response(body=[event("one", id="1"), stall()]))
     stream = AsyncEventStream(server.url, retry=fast_retry())
     closed_at: list[float] = []
@@ -55,7 +66,7 @@ async def test_async_close_from_another_thread_ends_the_iteration_on_a_quiet_fee
     assert stream.closed
     assert stream._client is None  # the reading task released the connection and client
     assert not [w for w in caught if "never awaited" in str(w.message)], caught
-    await server.wait_for_idle_async(1.0)
+    await anyio.to_thread.run_sync(server.wait_for_idle, 1.0)  # also on trio
     assert len(server.requests) == 1
     await stream.close()  # awaiting it is aclose(), as openai's AsyncStream.close() is
 
@@ -64,7 +75,7 @@ async def test_async_close_from_another_thread_ends_the_iteration_on_a_quiet_fee
 async def test_async_interrupt_from_another_thread_cuts_the_backoff_wait_short(
     server: SSEServer,
 ) -> None:
-    server.respond(Response(503, b"busy", content_type="text/plain"), Response(body=[event("a")]))
+    server.respond(_busy(), Response(body=[event("a")]))
     waiting = threading.Event()
     # on_fault gets the delay just before the stream waits it: interrupt() lands in the wait
     # (or just before it, which the stream must see as well).
@@ -94,6 +105,32 @@ async def test_async_interrupt_from_another_thread_cuts_the_backoff_wait_short(
     assert waiting.is_set()
     assert len(server.requests) == 2
     assert stream.stats.reconnects == 1
+
+
+@pytest.mark.anyio
+async def test_async_close_from_another_thread_ends_a_backoff_wait(server: SSEServer) -> None:
+    server.respond(_busy())
+    waiting = threading.Event()
+    stream = AsyncEventStream(
+        server.url,
+        retry=fast_retry(initial=30.0, max_delay=30.0),
+        on_fault=lambda fault, delay: waiting.set(),
+    )
+    thread = threading.Thread(target=lambda: waiting.wait(TIMEOUT) and stream.close())
+    thread.start()
+    try:
+        with anyio.fail_after(2.0):  # the 30 s wait was cut short
+            assert [item async for item in stream] == []
+    finally:
+        thread.join(TIMEOUT)
+    assert stream.closed
+    assert stream._client is None
+    assert len(server.requests) == 1
+    assert stream.stats.reconnects == 1  # the 30 s wait was decided, and cut short
+
+
+def _busy() -> Response:
+    return Response(503, b"busy", content_type="text/plain")
 
 
 @pytest.mark.parametrize("kind", KINDS)
