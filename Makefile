@@ -59,6 +59,7 @@ test: dev wheel
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy --strict
+	$(PY) scripts/unasync.py --check
 	$(PY) -m pytest
 
 # The release artefacts in dist/: one abi3 wheel for every CPython >= 3.9 on any Linux with glibc

@@ -364,8 +364,8 @@ async def _aclose_while_reading(
             tasks.start_soon(read)
             while not (got and getattr(stream._loop, "ag_running", False)):
                 await anyio.sleep(0.005)
-            if stream._socket is not None:
-                readable, _, _ = select.select([stream._socket], [], [], TIMEOUT)
+            if stream._waker.socket is not None:
+                readable, _, _ = select.select([stream._waker.socket], [], [], TIMEOUT)
                 assert readable, "the server's next chunks never came"
             await stream.aclose()
             handed_out = len(got)

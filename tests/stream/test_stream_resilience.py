@@ -37,6 +37,7 @@ from support.streams import (
     RecordingRetry,
     collect,
     fast_retry,
+    iterate_in_thread,
     run_bounded,
     silent_listener,
     transport_error,
@@ -568,29 +569,12 @@ async def test_aclose_from_another_task_while_the_consumer_is_busy() -> None:
         assert len(server.requests) == 1
 
 
-def _iterate_in_thread(stream: EventStream) -> tuple[threading.Thread, list[Event], list[object]]:
-    got: list[Event] = []
-    outcome: list[object] = []
-
-    def consume() -> None:
-        try:
-            for item in stream:
-                got.append(item)
-            outcome.append("ended")
-        except Exception as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=consume, daemon=True)
-    thread.start()
-    return thread, got, outcome
-
-
 def test_close_from_another_thread_ends_a_blocked_read_and_closes_the_socket(
     server: SSEServer,
 ) -> None:
     server.respond(Response(body=[event("one", id="1"), stall()]))
     stream = EventStream(server.url, retry=fast_retry())
-    thread, got, outcome = _iterate_in_thread(stream)
+    thread, got, outcome = iterate_in_thread(stream)
     try:
         deadline = time.monotonic() + TIMEOUT
         while not got and time.monotonic() < deadline:
@@ -648,7 +632,7 @@ def test_close_from_another_thread_ends_a_backoff_wait(server: SSEServer) -> Non
         retry=fast_retry(initial=30.0, max_delay=30.0),
         on_fault=lambda fault, delay: waiting.set(),
     )
-    thread, _got, outcome = _iterate_in_thread(stream)
+    thread, _got, outcome = iterate_in_thread(stream)
     try:
         assert waiting.wait(TIMEOUT)
         stream.close()
@@ -665,7 +649,7 @@ def test_close_from_another_thread_ends_a_backoff_wait(server: SSEServer) -> Non
 def test_close_from_another_thread_while_waiting_for_response_headers() -> None:
     with silent_listener() as (url, accepted):
         stream = EventStream(url, retry=fast_retry(), read_timeout=2.0)
-        thread, _, outcome = _iterate_in_thread(stream)
+        thread, _, outcome = iterate_in_thread(stream)
         try:
             deadline = time.monotonic() + TIMEOUT
             while not accepted and time.monotonic() < deadline:

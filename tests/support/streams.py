@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -235,9 +236,31 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def iterate_in_thread(stream: EventStream) -> tuple[threading.Thread, list[Event], list[object]]:
+    """Iterates ``stream`` in a daemon thread: the thread, the events it got so far, and how it
+    ended (``"ended"``, or the exception), once it did."""
+    got: list[Event] = []
+    outcome: list[object] = []
+
+    def consume() -> None:
+        try:
+            for item in stream:
+                got.append(item)
+            outcome.append("ended")
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    return thread, got, outcome
+
+
 @contextmanager
-def silent_listener() -> Iterator[tuple[str, list[socket.socket]]]:
-    """A loopback server that accepts connections and never answers (no status line)."""
+def _listener(
+    serve: Callable[[socket.socket, threading.Event], None] | None = None,
+) -> Iterator[tuple[str, list[socket.socket]]]:
+    """A loopback server: its URL and the connections it accepted, each served by ``serve(conn,
+    stop)`` in a thread of its own (by nobody without it)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -252,6 +275,8 @@ def silent_listener() -> Iterator[tuple[str, list[socket.socket]]]:
             except OSError:
                 continue
             accepted.append(conn)
+            if serve is not None:
+                threading.Thread(target=serve, args=(conn, stop), daemon=True).start()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
@@ -263,3 +288,56 @@ def silent_listener() -> Iterator[tuple[str, list[socket.socket]]]:
         listener.close()
         for conn in accepted:
             conn.close()
+
+
+def silent_listener() -> contextlib.AbstractContextManager[tuple[str, list[socket.socket]]]:
+    """A loopback server that accepts connections and never answers (no status line)."""
+    return _listener()
+
+
+@dataclass
+class KeepAliveServer:
+    """What :func:`keep_alive_server` saw: the connections it accepted, and an event set when
+    the second request arrived (on whichever connection)."""
+
+    url: str
+    accepted: list[socket.socket]
+    second_request: threading.Event
+
+
+@contextmanager
+def keep_alive_server(first: bytes) -> Iterator[KeepAliveServer]:
+    """A loopback HTTP/1.1 server that keeps connections alive (SSEServer closes each after its
+    response): it answers the first request with the event stream ``first`` (with a
+    Content-Length, so the client can reuse the connection), and never answers the second."""
+    second_request = threading.Event()
+    requests = 0
+    lock = threading.Lock()
+
+    def serve(conn: socket.socket, stop: threading.Event) -> None:
+        nonlocal requests
+        buffer = b""
+        conn.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                data = conn.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            buffer += data
+            while b"\r\n\r\n" in buffer:
+                _, _, buffer = buffer.partition(b"\r\n\r\n")
+                with lock:
+                    requests += 1
+                    number = requests
+                if number == 1:
+                    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    conn.sendall(head + b"Content-Length: %d\r\n\r\n%s" % (len(first), first))
+                else:
+                    second_request.set()  # and no answer
+
+    with _listener(serve) as (url, accepted):
+        yield KeepAliveServer(url, accepted, second_request)

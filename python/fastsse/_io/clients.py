@@ -42,7 +42,9 @@ __all__ = [
     "accepts",
     "classes",
     "classify",
+    "connection_pool",
     "library_of",
+    "pooled_socket",
     "response_socket",
     "shutdown",
     "socket_of",
@@ -158,6 +160,27 @@ def response_socket(response: Any) -> Socket | None:
     if network_stream is None or response.http_version == "HTTP/2":
         return None
     return _socket(network_stream.get_extra_info("socket"))
+
+
+def connection_pool(client: Any, url: Any) -> object:
+    """httpcore's (or httpcore2's) connection pool through which ``client`` sends a request to
+    ``url``; None for a transport without one."""
+    transport_for_url = getattr(client, "_transport_for_url", None)
+    if transport_for_url is None:
+        return None
+    return getattr(transport_for_url(url), "_pool", None)
+
+
+def pooled_socket(pool: object, request: object) -> Socket | None:
+    """The socket of the connection that ``pool`` (``connection_pool``'s) gave ``request`` (the
+    httpcore request that its trace events carry): a keep-alive connection reused from the pool
+    makes no connect event, so this is how its socket is known before the response headers
+    arrive. None when the pool keeps it otherwise (or it carries HTTP/2)."""
+    for pool_request in list(getattr(pool, "_requests", ())):
+        if getattr(pool_request, "request", None) is request:
+            connection = getattr(getattr(pool_request, "connection", None), "_connection", None)
+            return socket_of(getattr(connection, "_network_stream", None))
+    return None
 
 
 def _socket(sock: Any) -> Socket | None:

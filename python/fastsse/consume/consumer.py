@@ -10,9 +10,7 @@ reading the socket and TCP pushes back on the server; the ``drop_*`` policies di
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import importlib
 import inspect
 import logging
 import threading
@@ -29,6 +27,7 @@ import anyio.to_thread
 
 from fastsse._errors import FastSSEError
 from fastsse._fastsse import Event
+from fastsse._io._async.flavour import threadsafe_scheduler
 from fastsse._io.stream import AsyncEventStream, EventStream
 from fastsse.consume.checkpoint import IDLE, Checkpoint, Committer, Watermark
 
@@ -250,7 +249,7 @@ class Consumer:
             raise RuntimeError("a Consumer runs once; make a new one")
         self._started = True
         self._loop_thread = threading.get_ident()
-        self._call_soon_threadsafe = _threadsafe_scheduler()
+        self._call_soon_threadsafe = threadsafe_scheduler()
         self._limiter = anyio.CapacityLimiter(self._workers)
         self._workers_done = anyio.Event()
         committer = self._committer
@@ -666,16 +665,3 @@ def _is_async_callable(handler: Callable[..., object]) -> bool:
     return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004 - the attribute, not callable()
     )
-
-
-def _threadsafe_scheduler() -> Callable[[Callable[[], None]], object]:
-    """A non-blocking way to run a callback in the current event loop from another thread."""
-    try:
-        return asyncio.get_running_loop().call_soon_threadsafe
-    except RuntimeError:
-        # Not asyncio, so trio: anyio's only other backend.
-        trio: Any = importlib.import_module("trio")
-        run_sync_soon: Callable[[Callable[[], None]], object] = (
-            trio.lowlevel.current_trio_token().run_sync_soon
-        )
-        return run_sync_soon
