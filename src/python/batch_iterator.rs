@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyTuple, PyType};
 
-use super::capi::{c_call, new_ref};
+use super::capi::{c_call, immutable_type_flag, new_ref};
 
 /// `BatchIterator(batches)`: the items of an async iterator of lists, one by one.
 ///
@@ -114,7 +114,8 @@ fn create_batch_iterator_type(py: Python<'_>) -> PyResult<Py<PyType>> {
         name: c"fastsse._fastsse.BatchIterator".as_ptr(),
         basicsize: size_of::<BatchIteratorObject>() as c_int,
         itemsize: 0,
-        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_HAVE_GC) as c_uint,
+        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_HAVE_GC) as c_uint
+            | immutable_type_flag(py),
         slots: slots.as_mut_ptr(),
     }));
     // SAFETY: the spec and everything it points to live for the rest of the process.

@@ -1,5 +1,6 @@
 //! What the types written against the C API (`Event`, `BatchIterator`) share.
 
+use std::ffi::c_uint;
 use std::panic::AssertUnwindSafe;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -23,6 +24,19 @@ pub(super) fn c_call<R>(on_error: R, body: impl FnOnce(Python<'_>) -> PyResult<R
                 .restore(py);
             on_error
         }
+    }
+}
+
+/// `Py_TPFLAGS_IMMUTABLETYPE` where the interpreter has it (3.10 on; PyO3 declares it only for
+/// builds for 3.10 and later), else nothing: a type's attributes then cannot be set or deleted,
+/// as for built-in types (`Event.json = ...` raises TypeError). The whole type is in its spec,
+/// so nothing needs setting after it is made. On 3.9, whose heap types are always mutable, the
+/// bit means nothing and is left out.
+pub(super) fn immutable_type_flag(py: Python<'_>) -> c_uint {
+    if py.version_info() >= (3, 10) {
+        1 << 8
+    } else {
+        0
     }
 }
 

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyInt, PyString, PyTuple, PyType};
 
-use super::capi::c_call;
+use super::capi::{c_call, immutable_type_flag};
 
 /// One Server-Sent Event. Immutable; attribute names match httpx-sse's `ServerSentEvent`.
 ///
@@ -103,7 +103,7 @@ fn create_event_type(py: Python<'_>) -> PyResult<Py<PyType>> {
         name: c"fastsse._fastsse.Event".as_ptr(),
         basicsize: std::mem::size_of::<EventObject>() as c_int,
         itemsize: 0,
-        flags: ffi::Py_TPFLAGS_DEFAULT as c_uint,
+        flags: ffi::Py_TPFLAGS_DEFAULT as c_uint | immutable_type_flag(py),
         slots: slots.as_mut_ptr(),
     }));
     // SAFETY: the spec and everything it points to live for the rest of the process.
