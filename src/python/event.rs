@@ -20,6 +20,14 @@ use super::capi::{c_call, immutable_type_flag};
 /// the event's data string. This one is a plain object of four references: allocated and freed
 /// by pymalloc, outside the garbage collector, its fields read by Python as members.
 ///
+/// Measured against `#[pyclass(frozen, get_all, freelist = 64)]` with the same fields (PyO3
+/// 0.30, CPython 3.11, the LLM corpus in 16 KiB chunks), in instructions per event counted by
+/// cachegrind: `Parser.feed` 1,889 here against 2,231 (+18%); with the events kept alive, as a
+/// consumer that collects them does, 1,913 against 3,016 (+58%: the pyclass is GC-tracked and
+/// triggers collections); `Event(...)` 1,706 against 2,128; reading the four attributes the same
+/// (960 against 971: both are member descriptors). httpx-sse takes 19,098. And PyO3 cannot make
+/// a pyclass an immutable type under the abi3-py39 build, which this type is from Python 3.10.
+///
 /// Every field is an exact `str`, or an exact `int` or `None` for `retry` (the constructor
 /// copies subclasses): objects that refer to nothing, so an Event can never be part of a
 /// reference cycle, which is what makes leaving it out of the collector right. The type has no
