@@ -22,11 +22,12 @@ use super::capi::{c_call, immutable_type_flag};
 ///
 /// Measured against `#[pyclass(frozen, get_all, freelist = 64)]` with the same fields (PyO3
 /// 0.30, CPython 3.11, the LLM corpus in 16 KiB chunks), in instructions per event counted by
-/// cachegrind: `Parser.feed` 1,889 here against 2,231 (+18%); with the events kept alive, as a
-/// consumer that collects them does, 1,913 against 3,016 (+58%: the pyclass is GC-tracked and
-/// triggers collections); `Event(...)` 1,706 against 2,128; reading the four attributes the same
-/// (960 against 971: both are member descriptors). httpx-sse takes 19,098. And PyO3 cannot make
-/// a pyclass an immutable type under the abi3-py39 build, which this type is from Python 3.10.
+/// cachegrind: `Parser.feed` 1,903 here against 2,236 (+17%); with the events kept alive, as a
+/// consumer that collects them does, 1,947 against 2,987 (+53%: the pyclass is GC-tracked and
+/// triggers collections); `Event(...)` 1,934 against 2,242 (+16%); reading the four attributes
+/// the same (960 against 971: both are member descriptors). httpx-sse takes 19,064. And PyO3
+/// cannot make a pyclass an immutable type in the abi3-py39 build, which this type is from
+/// Python 3.10 on.
 ///
 /// Every field is an exact `str`, or an exact `int` or `None` for `retry` (the constructor
 /// copies subclasses): objects that refer to nothing, so an Event can never be part of a
