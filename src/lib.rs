@@ -1,7 +1,7 @@
 //! fastsse: a spec-exact, incremental Server-Sent Events (`text/event-stream`) parser.
 //!
 //! The core ([`Parser`]) is pure Rust and sans-I/O: feed it byte chunks split anywhere, and it
-//! hands every completed event to an [`EventSink`]. The Python binding lives in `python.rs`,
+//! hands every completed event to an [`EventSink`]. The Python binding lives in `python/`,
 //! behind the `python` cargo feature.
 
 mod event;

@@ -1,4 +1,4 @@
-"""The Rust core of fastsse (built by maturin from src/python.rs)."""
+"""The Rust core of fastsse (built by maturin from src/python/)."""
 
 import sys
 from collections.abc import AsyncIterator, Awaitable, Generator

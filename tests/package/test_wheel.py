@@ -116,7 +116,7 @@ def test_make_wheel_leaves_one_abi3_manylinux2014_wheel_and_an_sdist():
         "Cargo.toml",
         "Cargo.lock",
         "pyproject.toml",
-        "src/python.rs",
+        "src/python/mod.rs",
         "python/fastsse/py.typed",
         "python/fastsse/redis/append.lua",
     ]

@@ -1,5 +1,5 @@
-"""The slow paths of ``fastsse._fastsse.BatchIterator`` (src/python.rs), one coroutine each: what
-happens once per batch, not once per item, is written where it reads best."""
+"""The slow paths of ``fastsse._fastsse.BatchIterator`` (src/python/batch_iterator.rs), one
+coroutine each: what happens once per batch, not once per item, is written where it reads best."""
 
 from __future__ import annotations
 
