@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import textwrap
 import subprocess
 import sys
 from pathlib import Path
@@ -144,7 +145,7 @@ def test_openai_example_streams_the_answer(monkeypatch: pytest.MonkeyPatch) -> N
     body = (FIXTURES / "openai_chat.sse").read_bytes()
     with SSEServer(Response(body=[body])) as server:
         out = run_readme_block(
-            readme_block("api.openai.com"),
+            readme_block("on_token=lambda"),
             "https://api.openai.com/v1/chat/completions",
             server.url,
         )
@@ -152,6 +153,24 @@ def test_openai_example_streams_the_answer(monkeypatch: pytest.MonkeyPatch) -> N
     assert out == "Hello! How can I help you today?"
     assert request.header("authorization") == "Bearer sk-readme"
     assert request.json()["stream"] is True
+
+
+def test_llm_stream_object_example_shows_the_response_tokens_and_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-readme")
+    body = (FIXTURES / "openai_chat.sse").read_bytes()
+    headers = {"x-request-id": "req-123"}
+    with SSEServer(Response(body=[body], headers=headers)) as server:
+        out = run_readme_block(
+            readme_block("s.result.finish_reason"),
+            "https://api.openai.com/v1/chat/completions",
+            server.url,
+        )
+    lines = out.splitlines()
+    assert lines[0] == "request id: req-123"
+    assert lines[1] == "Hello! How can I help you today?"
+    assert lines[2].startswith("stop ")
 
 
 def test_anthropic_example_streams_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,3 +192,13 @@ def test_benchmark_table_describes_each_corpus_as_fastsse_bench_does() -> None:
     assert set(DESCRIPTIONS) == set(GENERATORS)
     for name, description in DESCRIPTIONS.items():
         assert f"parse {description}" in rows, name
+
+
+def test_the_protocol_driver_is_the_one_its_module_documents_and_tests() -> None:
+    # tests/protocol/test_protocol_e2e.py runs the docstring's driver against a real server.
+    import fastsse.protocol
+
+    block = readme_block("from fastsse.protocol import")
+    doc = fastsse.protocol.__doc__ or ""
+    documented = doc[doc.index("    import asyncio\n") : doc.index("The steps, and what")]
+    assert textwrap.dedent(documented).strip() == block.strip()
