@@ -663,7 +663,9 @@ class StreamMachine:
         """While ``has_deferred_work``, once the events handed out so far were delivered: hands
         the comments that come next on the wire to ``on_comment``, and returns the events that
         follow them, up to the next comment (possibly none). Once the chunk is exhausted,
-        raises the error it carried, if any (see ``raise_deferred``).
+        raises the error it carried, if any (see ``raise_deferred``). Once ``close()`` was
+        called (by a hook, another task or thread), nothing more of the chunk is handed out:
+        no comment to ``on_comment``, no event, no error.
 
         So comments and events reach the caller in wire order::
 
@@ -676,11 +678,17 @@ class StreamMachine:
         at = self._events_out
         count = len(comments)
         hook = self.on_comment
-        while self._comments_out < count and comments[self._comments_out][0] <= at:
+        # close() is seen between any two steps: before a comment, and after its hook.
+        while (
+            not self.closed and self._comments_out < count and comments[self._comments_out][0] <= at
+        ):
             text = comments[self._comments_out][1]
             self._comments_out += 1  # before the hook: one that raises is not called again
             if hook is not None:
                 self._call_hook(hook, text)
+        if self.closed:
+            self._drop_chunk()
+            return []
         events = self._chunk_events
         done = self._comments_out
         end = comments[done][0] if done < count else len(events)
@@ -730,6 +738,13 @@ class StreamMachine:
             self.closed = True
             raise self._final(too_large) from None
 
+    def _drop_chunk(self) -> None:
+        """Forgets what the chunk just fed had left to hand out: comments, events, error."""
+        self._deferred = None
+        self.has_deferred_work = False
+        self._chunk_events = []
+        self._chunk_comments = []
+
     def end_response(self) -> None:
         """The response is over, whichever way (its end, a break, a close): an event it left
         unfinished is dropped, never delivered, nor joined to the next connection's bytes."""
@@ -742,10 +757,7 @@ class StreamMachine:
             self._server_retry = retry
             self.backoff.server_retry(retry)
         parser.finish()
-        self._deferred = None
-        self.has_deferred_work = False
-        self._chunk_events = []
-        self._chunk_comments = []
+        self._drop_chunk()
         self._no_event_yet = True
         self._current = None
 
@@ -772,6 +784,8 @@ class StreamMachine:
         self._ending = Fault(kind, self._describe(kind, error), error, self._current)
 
     def close(self) -> None:
+        """The user closed the stream (from any thread or task): every next action is STOP,
+        and nothing more of the chunk being handed out reaches the caller (``next_segment``)."""
         self.closed = True
 
     def raised(self, error: Exception) -> None:

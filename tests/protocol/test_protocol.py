@@ -753,3 +753,41 @@ def test_every_final_error_is_raised_again_by_every_later_action(case: str) -> N
             m.next_action()
         assert again.value is info.value
     assert m.requests == 1
+
+
+def test_no_hook_runs_and_no_event_is_handed_out_after_a_hook_closes_the_stream() -> None:
+    seen: list[str] = []
+
+    def on_comment(text: str) -> None:
+        seen.append(f"comment {text}")
+        if text == "close":
+            m.close()
+
+    m = machine(on_comment=on_comment)
+    send(m)
+    m.response(FakeResponse())
+    drive(m, b"data: a\n\n: close\n: two\ndata: b\n\n: three\ndata: c\n\n", seen)
+    assert seen == ["event a", "comment close"]
+    assert not m.has_deferred_work
+    assert m.next_action() is STOP
+
+
+def test_nothing_of_the_chunk_is_handed_out_after_close_between_segments() -> None:
+    # close() from another task or thread while the driver delivers a segment: the driver's
+    # next next_segment() runs no hook and hands out no event (nor the chunk's error).
+    seen: list[str] = []
+    m = machine(on_comment=lambda text: seen.append(text), max_event_size=8)
+    send(m)
+    m.response(FakeResponse())
+    events = m.feed(b"data: a\n\n: one\ndata: b\n\n: two\ndata: 0123456789\n\n")
+    assert [event.data for event in events] == ["a"]
+    assert [event.data for event in m.next_segment()] == ["b"]
+    assert seen == ["one"]
+    m.close()  # while "b" is being delivered
+    assert m.has_deferred_work
+    assert m.next_segment() == []
+    assert seen == ["one"]
+    assert not m.has_deferred_work
+    assert m.error is None  # the oversized event after the close is no one's concern
+    m.end_response()
+    assert m.next_action() is STOP
