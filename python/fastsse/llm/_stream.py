@@ -28,7 +28,7 @@ from fastsse.llm._retry import (
     sdk_backoff,
     wait_before,
 )
-from fastsse.protocol import Fault, Send, StreamMachine, Verdict
+from fastsse.protocol import Fault, Send, StreamMachine, Verdict, redact, redact_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Generator
@@ -161,7 +161,9 @@ class _Call:
         #: What the request failed with at the end, as the machine described it.
         self.fault: Fault | None = None
         self.machine: StreamMachine | None = None
-        self.what = f"{self.method.upper()} {url}"
+        #: The call in messages (logs, errors): its URL's secrets (``?key=`` of Gemini's API)
+        #: as ``[secure]``, as every stream shows them (``fastsse.protocol.redact_url``).
+        self.what = f"{self.method.upper()} {redact_url(url)}"
         #: Retries made so far.
         self.retries = 0
         self.response: Any = None
@@ -217,7 +219,7 @@ class _Call:
                 raise error  # Not the connection's: the caller's auth or event hook, say.
             kind = "connect"  # TooManyRedirects and its kin: asking again cannot help.
         elif kind != "invalid_request" and self.retries < self.max_retries:
-            return self._retry(f"{type(error).__name__}: {error}", None)
+            return self._retry(self.shown(f"{type(error).__name__}: {error}"), None)
         machine = self.machine
         assert machine is not None
         machine.failed(kind, error)
@@ -230,7 +232,7 @@ class _Call:
         machine = self.machine
         assert machine is not None
         self.response = response
-        self.what = f"{self.method.upper()} {response.url}"
+        self.what = f"{self.method.upper()} {redact_url(response.url)}"
         self._reading = True
         return machine.response(response) is Verdict.STREAM
 
@@ -264,7 +266,7 @@ class _Call:
         details = error_object(error)
         if status >= 300 or details is not None:
             details = details or {}
-            message = _text(details.get("message")) or text.strip() or "(empty body)"
+            message = self.shown(_text(details.get("message")) or text.strip() or "(empty body)")
             return LLMError(
                 f"{answered}: {message}",
                 message=message,
@@ -382,6 +384,12 @@ class _Call:
             return error
         raise AssertionError("a stream that does not reconnect never sends twice")
 
+    def shown(self, text: str) -> str:
+        """``text`` from elsewhere (a client library's error, a server's message) as a message
+        shows it: the secrets of the call's URL, and of the response's, as ``[secure]``."""
+        text = redact(text, self.url)
+        return text if self.response is None else redact(text, self.response.url)
+
     def _end_response(self) -> None:
         if self._reading:
             self._reading = False
@@ -403,7 +411,7 @@ class _Call:
             raise not_json(f"{self.what}: event {self.events} is", event.data, error) from error
 
     def server_error(self, event: Event, details: Mapping[str, Any], value: Any) -> LLMError:
-        message = _text(details.get("message")) or event.data
+        message = self.shown(_text(details.get("message")) or event.data)
         status = details.get("status")
         return LLMError(
             f"{self.what}: the server reported an error mid-stream: {message}",
