@@ -8,7 +8,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, Protocol, TypedDict, Union
 
@@ -17,6 +25,7 @@ import anyio
 from fastsse import _json
 from fastsse._errors import ContentTypeError, LLMError, StreamInterruptedError
 from fastsse._fastsse import Event
+from fastsse._io._async.flavour import Closing
 from fastsse._io.clients import accepts, classes, classify, library_of, response_socket, shutdown
 from fastsse._io.http import ASYNC_CLIENTS, SYNC_CLIENTS, abody, add_cookies, body
 from fastsse.llm._result import Builder, Result, not_json
@@ -657,7 +666,9 @@ class LLMStream(_StreamBase):
 
 class AsyncLLMStream(_StreamBase):
     """:class:`LLMStream` for an async client: ``async with llm.<format>.astream(client, url,
-    json=...) as s``, ``async for`` over ``s.events()`` / ``s.text()``, ``await s.finish()``."""
+    json=...) as s``, ``async for`` over ``s.events()`` / ``s.text()``, ``await s.finish()``.
+    ``s.close()`` is a plain method that any thread or task may call; ``await s.aclose()``
+    (or ``await s.close()``) also closes the response."""
 
     def __init__(self, fmt: StreamFormat, client: Client, url: Any, options: RequestOptions):
         self._call = _Call(fmt, client, url, options, sync=False)
@@ -683,6 +694,16 @@ class AsyncLLMStream(_StreamBase):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def close(self) -> Awaitable[None]:
+        """Closes the stream now; a plain method, safe from any thread or task: a read in
+        progress raises StreamInterruptedError at once, and no value is handed out after it
+        (a later read raises). Awaiting what it returns is ``aclose()``, which also closes the
+        response; without the await, leaving the ``async with`` block does."""
+        self._closed = True
+        if getattr(self._pairs, "ag_running", False):  # A read is in progress: end it.
+            self._wake_reader()
+        return Closing(self.aclose)
 
     async def aclose(self) -> None:
         """Closes the response (an answer not read to its end is dropped); from another task
@@ -717,6 +738,8 @@ class AsyncLLMStream(_StreamBase):
                         call.broke(error)
                     for pair in call.feed(chunk):
                         yield pair
+                        if self._closed:  # close() from another thread: nothing more.
+                            return
                     if call.over:
                         call.finish()
                         return
