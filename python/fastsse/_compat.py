@@ -300,18 +300,22 @@ class EventSource(Generic[ResponseT]):
 def _sse_headers(headers: Any) -> list[tuple[Any, Any]]:
     """The caller's headers (any form httpx takes), with httpx-sse's Accept and Cache-Control
     in place of the caller's own. The caller's object is not modified (httpx-sse's dict is)."""
-    if headers is None:
-        items: list[tuple[Any, Any]] = []
-    elif isinstance(headers, Mapping):
-        multi_items = getattr(headers, "multi_items", None)
-        items = list(multi_items() if multi_items is not None else headers.items())
-    else:
-        items = list(headers)
-    kept = [(name, value) for name, value in items if _lower(name) not in _OURS]
+    kept = [(name, value) for name, value in _header_items(headers) if _lower(name) not in _OURS]
     return [*kept, ("Accept", "text/event-stream"), ("Cache-Control", "no-store")]
 
 
 _OURS = ("accept", "cache-control")
+
+
+def _header_items(headers: Any) -> list[tuple[Any, Any]]:
+    """The (name, value) pairs of headers in any form httpx takes (None, a mapping, an
+    ``httpx.Headers`` with its repeated names, pairs), as a new list."""
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        multi_items = getattr(headers, "multi_items", None)
+        return list(multi_items() if multi_items is not None else headers.items())
+    return list(headers)
 
 
 def _lower(name: str | bytes) -> str:

@@ -23,6 +23,7 @@ from fastsse._compat import (
     ResponseT,
     _AsyncClient,
     _Client,
+    _header_items,
     _lower,
     check_max_event_size,
 )
@@ -123,13 +124,7 @@ def sse(
 def _headers(headers: Any) -> list[tuple[Any, Any]]:
     """httpx2's Accept and Cache-Control, then the caller's headers (any form httpx takes),
     which win: a header the caller sets replaces ours."""
-    if headers is None:
-        items: list[tuple[Any, Any]] = []
-    elif isinstance(headers, Mapping):
-        multi_items = getattr(headers, "multi_items", None)
-        items = list(multi_items() if multi_items is not None else headers.items())
-    else:
-        items = list(headers)
+    items = _header_items(headers)
     given = {_lower(name) for name, _ in items}
     ours = [
         (name, value)

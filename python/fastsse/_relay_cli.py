@@ -89,11 +89,16 @@ def _relay_command(args: argparse.Namespace) -> int:
         print(f"fastsse relay: error: {error}", file=sys.stderr)
         return _NO_IDS
     except (FastSSEError, httpx.HTTPError, OSError) as error:
-        print(f"fastsse relay: error: {redact(describe(error), args.url)}", file=sys.stderr)
+        print(f"fastsse relay: error: {_shown(describe(error), args)}", file=sys.stderr)
         return 1
     except (ImportError, ValueError) as error:
-        print(f"fastsse relay: {redact(str(error), args.url)}", file=sys.stderr)
+        print(f"fastsse relay: {_shown(str(error), args)}", file=sys.stderr)
         return 1
+
+
+def _shown(text: str, args: argparse.Namespace) -> str:
+    """``text`` with the secrets of the feed's URL and of the Redis URL as ``[secure]``."""
+    return redact(redact(text, args.url), args.redis)
 
 
 async def _run(relay: Relay) -> int:

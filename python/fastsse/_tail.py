@@ -30,7 +30,7 @@ from fastsse._errors import FastSSEError, RetriesExhausted, StreamInterruptedErr
 from fastsse._fastsse import Event
 from fastsse._io.stream import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, EventStream
 from fastsse._policy import Backoff, Retry
-from fastsse.protocol import Fault, ResponseLike, _advice, redact
+from fastsse.protocol import Fault, ResponseLike, _advice, redact, redact_url
 
 #: Tries of the very first connection (the first one and its reconnects) before giving up.
 FIRST_CONNECTION_ATTEMPTS = 3
@@ -179,7 +179,7 @@ def _cli_advice(response: ResponseLike, options: TailOptions, method: str) -> st
     """What to do about a status that ends the stream, in tail's options."""
     status = response.status_code
     if 300 <= status < 400:
-        return f"; it redirects to {response.headers.get('Location', '')!r}"
+        return f"; it redirects to {redact_url(response.headers.get('Location', ''))!r}"
     if status == 407:
         return "; check the proxy's credentials"
     if status in (401, 403):

@@ -58,6 +58,7 @@ The steps, and what the driver tells the machine:
                                          # on_comment, and the events that follow them
     machine.ended()                      # the server ended the body cleanly
     machine.failed(kind, error)          # the attempt or the connection failed (a FaultKind)
+    machine.raised(error)                # anything else the driver's step raised: final
     machine.end_response()               # the response is over, whichever way (a finally)
     machine.close() / machine.interrupt()  # the user, from any thread or task
 
@@ -81,7 +82,7 @@ import time
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, NoReturn, Optional, Protocol
+from typing import Any, Callable, Literal, NoReturn, Optional, Protocol, TypeVar
 
 from fastsse import _json
 from fastsse._errors import (
@@ -147,6 +148,7 @@ BODY_PREVIEW = 512
 NOT_JSON: Any = object()
 
 JSONErrorHandler = Callable[[Event, ValueError], None]
+_E = TypeVar("_E", bound=Exception)
 
 #: What a secret is shown as in messages (httpx's own convention for a URL's password).
 SECURE = "[secure]"
@@ -464,8 +466,9 @@ class StreamMachine:
         #: A request was sent and the driver has not told how its attempt ended yet.
         self._attempt_open = False
         #: The error that ended the stream for good, raised again by every later
-        #: ``next_action()`` (and by a driver asked to iterate again): an EventTooLargeError.
-        self.error: FastSSEError | None = None
+        #: ``next_action()`` (and by a driver asked to iterate again): the stream's own (a
+        #: FastSSEError), or one that a hook raised (see ``raised``).
+        self.error: Exception | None = None
         #: interrupt() was called and the connection it ends has not been replaced yet.
         self.interrupted = False
         self._server_retry: int | None = None
@@ -503,8 +506,8 @@ class StreamMachine:
         self.parser = self._new_parser(last_event_id=last_event_id)
 
     def next_action(self) -> Send | Wait | _Stop:
-        """Send a request, wait, or stop; raises the stream's final error (and ``error`` again
-        on every later call)."""
+        """Send a request, wait, or stop; raises the stream's final error, and raises it
+        (``error``) again on every later call: a stream never ends silently after an error."""
         if self.error is not None:
             raise self.error
         if self.closed or self.done:
@@ -545,10 +548,12 @@ class StreamMachine:
         """Raises unless the request may be sent (again). A stream that does not reconnect (a
         POST, by default) is sent once: asking again could repeat its side effects."""
         if self.requests and not self.reconnect:
-            self.done = True
-            raise StreamInterruptedError(
-                f"the {self.method} stream from {self.shown_url} was closed before its end, and it "
-                "does not reconnect (pass reconnect=True to resume it with Last-Event-ID)"
+            raise self._final(
+                StreamInterruptedError(
+                    f"the {self.method} stream from {self.shown_url} was closed before its end, "
+                    "and it does not reconnect (pass reconnect=True to resume it with "
+                    "Last-Event-ID)"
+                )
             )
 
     def _request_headers(self) -> list[tuple[bytes, bytes]]:
@@ -585,7 +590,7 @@ class StreamMachine:
             self.backoff.connected()
             self.stats.connections += 1
             if self.on_connect is not None:
-                self.on_connect(response)
+                self._call_hook(self.on_connect, response)
             return Verdict.STREAM
         retryable = status in (408, 429) or status >= 500
         if retryable and status in (429, 503):
@@ -600,9 +605,8 @@ class StreamMachine:
         error = self._response_error(response, body)
         if self._verdict is Verdict.STOP:  # Not retryable: the stream ends with it.
             self.stats.errors += 1
-            self.done = True
             self._report(Fault("status", str(error), error, response), None)
-            raise error
+            raise self._final(error)
         status = f"{response.status_code} {response.reason_phrase}".strip()
         line = self.redact(body_text(body))
         words = f"answered {status}" + (f": {line}" if line else " (empty body)")
@@ -659,7 +663,9 @@ class StreamMachine:
         """While ``has_deferred_work``, once the events handed out so far were delivered: hands
         the comments that come next on the wire to ``on_comment``, and returns the events that
         follow them, up to the next comment (possibly none). Once the chunk is exhausted,
-        raises the error it carried, if any (see ``raise_deferred``).
+        raises the error it carried, if any (see ``raise_deferred``). Once ``close()`` was
+        called (by a hook, another task or thread), nothing more of the chunk is handed out:
+        no comment to ``on_comment``, no event, no error.
 
         So comments and events reach the caller in wire order::
 
@@ -672,11 +678,17 @@ class StreamMachine:
         at = self._events_out
         count = len(comments)
         hook = self.on_comment
-        while self._comments_out < count and comments[self._comments_out][0] <= at:
+        # close() is seen between any two steps: before a comment, and after its hook.
+        while (
+            not self.closed and self._comments_out < count and comments[self._comments_out][0] <= at
+        ):
             text = comments[self._comments_out][1]
             self._comments_out += 1  # before the hook: one that raises is not called again
             if hook is not None:
-                hook(text)
+                self._call_hook(hook, text)
+        if self.closed:
+            self._drop_chunk()
+            return []
         events = self._chunk_events
         done = self._comments_out
         end = comments[done][0] if done < count else len(events)
@@ -715,7 +727,6 @@ class StreamMachine:
         error, self._deferred = self._deferred, None
         if error is not None:
             self.has_deferred_work = False
-            self.done = True
             too_large = EventTooLargeError(
                 f"{self.method} {self.shown_url}: {error} (pass a larger max_event_size=, or "
                 "on_oversize='skip' to count and skip such events)",
@@ -724,9 +735,15 @@ class StreamMachine:
                 discarded=error.discarded,
             )
             too_large.response = self._current
-            self.error = too_large
             self.closed = True
-            raise too_large from None
+            raise self._final(too_large) from None
+
+    def _drop_chunk(self) -> None:
+        """Forgets what the chunk just fed had left to hand out: comments, events, error."""
+        self._deferred = None
+        self.has_deferred_work = False
+        self._chunk_events = []
+        self._chunk_comments = []
 
     def end_response(self) -> None:
         """The response is over, whichever way (its end, a break, a close): an event it left
@@ -740,10 +757,7 @@ class StreamMachine:
             self._server_retry = retry
             self.backoff.server_retry(retry)
         parser.finish()
-        self._deferred = None
-        self.has_deferred_work = False
-        self._chunk_events = []
-        self._chunk_comments = []
+        self._drop_chunk()
         self._no_event_yet = True
         self._current = None
 
@@ -770,7 +784,16 @@ class StreamMachine:
         self._ending = Fault(kind, self._describe(kind, error), error, self._current)
 
     def close(self) -> None:
+        """The user closed the stream (from any thread or task): every next action is STOP,
+        and nothing more of the chunk being handed out reaches the caller (``next_segment``)."""
         self.closed = True
+
+    def raised(self, error: Exception) -> None:
+        """The driver's step raised ``error``, which is no failure of the connection (not for
+        ``failed()``): a hook's (the caller's ``auth``, say) or a bug's. The stream is over:
+        every later ``next_action()`` raises ``error`` again, as it does the stream's own final
+        errors, and those of the hooks the machine calls."""
+        self._final(error)
 
     def redact(self, text: str) -> str:
         """``text`` with the secrets of the stream's URL (see ``redact_url``) as ``[secure]``:
@@ -867,17 +890,33 @@ class StreamMachine:
 
     def _fail(self, fault: Fault, *, cause: BaseException | None = None) -> NoReturn:
         """Ends the stream with ``fault``'s error (a FastSSEError), raised from ``cause``."""
-        self.done = True
-        self._report(fault, None)
         error = fault.error
         assert isinstance(error, FastSSEError), error
+        self._report(fault, None)
+        self._final(error)
         if cause is not None and error.__cause__ is None:
             raise error from cause
         raise error
 
     def _report(self, fault: Fault, delay: float | None) -> None:
         if self.on_fault is not None:
-            self.on_fault(fault, delay)
+            self._call_hook(self.on_fault, fault, delay)
+
+    def _call_hook(self, hook: Callable[..., object], *args: Any) -> None:
+        """Calls one of the caller's hooks: an exception it raises ends the stream for good."""
+        try:
+            hook(*args)
+        except Exception as error:
+            self._final(error)
+            raise
+
+    def _final(self, error: _E) -> _E:
+        """Ends the stream for good with ``error``: the one place that makes an error final.
+        Every later ``next_action()`` raises it again (the first, if several came)."""
+        self.done = True
+        if self.error is None:
+            self.error = error
+        return error
 
     def _describe(self, kind: FaultKind, error: BaseException) -> str:
         detail = self.redact(str(error) or type(error).__name__)

@@ -411,3 +411,23 @@ def test_a_closed_pipe_ends_tail_quietly() -> None:
             process.kill()
     assert process.returncode == 0
     assert stderr == b""
+
+
+@pytest.mark.parametrize(
+    "responses",
+    [
+        [Response(404, b"no feed at /feed?token=FEEDTOKEN", content_type="text/plain")],
+        [Response(503, b"busy", content_type="text/plain"), Response(404)],
+        [Response(300, b"", {"Location": "/elsewhere?signature=SIGVALUE"}, content_type=None)],
+    ],
+    ids=["404", "a reconnect, then 404", "300 with a signed Location"],
+)
+def test_no_secret_of_a_url_is_printed(responses: list[Response]) -> None:
+    # The feed's ?token=, and a signed URL the server redirects to, show as [secure] in every
+    # line tail prints: its reconnect lines and its error line.
+    with SSEServer(*responses) as server:
+        done = run("tail", server.url + "feed?token=FEEDTOKEN")
+    assert done.returncode == 1, done.stderr
+    assert "token=[secure]" in done.stderr
+    assert "FEEDTOKEN" not in done.stderr, done.stderr
+    assert "SIGVALUE" not in done.stderr, done.stderr

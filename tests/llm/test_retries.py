@@ -16,6 +16,7 @@ from fastsse import llm
 from fastsse.llm import _retry
 from fastsse.testing import Response, SSEServer, abort, delay
 from llm_cases import CASES, Case, run
+from support.streams import closed_port
 
 ERROR = b'{"error": {"message": "busy, try again", "type": "overloaded_error"}}'
 
@@ -204,3 +205,28 @@ def test_the_sdk_backoff() -> None:
 def test_max_retries_must_be_a_count(bad: object) -> None:
     with httpx.Client() as client, pytest.raises(ValueError, match="max_retries"):
         llm.openai_chat.stream(client, "http://127.0.0.1:9/", max_retries=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("where", ["500 then 404", "refused port"])
+def test_a_key_in_the_url_is_never_in_a_log_or_an_error(
+    where: str, lib: ModuleType, kind: str, server: SSEServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Gemini's API takes the key in the URL (?key=...): the call's errors, and the retry
+    # warnings, show it as [secure], as every stream's messages do.
+    caplog.set_level(logging.DEBUG, "fastsse")
+    if where == "500 then 404":
+        server.respond(failing(500), failing(404))
+        base = server.url
+    else:
+        base = f"http://127.0.0.1:{closed_port()}/"
+    url = f"{base}v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse&key=SECRET"
+    with pytest.raises(fastsse.FastSSEError) as caught:
+        run(lib, kind, "complete", llm.gemini, url, max_retries=1)
+    shown = [str(caught.value), repr(caught.value), caplog.text]
+    assert "retry 1 of 1" in caplog.text  # The retry was logged, and with the URL:
+    assert "key=[secure]" in caplog.text
+    assert "key=[secure]" in str(caught.value)
+    assert not [text for text in shown if "SECRET" in text], shown
+    if where == "500 then 404":
+        assert isinstance(caught.value, fastsse.LLMError)
+        assert caught.value.status_code == 404

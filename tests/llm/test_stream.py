@@ -585,3 +585,60 @@ def test_an_answer_whose_body_breaks_keeps_its_cause(server: SSEServer) -> None:
     assert isinstance(e.value.__cause__, httpx.TransportError)
     assert "the answer is incomplete" in str(e.value)
     assert len(server.requests) == 1
+
+
+def _until_async_reading(s: Any) -> bool:
+    """From another thread: waits (bounded) until the stream's body is being read."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if getattr(s._pairs, "ag_running", False):
+            return True
+        time.sleep(0.005)
+    return False
+
+
+@pytest.mark.parametrize("when", ["blocked in a read", "between two tokens"])
+def test_an_async_stream_has_a_plain_close_for_another_thread(
+    lib: ModuleType, when: str, server: SSEServer
+) -> None:
+    # Issue 15, defect 2's rule for fastsse.llm: close() is a plain method that any thread may
+    # call (a "stop" button); aclose() stays the awaitable. The read it ends raises, and no
+    # token is handed out after it.
+    case = CASES["openai_chat"]
+    first = case.body.split(b"\n\n")[1] + b"\n\n"
+    server.respond(Response(body=[first, stall()] if when == "blocked in a read" else [case.body]))
+    tokens: list[str] = []
+    started = time.monotonic()
+
+    async def main() -> None:
+        async with (
+            lib.AsyncClient(timeout=TIMEOUT) as client,
+            llm.openai_chat.astream(client, server.url) as s,
+        ):
+            if when == "blocked in a read":
+                closer = threading.Thread(target=lambda: _until_async_reading(s) and s.close())
+                text = s.text()
+                tokens.append(await text.__anext__())
+                closer.start()
+                with pytest.raises(fastsse.StreamInterruptedError, match="was closed before"):
+                    await text.__anext__()
+                closer.join(TIMEOUT)
+                with pytest.raises(fastsse.StreamInterruptedError, match="was closed before"):
+                    await s.finish()
+            else:
+
+                async def read_and_close() -> None:
+                    async for token in s.text():
+                        tokens.append(token)
+                        closer = threading.Thread(target=s.close)  # returns, unawaited
+                        closer.start()
+                        closer.join(TIMEOUT)
+
+                with pytest.raises(RuntimeError, match="closed before its end"):
+                    await read_and_close()
+            await s.close()  # Awaited, it is aclose(): idempotent.
+
+    asyncio.run(main())
+    assert tokens == ["Hello"]
+    assert time.monotonic() - started < TIMEOUT / 2  # Not woken by the read timeout.
+    server.wait_for_idle()

@@ -118,9 +118,14 @@ def test_a_4xx_fails_with_its_body() -> None:
     send(m)
     headers = httpx.Headers({"Content-Type": "text/plain"})
     assert m.response(FakeResponse(404, "Not Found", headers)) is Verdict.PREVIEW
-    with pytest.raises(UnexpectedStatusError, match="answered 404 Not Found: nope; check the URL"):
+    with pytest.raises(
+        UnexpectedStatusError, match="answered 404 Not Found: nope; check the URL"
+    ) as info:
         m.refused(b"nope")
-    assert m.next_action() is STOP
+    m.end_response()
+    with pytest.raises(UnexpectedStatusError) as again:  # Final: never a silent end.
+        m.next_action()
+    assert again.value is info.value
 
 
 def test_failures_grow_the_delay_then_give_up() -> None:
@@ -137,10 +142,12 @@ def test_failures_grow_the_delay_then_give_up() -> None:
         clock.now += action.seconds
     send(m)
     m.failed("refused", ConnectionRefusedError())
-    with pytest.raises(RetriesExhausted, match="gave up after 2 reconnect attempts"):
+    with pytest.raises(RetriesExhausted, match="gave up after 2 reconnect attempts") as info:
         m.next_action()
     assert delays == [1.0, 2.0]
-    assert m.next_action() is STOP
+    with pytest.raises(RetriesExhausted) as again:  # Final: never a silent end.
+        m.next_action()
+    assert again.value is info.value
 
 
 def test_a_wait_cut_short_goes_on_until_its_end() -> None:
@@ -227,9 +234,11 @@ def test_a_post_is_never_sent_twice_even_by_a_driver_that_asks_again() -> None:
     m = machine(method="POST")
     send(m)
     m.end_response()  # no ending reported: a driver bug must not re-send the request
-    with pytest.raises(StreamInterruptedError, match="pass reconnect=True"):
+    with pytest.raises(StreamInterruptedError, match="pass reconnect=True") as info:
         m.next_action()
-    assert m.next_action() is STOP
+    with pytest.raises(StreamInterruptedError) as again:  # Final: never a silent end.
+        m.next_action()
+    assert again.value is info.value
     assert m.requests == 1
 
 
@@ -654,3 +663,131 @@ def test_a_cancelled_post_is_not_sent_again() -> None:
     with pytest.raises(StreamInterruptedError, match="cancelled from outside"):
         m.next_action()
     assert m.requests == 1
+
+
+class HookError(Exception):
+    """Raised by a hook of the caller's."""
+
+
+def _raise(*args: object) -> None:
+    raise HookError(*args)
+
+
+def _text_response(status: int, reason: str) -> FakeResponse:
+    return FakeResponse(status, reason, httpx.Headers({"Content-Type": "text/plain"}))
+
+
+def _refused(m: StreamMachine, response: FakeResponse) -> None:
+    assert m.response(response) is Verdict.PREVIEW
+    m.refused(b"body")
+
+
+def _broke_mid_event(m: StreamMachine) -> None:
+    m.response(FakeResponse())
+    m.feed(b"data: a\n\ndata: cut")
+    m.failed("broken", ConnectionResetError("reset"))
+    m.end_response()
+    m.next_action()
+
+
+def _failed_then_decided(m: StreamMachine, kind: Any, error: Exception) -> None:
+    m.failed(kind, error)
+    m.next_action()
+
+
+def _comment_hook_raises(m: StreamMachine) -> None:
+    m.response(FakeResponse())
+    m.feed(b"data: a\n\n: ping\ndata: b\n\n")
+    m.next_segment()
+
+
+#: Every way a stream ends for good: the machine's options, the step that raises, the error.
+FINAL: dict[str, tuple[dict[str, Any], Any, type[Exception]]] = {
+    "404": ({}, lambda m: _refused(m, _text_response(404, "Not Found")), UnexpectedStatusError),
+    "content type": (
+        {},
+        lambda m: _refused(m, _text_response(200, "OK")),
+        fastsse.ContentTypeError,
+    ),
+    "retries exhausted": (
+        {"retry": Retry(max_attempts=0)},
+        lambda m: _failed_then_decided(m, "refused", ConnectionRefusedError()),
+        RetriesExhausted,
+    ),
+    "a POST that broke": ({"method": "POST"}, _broke_mid_event, StreamInterruptedError),
+    "invalid request": (
+        {},
+        lambda m: _failed_then_decided(m, "invalid_request", httpx.UnsupportedProtocol("ftp")),
+        InvalidRequestError,
+    ),
+    "on_comment raised": ({"on_comment": _raise}, _comment_hook_raises, HookError),
+    "on_connect raised": ({"on_connect": _raise}, lambda m: m.response(FakeResponse()), HookError),
+    "on_fault raised": (
+        {"on_fault": _raise},
+        lambda m: _failed_then_decided(m, "refused", ConnectionRefusedError()),
+        HookError,
+    ),
+    "the driver's step raised": ({}, lambda m: _raise_through(m, HookError("auth")), HookError),
+}
+
+
+def _raise_through(m: StreamMachine, error: Exception) -> None:
+    m.raised(error)
+    raise error
+
+
+@pytest.mark.parametrize("case", FINAL)
+def test_every_final_error_is_raised_again_by_every_later_action(case: str) -> None:
+    # Not only an oversized event's: a status that ends the stream, exhausted retries, a POST
+    # that broke, a request that cannot be sent, and what the caller's hooks raise are kept in
+    # ``error`` and raised again, so that no driver ends silently after one.
+    options, step, expected = FINAL[case]
+    m = machine(**options)
+    send(m)
+    with pytest.raises(expected) as info:
+        step(m)
+    m.end_response()
+    assert (m.done, m.error) == (True, info.value)
+    for _ in range(3):
+        with pytest.raises(expected) as again:
+            m.next_action()
+        assert again.value is info.value
+    assert m.requests == 1
+
+
+def test_no_hook_runs_and_no_event_is_handed_out_after_a_hook_closes_the_stream() -> None:
+    seen: list[str] = []
+
+    def on_comment(text: str) -> None:
+        seen.append(f"comment {text}")
+        if text == "close":
+            m.close()
+
+    m = machine(on_comment=on_comment)
+    send(m)
+    m.response(FakeResponse())
+    drive(m, b"data: a\n\n: close\n: two\ndata: b\n\n: three\ndata: c\n\n", seen)
+    assert seen == ["event a", "comment close"]
+    assert not m.has_deferred_work
+    assert m.next_action() is STOP
+
+
+def test_nothing_of_the_chunk_is_handed_out_after_close_between_segments() -> None:
+    # close() from another task or thread while the driver delivers a segment: the driver's
+    # next next_segment() runs no hook and hands out no event (nor the chunk's error).
+    seen: list[str] = []
+    m = machine(on_comment=lambda text: seen.append(text), max_event_size=8)
+    send(m)
+    m.response(FakeResponse())
+    events = m.feed(b"data: a\n\n: one\ndata: b\n\n: two\ndata: 0123456789\n\n")
+    assert [event.data for event in events] == ["a"]
+    assert [event.data for event in m.next_segment()] == ["b"]
+    assert seen == ["one"]
+    m.close()  # while "b" is being delivered
+    assert m.has_deferred_work
+    assert m.next_segment() == []
+    assert seen == ["one"]
+    assert not m.has_deferred_work
+    assert m.error is None  # the oversized event after the close is no one's concern
+    m.end_response()
+    assert m.next_action() is STOP

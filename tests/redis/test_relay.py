@@ -5,11 +5,13 @@ redis-py's Lock (and its fencing), and the key names (one hash slot per relay).
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import anyio.abc
@@ -443,3 +445,63 @@ async def test_a_relay_whose_last_appends_were_lost_resumes_from_the_checkpoint_
     assert client.get(checkpoint_key(KEY)) == str(total).encode()
     messages = [record.getMessage() for record in caplog.records]
     assert "the checkpoint moved under this relay; resuming from it" in messages
+
+
+# -- 10. no secret of a URL in what the relay prints ---------------------------------------------
+
+
+def _require_password(redis_server: RedisServer, password: str) -> None:
+    client = redis_server.client()
+    try:
+        client.config_set("requirepass", password)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        Response(404, b"no feed at /feed?token=FEEDTOKEN", content_type="text/plain"),
+        Response(300, b"", {"Location": "/elsewhere?signature=SIGVALUE"}, content_type=None),
+    ],
+    ids=["404", "300"],
+)
+def test_the_relay_command_shows_neither_the_feeds_token_nor_the_redis_password(
+    redis_server: RedisServer, response: Response
+) -> None:
+    _require_password(redis_server, "REDISPW")
+    redis_url = f"redis://:REDISPW@127.0.0.1:{redis_server.port}/0"
+    with SSEServer(response) as server:
+        result = run_relay_command(
+            server.url + "feed?token=FEEDTOKEN", "--redis", redis_url, "--stream", KEY
+        )
+    assert result.returncode == 1, result.stderr
+    assert "lease acquired" in result.stderr  # Redis took the password.
+    assert "token=[secure]" in result.stderr
+    for secret in ("FEEDTOKEN", "SIGVALUE", "REDISPW"):
+        assert secret not in result.stderr, result.stderr
+
+
+def test_a_redis_password_is_not_in_the_relays_redis_errors(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    _require_password(redis_server, "REDISPW")
+    log = tmp_path / "relay.log"
+    command = [
+        sys.executable, "-m", "fastsse", "relay", "http://127.0.0.1:1/feed?token=FEEDTOKEN",
+        "--redis", f"redis://:WRONGPW@127.0.0.1:{redis_server.port}/0", "--stream", KEY,
+    ]  # fmt: skip
+    with log.open("wb") as output:
+        relay = subprocess.Popen(command, stderr=output, env=ENV)
+    try:
+        wait_until(lambda: "Redis failed" in log.read_text(), "the relay's Redis error")
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(TIMEOUT) == 0
+    finally:
+        if relay.poll() is None:
+            relay.send_signal(signal.SIGKILL)
+            relay.wait(TIMEOUT)
+    text = log.read_text()
+    assert "AuthenticationError" in text
+    assert "WRONGPW" not in text
+    assert "FEEDTOKEN" not in text

@@ -332,6 +332,54 @@ def test_an_on_comment_that_raises_ends_the_stream_after_the_chunks_events(
     server.wait_for_idle(TIMEOUT)  # the stalled connection was closed
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("by", ["a hook", "another thread"])
+def test_nothing_of_a_chunk_reaches_the_caller_after_close(
+    server: SSEServer, kind: str, by: str
+) -> None:
+    # One write, so one chunk: handed out segment by segment (comments in wire order). close()
+    # from on_comment, or from another thread while the reader holds event "a": no later hook
+    # of that chunk runs, no later event of it is handed out.
+    if by == "a hook":
+        chunk = event("a") + comment("close") + comment("two") + event("b") + comment("three")
+    else:
+        chunk = event("a") + comment("one") + event("b") + comment("two")
+    server.respond(Response(body=[chunk, stall()]))
+    seen: list[str] = []
+    streams: list[Any] = []
+
+    def on_comment(text: str) -> None:
+        seen.append(f"comment {text}")
+        if text == "close":
+            streams[0].close()  # The async stream's close() needs no await.
+
+    def on_event(data: str) -> None:
+        seen.append(f"event {data}")
+        if data == "a" and by == "another thread":
+            run_bounded(streams[0].close)
+
+    options: dict[str, Any] = {"on_comment": on_comment, "retry": fast_retry()}
+
+    def run() -> None:
+        with EventStream(server.url, **options) as stream:
+            streams.append(stream)
+            for item in stream:
+                on_event(item.data)
+
+    async def arun() -> None:
+        with anyio.fail_after(TIMEOUT):
+            async with AsyncEventStream(server.url, **options) as stream:
+                streams.append(stream)
+                async for item in stream:
+                    on_event(item.data)
+
+    run_bounded(run if kind == "sync" else lambda: anyio.run(arun))
+    expected = {"a hook": ["event a", "comment close"], "another thread": ["event a"]}
+    assert seen == expected[by]
+    assert streams[0].closed
+    assert len(server.requests) == 1
+
+
 # -- errors name the URL and say what to do ------------------------------------------------------
 
 

@@ -15,8 +15,27 @@ from typing import Any, Callable
 
 import anyio
 import pytest
-from fastsse import AsyncEventStream, Event, EventStream, Retry, StreamInterruptedError
-from fastsse.testing import Action, RecordedRequest, Response, SSEServer, delay, event, stall
+from fastsse import (
+    AsyncEventStream,
+    ContentTypeError,
+    Event,
+    EventStream,
+    InvalidRequestError,
+    RetriesExhausted,
+    Retry,
+    StreamInterruptedError,
+    UnexpectedStatusError,
+)
+from fastsse.testing import (
+    Action,
+    RecordedRequest,
+    Response,
+    SSEServer,
+    comment,
+    delay,
+    event,
+    stall,
+)
 from support.streams import KINDS, TIMEOUT, fast_retry, run_bounded
 
 #: Iterations of one stream: ("events", "json" or "batches", how many items before breaking).
@@ -534,3 +553,94 @@ def test_a_base_exception_thrown_into_the_loop_leaves_a_stream_that_goes_on(
 
     assert run_bounded(run if kind == "sync" else lambda: anyio.run(arun)) == "a"
     assert len(server.requests) == 2
+
+
+# -- a stream that failed stays failed: never a silent end after an error ------------------------
+
+
+class _HookError(Exception):
+    """What the caller's on_comment hook raises."""
+
+
+def _raising_hook(text: str) -> None:
+    raise _HookError(text)
+
+
+#: Errors that end a stream for good: the server's responses, the stream's options (``url``
+#: replaces the server's), the error and the events delivered before it.
+FINAL_ERRORS: dict[str, tuple[list[Response], dict[str, Any], type[Exception], list[str]]] = {
+    "404": ([Response(404, b"nope", content_type="text/plain")], {}, UnexpectedStatusError, []),
+    "content type": ([Response(200, b"<p>", content_type="text/html")], {}, ContentTypeError, []),
+    "retries exhausted": (
+        [Response(500, b"down", content_type="text/plain")] * 2,
+        {"retry": fast_retry(max_attempts=1)},
+        RetriesExhausted,
+        [],
+    ),
+    "a POST that broke": (
+        [Response(body=[event("a"), b"data: cut"])],
+        {"method": "POST"},
+        StreamInterruptedError,
+        ["a"],
+    ),
+    "invalid request": ([], {"url": "ftp://127.0.0.1/feed"}, InvalidRequestError, []),
+    "on_comment raised": (
+        [Response(body=[event("a"), comment("ping"), event("b"), stall()])],
+        {"on_comment": _raising_hook},
+        _HookError,
+        ["a"],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case", FINAL_ERRORS)
+def test_a_failed_stream_raises_its_error_again_at_every_later_iteration(
+    server: SSEServer, kind: str, case: str
+) -> None:
+    # Every final error (not only an oversized event's) is kept by the machine: a later `for`,
+    # anext() or batches() raises it again instead of ending silently.
+    responses, options, expected, before = FINAL_ERRORS[case]
+    server.respond(*responses)
+    options = {"url": server.url, "retry": fast_retry(), "read_timeout": TIMEOUT, **options}
+    url = options.pop("url")
+    got: list[str] = []
+    #: How each iteration ended: the error it raised, or "ended" (silently).
+    ends: list[object] = []
+
+    def run() -> None:
+        with EventStream(url, **options) as stream:
+
+            def events() -> None:
+                for item in stream:
+                    got.append(item.data)
+
+            later = (lambda: list(stream), lambda: next(stream), lambda: list(stream.batches()))
+            for step in (events, *later):
+                try:
+                    step()
+                    ends.append("ended")
+                except Exception as error:
+                    ends.append(error)
+
+    async def arun() -> None:
+        async def events() -> None:
+            async for item in stream:
+                got.append(item.data)
+
+        async def batches() -> None:
+            [batch async for batch in stream.batches()]
+
+        with anyio.fail_after(TIMEOUT):
+            async with AsyncEventStream(url, **options) as stream:
+                for step in (events, events, stream.__anext__, batches):
+                    try:
+                        await step()
+                        ends.append("ended")
+                    except Exception as error:
+                        ends.append(error)
+
+    run_bounded(run if kind == "sync" else lambda: anyio.run(arun))
+    assert got == before
+    assert isinstance(ends[0], expected), ends
+    assert ends == [ends[0]] * 4  # The same error, by `for`, next/anext() and batches().

@@ -171,7 +171,14 @@ class StreamBase(Generic[_Client, _Given]):
           order). Without it, comments are dropped as they arrive, at no cost.
 
         The hooks run in the task or thread that iterates, before the stream goes on: keep
-        them short. An exception a hook raises ends the stream with that exception.
+        them short. An exception a hook raises is final, as the stream's own errors are: it
+        ends the stream, and every later iteration raises it again.
+
+        Errors: a response that ends the stream (a 4xx, a body that is not an event stream),
+        retries exhausted, a stream that does not reconnect and broke, a request that cannot
+        be sent, an oversized event: each is final, raised by the iteration that meets it and
+        again by every later one (``for``, ``anext()``, ``batches()``); a stream never ends
+        silently after an error.
 
         Every failed attempt and every reconnect is also logged on the ``fastsse`` logger: at
         WARNING, but for a clean end that reconnects (INFO, unless it is the second attempt in

@@ -8,7 +8,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, Protocol, TypedDict, Union
 
@@ -17,6 +25,7 @@ import anyio
 from fastsse import _json
 from fastsse._errors import ContentTypeError, LLMError, StreamInterruptedError
 from fastsse._fastsse import Event
+from fastsse._io._async.flavour import Closing
 from fastsse._io.clients import accepts, classes, classify, library_of, response_socket, shutdown
 from fastsse._io.http import ASYNC_CLIENTS, SYNC_CLIENTS, abody, add_cookies, body
 from fastsse.llm._result import Builder, Result, not_json
@@ -28,7 +37,7 @@ from fastsse.llm._retry import (
     sdk_backoff,
     wait_before,
 )
-from fastsse.protocol import Fault, Send, StreamMachine, Verdict
+from fastsse.protocol import Fault, Send, StreamMachine, Verdict, redact, redact_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Generator
@@ -161,7 +170,9 @@ class _Call:
         #: What the request failed with at the end, as the machine described it.
         self.fault: Fault | None = None
         self.machine: StreamMachine | None = None
-        self.what = f"{self.method.upper()} {url}"
+        #: The call in messages (logs, errors): its URL's secrets (``?key=`` of Gemini's API)
+        #: as ``[secure]``, as every stream shows them (``fastsse.protocol.redact_url``).
+        self.what = f"{self.method.upper()} {redact_url(url)}"
         #: Retries made so far.
         self.retries = 0
         self.response: Any = None
@@ -217,7 +228,7 @@ class _Call:
                 raise error  # Not the connection's: the caller's auth or event hook, say.
             kind = "connect"  # TooManyRedirects and its kin: asking again cannot help.
         elif kind != "invalid_request" and self.retries < self.max_retries:
-            return self._retry(f"{type(error).__name__}: {error}", None)
+            return self._retry(self.shown(f"{type(error).__name__}: {error}"), None)
         machine = self.machine
         assert machine is not None
         machine.failed(kind, error)
@@ -230,7 +241,7 @@ class _Call:
         machine = self.machine
         assert machine is not None
         self.response = response
-        self.what = f"{self.method.upper()} {response.url}"
+        self.what = f"{self.method.upper()} {redact_url(response.url)}"
         self._reading = True
         return machine.response(response) is Verdict.STREAM
 
@@ -264,7 +275,7 @@ class _Call:
         details = error_object(error)
         if status >= 300 or details is not None:
             details = details or {}
-            message = _text(details.get("message")) or text.strip() or "(empty body)"
+            message = self.shown(_text(details.get("message")) or text.strip() or "(empty body)")
             return LLMError(
                 f"{answered}: {message}",
                 message=message,
@@ -382,6 +393,12 @@ class _Call:
             return error
         raise AssertionError("a stream that does not reconnect never sends twice")
 
+    def shown(self, text: str) -> str:
+        """``text`` from elsewhere (a client library's error, a server's message) as a message
+        shows it: the secrets of the call's URL, and of the response's, as ``[secure]``."""
+        text = redact(text, self.url)
+        return text if self.response is None else redact(text, self.response.url)
+
     def _end_response(self) -> None:
         if self._reading:
             self._reading = False
@@ -403,7 +420,7 @@ class _Call:
             raise not_json(f"{self.what}: event {self.events} is", event.data, error) from error
 
     def server_error(self, event: Event, details: Mapping[str, Any], value: Any) -> LLMError:
-        message = _text(details.get("message")) or event.data
+        message = self.shown(_text(details.get("message")) or event.data)
         status = details.get("status")
         return LLMError(
             f"{self.what}: the server reported an error mid-stream: {message}",
@@ -649,7 +666,9 @@ class LLMStream(_StreamBase):
 
 class AsyncLLMStream(_StreamBase):
     """:class:`LLMStream` for an async client: ``async with llm.<format>.astream(client, url,
-    json=...) as s``, ``async for`` over ``s.events()`` / ``s.text()``, ``await s.finish()``."""
+    json=...) as s``, ``async for`` over ``s.events()`` / ``s.text()``, ``await s.finish()``.
+    ``s.close()`` is a plain method that any thread or task may call; ``await s.aclose()``
+    (or ``await s.close()``) also closes the response."""
 
     def __init__(self, fmt: StreamFormat, client: Client, url: Any, options: RequestOptions):
         self._call = _Call(fmt, client, url, options, sync=False)
@@ -675,6 +694,16 @@ class AsyncLLMStream(_StreamBase):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def close(self) -> Awaitable[None]:
+        """Closes the stream now; a plain method, safe from any thread or task: a read in
+        progress raises StreamInterruptedError at once, and no value is handed out after it
+        (a later read raises). Awaiting what it returns is ``aclose()``, which also closes the
+        response; without the await, leaving the ``async with`` block does."""
+        self._closed = True
+        if getattr(self._pairs, "ag_running", False):  # A read is in progress: end it.
+            self._wake_reader()
+        return Closing(self.aclose)
 
     async def aclose(self) -> None:
         """Closes the response (an answer not read to its end is dropped); from another task
@@ -709,6 +738,8 @@ class AsyncLLMStream(_StreamBase):
                         call.broke(error)
                     for pair in call.feed(chunk):
                         yield pair
+                        if self._closed:  # close() from another thread: nothing more.
+                            return
                     if call.over:
                         call.finish()
                         return

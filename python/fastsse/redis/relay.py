@@ -38,6 +38,7 @@ from fastsse._errors import FastSSEError
 from fastsse._fastsse import Event
 from fastsse._io.stream import AsyncEventStream
 from fastsse._policy import Retry
+from fastsse.protocol import redact
 from fastsse.redis.client import connect, redis_asyncio, text
 
 if TYPE_CHECKING:
@@ -218,6 +219,8 @@ class Relay:
         self._log_interval = log_interval
         self._keys = [stream, lease_key(stream), checkpoint_key(stream)]
         self._client, self._owns_client = connect(redis, cluster=cluster)
+        #: The Redis URL, whose password a message never shows (see ``_describe``).
+        self._redis_url = redis if isinstance(redis, str) else ""
         self._append = self._client.register_script(_APPEND)
         # The lease is redis-py's Lock with this relay's name as its token (the fenced append
         # compares the lease's value with it); one object across terms, not bound to a thread.
@@ -270,9 +273,8 @@ class Relay:
                         failures += 1
                         delay = min(2.0, 0.05 * 2**failures)
                         logger.warning(
-                            "Redis failed (%s: %s); trying again in %.2f s",
-                            type(error).__name__,
-                            error,
+                            "Redis failed (%s); trying again in %.2f s",
+                            self._describe(error),
                             delay,
                         )
                         await anyio.sleep(delay)
@@ -284,6 +286,11 @@ class Relay:
                 await self._give_up_lease()
                 if self._owns_client:
                     await self._client.aclose()
+
+    def _describe(self, error: BaseException) -> str:
+        """A Redis error for the log: its type and message (redis-py 8's repr hides the
+        message), and the Redis URL's password, should the message quote it, as ``[secure]``."""
+        return redact(f"{type(error).__name__}: {error}", self._redis_url)
 
     # -- the lease ----------------------------------------------------------------------------
 
@@ -326,7 +333,7 @@ class Relay:
             except lock_error:
                 break
             except Exception as error:  # Redis unreachable: the lease may still stand
-                logger.warning("could not renew the lease: %s", _describe(error))
+                logger.warning("could not renew the lease: %s", self._describe(error))
                 if time.monotonic() >= valid_until:
                     break
                 continue
@@ -344,7 +351,7 @@ class Relay:
             pass  # no longer ours: another relay has it
         except Exception as error:
             logger.warning(
-                "could not release the lease (it expires by itself): %s", _describe(error)
+                "could not release the lease (it expires by itself): %s", self._describe(error)
             )
 
     # -- one term as the leader ---------------------------------------------------------------
@@ -446,8 +453,3 @@ class Relay:
                 self.stats.reconnects,
             )
             self._logged = (now, events)
-
-
-def _describe(error: BaseException) -> str:
-    # redis-py 8's repr of its errors hides the message ("server:ResponseError").
-    return f"{type(error).__name__}: {error}"

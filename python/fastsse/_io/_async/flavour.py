@@ -22,7 +22,7 @@ from fastsse._io.clients import AsyncClient
 from fastsse._io.http import Socket, abody, shutdown
 from fastsse.protocol import StreamMachine
 
-__all__ = ["AsyncFlavour", "AsyncWaker", "close_response", "threadsafe_scheduler"]
+__all__ = ["AsyncFlavour", "AsyncWaker", "Closing", "close_response", "threadsafe_scheduler"]
 
 _T = TypeVar("_T")
 
@@ -197,7 +197,7 @@ class AsyncFlavour(StreamBase[httpx.AsyncClient, AsyncClient]):
         self._machine.close()
         self._waker.wake()
         self._waker.call(self._stash_events)
-        return _Closing(self)
+        return Closing(self.aclose)
 
     def _has_pending(self) -> bool:
         """Whether events a ``break`` left wait to be handed out first."""
@@ -232,17 +232,18 @@ class AsyncFlavour(StreamBase[httpx.AsyncClient, AsyncClient]):
                 await events.aclose()
 
 
-class _Closing:
-    """What ``AsyncEventStream.close()`` returns: awaiting it is ``aclose()``, and leaving it
-    unawaited (from a thread, a callback) is no mistake: no coroutine exists until then."""
+class Closing:
+    """What an async stream's plain ``close()`` returns (``AsyncEventStream``'s, and
+    ``fastsse.llm``'s): awaiting it is ``aclose()``, and leaving it unawaited (from a thread, a
+    callback) is no mistake: no coroutine exists until then."""
 
-    __slots__ = ("_stream",)
+    __slots__ = ("_aclose",)
 
-    def __init__(self, stream: AsyncFlavour) -> None:
-        self._stream = stream
+    def __init__(self, aclose: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._aclose = aclose
 
     def __await__(self) -> Generator[Any, None, None]:
-        return self._stream.aclose().__await__()
+        return self._aclose().__await__()
 
 
 class _EventBatches:

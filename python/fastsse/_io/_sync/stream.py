@@ -163,8 +163,8 @@ class EventStream(SyncFlavour):
                     waker.socket = None
                     machine.end_response()
                     close_response(response)
-        except Exception:
-            machine.done = True  # The stream's errors are final.
+        except Exception as error:
+            machine.raised(error)  # Final, as the stream's own errors: raised again later.
             raise
         finally:
             # Forgotten however it ends: also when a cancelled task or Ctrl-C ended its read
