@@ -192,10 +192,31 @@ def _redact_param(match: re.Match[str]) -> str:
 def redact(text: str, url: object) -> str:
     """``text`` with the secrets ``redact_url`` hides in ``url`` shown as ``[secure]``: for a
     message that quotes the URL, or part of it, in words of its own (an error of a client
-    library, say)."""
-    for secret in _secrets_of(url):
-        text = text.replace(secret, SECURE)
-    return text
+    library, say). Every URL in the text is shown as ``redact_url`` shows it; elsewhere a
+    secret is hidden where it stands as a word of its own, so that a short value (``?key=1``)
+    does not eat the digits of a port or a status."""
+    return _redact_text(text, _secrets_of(url))
+
+
+#: The shortest secret that is hidden outside a URL too.
+_LOOSE_SECRET_LENGTH = 4
+#: A URL quoted in a message (not the punctuation of the sentence around it).
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]*[^\s'\"<>().,;:]")
+
+
+def _redact_text(text: str, secrets: tuple[str, ...]) -> str:
+    # A secret this short is a word of any message (``?key=1``, ``?sig=a``): hidden only where
+    # it is part of a URL, which redact_url shows without it.
+    loose = [re.escape(secret) for secret in secrets if len(secret) >= _LOOSE_SECRET_LENGTH]
+    word = re.compile(rf"(?<![\w-])(?:{'|'.join(loose)})(?![\w-])") if loose else None
+    shown, end = [], 0
+    for url in _URL_IN_TEXT.finditer(text):
+        between = text[end : url.start()]
+        shown += [word.sub(SECURE, between) if word else between, redact_url(url.group(0))]
+        end = url.end()
+    rest = text[end:]
+    shown.append(word.sub(SECURE, rest) if word else rest)
+    return "".join(shown)
 
 
 def _is_secret_name(name: str) -> bool:
@@ -798,9 +819,7 @@ class StreamMachine:
     def redact(self, text: str) -> str:
         """``text`` with the secrets of the stream's URL (see ``redact_url``) as ``[secure]``:
         for text from elsewhere, such as a client library's error that quotes the URL."""
-        for secret in self._secrets:
-            text = text.replace(secret, SECURE)
-        return text
+        return _redact_text(text, self._secrets)
 
     def interrupt(self) -> None:
         if not self.reconnect:

@@ -791,3 +791,31 @@ def test_nothing_of_the_chunk_is_handed_out_after_close_between_segments() -> No
     assert m.error is None  # the oversized event after the close is no one's concern
     m.end_response()
     assert m.next_action() is STOP
+
+
+@pytest.mark.parametrize(
+    ("url", "text", "shown"),
+    [
+        # A short value is hidden in the URL only: the port, the status and the words keep theirs.
+        (
+            "http://127.0.0.1:8080/x?key=1",
+            "GET http://127.0.0.1:8080/x?key=1 answered 401: cut at a read",
+            "GET http://127.0.0.1:8080/x?key=[secure] answered 401: cut at a read",
+        ),
+        (
+            "http://h/x?sig=a",
+            "error at a read of http://h/x?sig=a",
+            "error at a read of http://h/x?sig=[secure]",
+        ),
+        # A real secret is hidden wherever it stands as a word, in or out of a URL.
+        (
+            "http://u:s3cret@h/x?api_key=SECRETKEY",
+            "Invalid port: 's3cret' (http://u:s3cret@h/x?api_key=SECRETKEY), SECRETKEY again",
+            "Invalid port: '[secure]' (http://u:[secure]@h/x?api_key=[secure]), [secure] again",
+        ),
+    ],
+)
+def test_redact_hides_secrets_without_mangling_the_message(url: str, text: str, shown: str) -> None:
+    assert fastsse.protocol.redact(text, url) == shown
+    machine = StreamMachine(url)
+    assert machine.redact(text) == shown
