@@ -25,6 +25,8 @@ pub struct Plan {
     pub connections: Vec<Vec<Vec<u8>>>,
     /// The last event ID the parser resumes from.
     pub last_event_id: String,
+    /// The parser dispatches blocks without data (`with_dataless_blocks`).
+    pub dataless_blocks: bool,
 }
 
 /// The state the invariants compare, besides the events.
@@ -60,7 +62,8 @@ fn as_oracle_event(event: &Event) -> OracleEvent {
 /// Decodes a fuzzer's input into a plan and a size limit.
 ///
 /// Byte 0 sets the limit (1 to 256 bytes); byte 1 holds the number of chunk lengths that follow
-/// (low six bits) and whether to resume from a last event ID (bit 6). Each length byte is a
+/// (low six bits), whether to resume from a last event ID (bit 6) and whether blocks without
+/// data are dispatched (bit 7). Each length byte is a
 /// chunk of 0 to 63 bytes, or `0xFF` for the end of a connection. The remaining bytes are the
 /// stream; what the lengths leave over is the last chunk.
 pub fn decode_fuzz_input(input: &[u8]) -> (Plan, usize) {
@@ -90,6 +93,7 @@ pub fn decode_fuzz_input(input: &[u8]) -> (Plan, usize) {
     let plan = Plan {
         connections,
         last_event_id: last_event_id.to_owned(),
+        dataless_blocks: header & 0x80 != 0,
     };
     (plan, limit)
 }
@@ -139,7 +143,9 @@ impl EventSink for Sink {
 }
 
 fn new_parser(plan: &Plan, limit: Option<usize>) -> Parser {
-    let parser = Parser::new().with_last_event_id(&plan.last_event_id);
+    let parser = Parser::new()
+        .with_last_event_id(&plan.last_event_id)
+        .with_dataless_blocks(plan.dataless_blocks);
     match limit {
         Some(limit) => parser.with_max_event_size(limit),
         None => parser,
@@ -283,7 +289,7 @@ fn oracle_plan(plan: &Plan) -> Outcome {
     let mut last_event_id = plan.last_event_id.clone();
     let mut retry = None;
     for chunks in &plan.connections {
-        let connection = oracle(&chunks.concat(), &last_event_id);
+        let connection = oracle_with(&chunks.concat(), &last_event_id, plan.dataless_blocks);
         outcome.events.extend(connection.events);
         outcome.comments.extend(connection.comments);
         last_event_id = connection.last_event_id;
@@ -314,6 +320,13 @@ pub struct OracleOutcome {
 /// UTF-8 (U+FFFD for invalid bytes, one leading BOM removed), split it into lines, then run the
 /// steps of "Interpreting an event stream".
 pub fn oracle(stream: &[u8], last_event_id: &str) -> OracleOutcome {
+    oracle_with(stream, last_event_id, false)
+}
+
+/// [`oracle`], and with `dataless_blocks` a block that sets an id or a retry without data is
+/// dispatched as an event with empty data (what httpx-sse and httpx2 do; see
+/// `Parser::with_dataless_blocks`).
+pub fn oracle_with(stream: &[u8], last_event_id: &str, dataless_blocks: bool) -> OracleOutcome {
     let text = String::from_utf8_lossy(stream);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut lines = Vec::new();
@@ -343,6 +356,8 @@ pub fn oracle(stream: &[u8], last_event_id: &str) -> OracleOutcome {
     let (mut data, mut event_type, mut event_retry) = (String::new(), String::new(), None);
     let mut id_buffer = last_event_id.to_owned();
     let mut fields_seen = false;
+    // The block has an id or a retry field that was applied.
+    let mut id_or_retry = false;
     for line in lines {
         if line.is_empty() {
             outcome.last_event_id.clone_from(&id_buffer);
@@ -357,9 +372,20 @@ pub fn oracle(stream: &[u8], last_event_id: &str) -> OracleOutcome {
                 outcome
                     .events
                     .push((event_type, data.clone(), id, event_retry));
+            } else if dataless_blocks && id_or_retry {
+                let event_type = if event_type.is_empty() {
+                    "message".to_owned()
+                } else {
+                    event_type.clone()
+                };
+                let id = outcome.last_event_id.clone();
+                outcome
+                    .events
+                    .push((event_type, String::new(), id, event_retry));
             }
             (data, event_type, event_retry) = (String::new(), String::new(), None);
             fields_seen = false;
+            id_or_retry = false;
             continue;
         }
         if let Some(comment) = line.strip_prefix(':') {
@@ -378,12 +404,16 @@ pub fn oracle(stream: &[u8], last_event_id: &str) -> OracleOutcome {
                 data.push('\n');
             }
             "event" => event_type = value.to_owned(),
-            "id" if !value.contains('\0') => id_buffer = value.to_owned(),
+            "id" if !value.contains('\0') => {
+                id_buffer = value.to_owned();
+                id_or_retry = true;
+            }
             "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
                 let digits = value.trim_start_matches('0');
                 let digits = if digits.is_empty() { "0" } else { digits };
                 outcome.retry = Some(digits.to_owned());
                 event_retry = Some(digits.to_owned());
+                id_or_retry = true;
             }
             _ => {}
         }

@@ -6,7 +6,7 @@
 #[path = "invariants.rs"]
 mod invariants;
 
-use invariants::{check, check_fuzz_input, decode_fuzz_input, oracle, Plan};
+use invariants::{check, check_fuzz_input, decode_fuzz_input, oracle, oracle_with, Plan};
 use proptest::prelude::*;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -115,10 +115,16 @@ fn chunked(stream: Vec<u8>) -> impl Strategy<Value = Vec<Vec<u8>>> {
 fn plan() -> impl Strategy<Value = Plan> {
     let connection = stream().prop_flat_map(chunked);
     let resume = prop::sample::select(vec!["", "42", "é"]);
-    (prop::collection::vec(connection, 1..4), resume).prop_map(|(connections, resume)| Plan {
-        connections,
-        last_event_id: resume.to_owned(),
-    })
+    (
+        prop::collection::vec(connection, 1..4),
+        resume,
+        any::<bool>(),
+    )
+        .prop_map(|(connections, resume, dataless_blocks)| Plan {
+            connections,
+            last_event_id: resume.to_owned(),
+            dataless_blocks,
+        })
 }
 
 proptest! {
@@ -156,6 +162,7 @@ fn fuzz_inputs_decode_into_chunks_and_connections() {
     let (plan, limit) = decode_fuzz_input(b"\x09\x45\x02\x00\xff\x01\x03data: x\n\n");
     assert_eq!(limit, 10);
     assert_eq!(plan.last_event_id, "resume");
+    assert!(!plan.dataless_blocks);
     let chunks = |c: &[&[u8]]| c.iter().map(|c| c.to_vec()).collect::<Vec<_>>();
     assert_eq!(
         plan.connections,
@@ -163,6 +170,7 @@ fn fuzz_inputs_decode_into_chunks_and_connections() {
     );
     let (plan, limit) = decode_fuzz_input(b"");
     assert_eq!((limit, plan.connections), (1, vec![vec![vec![]]]));
+    assert!(decode_fuzz_input(b"\x00\x80id: 1\n\n").0.dataless_blocks);
 }
 
 /// The oracle reads the spec as written (it is what the parser is held to, so it is tested too).
@@ -194,4 +202,13 @@ fn the_oracle_follows_the_spec() {
     assert!(!oracle(b"\xEF\xBB", "").pending);
     assert!(!oracle(b"data: x\n\n: partial comment", "").pending);
     assert!(oracle(b"data: x\n", "").pending);
+    let dataless = b"id: 1\nretry: 2\n\nevent: x\nid: 3\n\nevent: y\n\n: c\n\nid: \0\nretry: z\n\n";
+    assert_eq!(oracle(dataless, "").events, []);
+    assert_eq!(
+        oracle_with(dataless, "", true).events,
+        [
+            event("message", "", "1", Some("2")),
+            event("x", "", "3", None)
+        ]
+    );
 }

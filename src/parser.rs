@@ -31,6 +31,8 @@ pub struct Parser {
     max_event_size: usize,
     /// Comment lines go to [`EventSink::on_raw_comment`] (else they are dropped as they arrive).
     comments: bool,
+    /// A block with an `id:` or `retry:` field and no data is dispatched as an empty-data event.
+    dataless_blocks: bool,
     /// Bytes of a leading BOM seen so far, while the stream start is still being read.
     bom_matched: Option<usize>,
     /// The previous chunk ended with CR: an LF opening the next chunk completes that line end.
@@ -72,6 +74,7 @@ impl Parser {
         Self {
             max_event_size: DEFAULT_MAX_EVENT_SIZE,
             comments: false,
+            dataless_blocks: false,
             bom_matched: Some(0),
             after_cr: false,
             line: Vec::new(),
@@ -110,6 +113,22 @@ impl Parser {
         self
     }
 
+    /// Dispatches a block that carries an `id:` or `retry:` field but no `data:` field as an
+    /// event with empty data, as httpx-sse and httpx2 do (the spec dispatches nothing for it),
+    /// for compatibility layers whose callers rely on it: the MCP SDK resumes from the id of a
+    /// server's priming block (`id: evt-1`, `retry: 0`, no data) and reads its `retry`.
+    ///
+    /// The event has the block's own type (`event:`, else `message`), the last event ID after
+    /// the block and the block's `retry:` value. Only fields the parser applies count: an `id:`
+    /// holding U+0000 NULL and a `retry:` that is not all digits are ignored, as always. A block
+    /// with only `event:` or unknown fields, or only comments, is still not dispatched. Off by
+    /// default, following the spec; off, it costs nothing (it is looked at only for a block
+    /// without data, which dispatches nothing).
+    pub fn with_dataless_blocks(mut self, dataless_blocks: bool) -> Self {
+        self.dataless_blocks = dataless_blocks;
+        self
+    }
+
     /// Starts from a known last event ID, as when resuming a stream.
     pub fn with_last_event_id(mut self, last_event_id: &str) -> Self {
         self.last_event_id = last_event_id.to_owned();
@@ -123,6 +142,11 @@ impl Parser {
     /// Whether comments are reported (see [`Parser::with_comments`]).
     pub fn comments(&self) -> bool {
         self.comments
+    }
+
+    /// Whether blocks without data are dispatched (see [`Parser::with_dataless_blocks`]).
+    pub fn dataless_blocks(&self) -> bool {
+        self.dataless_blocks
     }
 
     /// The last event ID string: set when an event block ends, kept across events and, unlike the
@@ -414,9 +438,8 @@ impl Parser {
 
     fn dispatch<S: EventSink + ?Sized>(&mut self, chunk_data: ChunkData<'_>, sink: &mut S) {
         // The last event ID follows the buffer at every blank line, even with no data.
-        if std::mem::take(&mut self.id_set)
-            && !bytes_eq(self.last_event_id.as_bytes(), self.id_buffer.as_bytes())
-        {
+        let id_set = std::mem::take(&mut self.id_set);
+        if id_set && !bytes_eq(self.last_event_id.as_bytes(), self.id_buffer.as_bytes()) {
             // The old ID's allocation becomes the buffer of the next `id:` field.
             std::mem::swap(&mut self.last_event_id, &mut self.id_buffer);
             self.id_version += 1;
@@ -429,8 +452,23 @@ impl Parser {
                 id_version: self.id_version,
                 retry: self.event_retry.as_ref(),
             });
+        } else if self.dataless_blocks && (id_set || self.event_retry.is_some()) {
+            self.dispatch_dataless(sink);
         }
         self.clear_event_fields();
+    }
+
+    /// A block with an `id:` or `retry:` field and no data, under
+    /// [`Parser::with_dataless_blocks`]: an event with empty data.
+    #[cold]
+    fn dispatch_dataless<S: EventSink + ?Sized>(&mut self, sink: &mut S) {
+        sink.on_raw_event(RawEventRef {
+            event: &self.event_type,
+            data: b"",
+            id: &self.last_event_id,
+            id_version: self.id_version,
+            retry: self.event_retry.as_ref(),
+        });
     }
 
     fn fits(&self, line_len: usize) -> bool {

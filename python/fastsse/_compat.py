@@ -3,8 +3,14 @@
 ``connect_sse`` / ``aconnect_sse`` / ``EventSource`` behave as httpx-sse 0.4's do: the caller's
 client and its timeouts, every keyword ``client.stream()`` takes passed through, no reconnection,
 and ``SSEError`` when iteration starts on a response that is not ``text/event-stream``. Only the
-parsing differs: the Rust parser reads the bytes, one call per chunk, and follows the WHATWG
-algorithm where httpx-sse does not (see "Migrating from httpx-sse" in the README).
+parsing differs: fastsse's stream core (``fastsse.protocol.StreamMachine``, which does not
+reconnect here) reads the bytes with the Rust parser, one call per chunk, and follows the WHATWG
+algorithm where httpx-sse does not (see "Migrating from httpx-sse" in the README). As both
+libraries do, a block that sets ``id:`` or ``retry:`` without data is an empty-data event
+(the parser's ``dataless_blocks``): clients rely on it (the MCP SDK resumes from the id of a
+server's priming block, ``id: evt-1`` and ``retry: 0`` with no data, and takes its reconnect
+delay from ``sse.retry``), while lone ``event:`` blocks and comment-only heartbeats stay
+undispatched (httpx-sse's empty events there are phantoms).
 
 The client may be an ``httpx`` or an ``httpx2`` client (same API); errors raised for an httpx2
 response are also instances of ``httpx2.SSEError``, so either library's ``except`` catches them.
@@ -27,7 +33,8 @@ from typing import Any, Callable, Generic, Protocol, TypeVar, overload
 import httpx
 
 from fastsse._errors import EventTooLargeError, SSEError
-from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, BatchIterator, Event, Parser
+from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, BatchIterator, Event
+from fastsse.protocol import StreamMachine
 
 __all__ = ["EventSource", "SSEResponse", "aconnect_sse", "connect_sse"]
 
@@ -55,96 +62,6 @@ class _Client(Protocol[ResponseT_co]):
 class _AsyncClient(Protocol[ResponseT_co]):
     @property
     def stream(self) -> Callable[..., AbstractAsyncContextManager[ResponseT_co]]: ...
-
-
-class _BlockParser:
-    """A ``Parser`` whose ``feed()`` also reports, as an empty-data event, a block that sets
-    ``id:`` or ``retry:`` without data, as httpx-sse and httpx2 do (the spec dispatches nothing
-    for it; fastsse's own streams follow the spec). Clients rely on it: the MCP SDK resumes
-    from the id of a server's priming block (``id: evt-1``, ``retry: 0``, no data) and takes
-    its reconnect delay from ``sse.retry``. Lone ``event:`` blocks and comment-only
-    heartbeats stay undispatched (httpx-sse's empty events there are phantoms).
-
-    The Rust parser dispatches no such block, so it is seen in what the parser reports: its
-    ``last_event_id`` (set when a block ends) and ``retry`` (set by the line) compared before
-    and after each chunk, against the events the chunk completed; a chunk costs a few
-    attribute reads more, an event nothing. What follows from reading state, not lines:
-
-    - a block that changes the id is reported after the events of its chunk, with that id,
-      when no event of the same chunk follows it (exact when a server flushes each block on its
-      own); followed in its chunk by an event, it is not told apart from that event's own id;
-    - a block that sets ``retry:`` to a new value is reported once it has ended, before the
-      events of the chunk it ended in, with the id before that chunk (never an id the stream
-      had not reached yet), unless it is the chunk's last block and sets an id too (then it is
-      the event above, carrying both);
-    - a block that repeats the current id or retry value is not seen, nor the event type or
-      the comments of a reported block (it is a ``message``).
-    """
-
-    __slots__ = ("_id", "_retry", "_unclaimed", "parser")
-
-    def __init__(self, max_event_size: int | None) -> None:
-        size = sys.maxsize if max_event_size is None else max_event_size
-        self.parser = Parser(max_event_size=size)
-        # The parser's last_event_id and retry after the last chunk (kept here: reading them
-        # from the parser makes new objects).
-        self._id = ""
-        self._retry: int | None = None
-        # parser.retry was set by a line of a block still open at the last chunk's end, and
-        # no event carried it yet.
-        self._unclaimed = False
-
-    def feed(self, chunk: bytes) -> list[Event]:
-        parser = self.parser
-        events = parser.feed(chunk)
-        last_id = parser.last_event_id
-        if (
-            parser.retry == self._retry
-            and not self._unclaimed
-            and last_id == (events[-1].id if events else self._id)
-        ):
-            self._id = last_id
-            return events
-        return self._dataless(chunk, events)
-
-    def _dataless(self, chunk: bytes, events: list[Event]) -> list[Event]:
-        parser = self.parser
-        id_before, self._id = self._id, parser.last_event_id
-        retry_before, self._retry = self._retry, parser.retry
-        retry = parser.retry
-        unclaimed = self._unclaimed
-        if retry != retry_before:
-            # Set in this chunk: claimed by the last event that carries a retry, if any.
-            carried = [event.retry for event in events if event.retry is not None]
-            unclaimed = not carried or carried[-1] != retry
-            # Its block may still be open, and may yet get data: it is when the line comes
-            # after the chunk's last blank line (LF LF, CR CR or LF CR is in every blank line;
-            # a rare path: retry values seldom change).
-            ended = not parser.pending or (bool(events) and b"retry" not in _last_block(chunk))
-        else:
-            # Set by the block open at the last chunk's end: its event, if it had data, is the
-            # first of this chunk and carries it.
-            if events and events[0].retry is not None:
-                unclaimed = False
-            ended = bool(events) or not parser.pending
-        last_id = self._id
-        if last_id != (events[-1].id if events else id_before):
-            # A block without data ended after the chunk's last event: the retry goes with it
-            # (it is the likelier block; were it the open one's, that block's event would
-            # carry it as well).
-            events.append(Event(None, "", last_id, retry if unclaimed else None))
-            unclaimed = False
-        elif unclaimed and ended:
-            events.insert(0, Event(None, "", id_before, retry))
-            unclaimed = False
-        self._unclaimed = unclaimed
-        return events
-
-
-def _last_block(chunk: bytes) -> bytes:
-    """What follows the chunk's last blank line (LF LF, CR CR or LF CR is in every one)."""
-    end = max(chunk.rfind(b"\n\n"), chunk.rfind(b"\r\r"), chunk.rfind(b"\n\r"))
-    return chunk if end < 0 else chunk[end + 2 :]
 
 
 #: httpx2's bound on one event, in bytes, when an EventSource is iterated directly.
@@ -187,7 +104,7 @@ class EventSource(Generic[ResponseT]):
     ``max_event_size=None`` sets no bound. ``SSEError`` is an ``httpx.TransportError``; for an
     httpx2 response it is also an ``httpx2.SSEError``, so either library's ``except`` catches
     it. Both APIs dispatch a block that sets ``id:`` or ``retry:`` without data as an
-    empty-data event, as both libraries do (see ``_BlockParser``).
+    empty-data event, with the block's type, id and retry, as both libraries do.
     """
 
     def __init__(
@@ -233,8 +150,10 @@ class EventSource(Generic[ResponseT]):
 
     # -- both ----------------------------------------------------------------------------------
 
-    def _feed(self, httpx2: bool) -> Callable[[bytes], list[Event]]:
-        """The parser's feed, once the response is known to be an event stream."""
+    def _machine(self, httpx2: bool) -> StreamMachine:
+        """The stream core that reads the response's bytes, once the response is known to be an
+        event stream: it does not reconnect (the caller's code does, as with httpx-sse), and
+        dispatches blocks without data as both libraries do."""
         content_type = self._response.headers.get("content-type", "").partition(";")[0]
         if httpx2:
             # httpx2's test and message: the media type exactly, whatever its case.
@@ -245,53 +164,79 @@ class EventSource(Generic[ResponseT]):
                     f"{content_type!r}.",
                     self._response,
                 )
-            return _BlockParser(self._size(HTTPX2_MAX_EVENT_SIZE)).feed
-        # httpx-sse's test, case-insensitive as media types are (RFC 9110): it accepts every
-        # value httpx-sse accepts, and "Text/Event-Stream" too.
-        if "text/event-stream" not in content_type.lower():
-            raise _sse_error(
-                "Expected response header Content-Type to contain 'text/event-stream', "
-                f"got {content_type!r}",
-                self._response,
-            )
-        return _BlockParser(self._size(DEFAULT_MAX_EVENT_SIZE)).feed
-
-    def _too_large(self, error: EventTooLargeError, httpx2: bool) -> Exception:
-        if not httpx2:
-            return error
-        return _sse_error(
-            f"Server-sent event exceeded the {error.max_event_size} byte limit.", self._response
+            size = self._size(HTTPX2_MAX_EVENT_SIZE)
+        else:
+            # httpx-sse's test, case-insensitive as media types are (RFC 9110): it accepts
+            # every value httpx-sse accepts, and "Text/Event-Stream" too.
+            if "text/event-stream" not in content_type.lower():
+                raise _sse_error(
+                    "Expected response header Content-Type to contain 'text/event-stream', "
+                    f"got {content_type!r}",
+                    self._response,
+                )
+            size = self._size(DEFAULT_MAX_EVENT_SIZE)
+        request = _request_of(self._response)
+        return StreamMachine(
+            "" if request is None else request.url,
+            method="GET" if request is None else request.method,
+            reconnect=False,
+            max_event_size=sys.maxsize if size is None else size,
+            dataless_blocks=True,
         )
 
+    def _too_large(self, machine: StreamMachine, httpx2: bool) -> Exception:
+        """The error of the oversized event the machine deferred (after the events its chunk
+        completed, which the caller has yielded): httpx2's SSEError, or an EventTooLargeError
+        that names this API's remedy."""
+        try:
+            machine.raise_deferred()
+        except EventTooLargeError as error:
+            if httpx2:
+                sse_error = _sse_error(
+                    f"Server-sent event exceeded the {error.max_event_size} byte limit.",
+                    self._response,
+                )
+                sse_error.__cause__ = error
+                return sse_error
+            too_large = EventTooLargeError(
+                f"an event exceeded max_event_size ({error.max_event_size} bytes); its bytes "
+                "were discarded up to the blank line that ends it (pass a larger "
+                "max_event_size= to EventSource, or None for no bound)",
+                events=error.events,
+                max_event_size=error.max_event_size,
+                discarded=error.discarded,
+            )
+            too_large.response = error.response
+            return too_large
+        raise AssertionError("the machine deferred no error")  # pragma: no cover
+
     def _events(self, httpx2: bool) -> Iterator[Event]:
-        feed = self._feed(httpx2)
-        for chunk in self._response.iter_bytes():
-            try:
+        machine = self._machine(httpx2)
+        feed = machine.feed
+        try:
+            for chunk in self._response.iter_bytes():
                 events = feed(chunk)
-            except EventTooLargeError as error:
-                yield from error.events
-                too_large = self._too_large(error, httpx2)
-                if too_large is error:
-                    raise
-                raise too_large from error
-            yield from events
+                if machine.has_deferred_work:  # An oversized event: the only deferred work.
+                    yield from events
+                    raise self._too_large(machine, httpx2)
+                yield from events
+        finally:
+            machine.end_response()
 
     async def _batches(self, httpx2: bool) -> AsyncGenerator[list[Event], None]:
         """The events as lists, one per chunk of the response's bytes."""
-        feed = self._feed(httpx2)
+        machine = self._machine(httpx2)
+        feed = machine.feed
         chunks = self._response.aiter_bytes()
         try:
             async for chunk in chunks:
-                try:
-                    events = feed(chunk)
-                except EventTooLargeError as error:
-                    yield error.events
-                    too_large = self._too_large(error, httpx2)
-                    if too_large is error:
-                        raise
-                    raise too_large from error
+                events = feed(chunk)
+                if machine.has_deferred_work:  # An oversized event: the only deferred work.
+                    yield events
+                    raise self._too_large(machine, httpx2)
                 yield events
         finally:
+            machine.end_response()
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -371,15 +316,19 @@ async def _aconnect(
         yield EventSource(response)
 
 
+def _request_of(response: Any) -> Any:
+    """The response's request, or None for a response built by hand."""
+    try:
+        return response.request
+    except (AttributeError, RuntimeError):
+        return None
+
+
 def _sse_error(message: str, response: Any) -> SSEError:
     """An SSEError about ``response``, which is also its own library's SSEError when that is
     not httpx (httpx2), so that code catching that library's errors catches it."""
-    try:
-        request = response.request
-    except (AttributeError, RuntimeError):  # A response built by hand has no request.
-        request = None
     cls = SSEError if isinstance(response, httpx.Response) else _foreign_sse_error(response)
-    return cls(message, request=request)
+    return cls(message, request=_request_of(response))
 
 
 _FOREIGN_SSE_ERRORS: dict[str, type[SSEError]] = {}

@@ -74,6 +74,13 @@ class Parser:
       "ping": the text after the colon and one optional space, cut to max_event_size bytes) for
       take_comments(), or for take_comments_at() with its place among the events in wire
       order. Off, comments cost nothing.
+    - ``dataless_blocks`` (bool, default False): dispatch a block that carries an ``id:`` or
+      ``retry:`` field but no ``data:`` as an event with empty data, as httpx-sse and httpx2 do
+      (the spec dispatches nothing for it; the MCP SDK resumes from such a priming block's id).
+      The event has the block's type (``event:``, else "message"), the last event ID after the
+      block and the block's ``retry``. A block with only ``event:`` or unknown fields, or only
+      comments, is still not dispatched; an ``id:`` holding NULL or a ``retry:`` that is not
+      digits does not count, as it sets nothing. Off, the spec's rule holds, at no cost.
 
     Wrong types raise TypeError, wrong values ValueError, naming the parameter.
 
@@ -87,6 +94,7 @@ class Parser:
         max_event_size: int = 16777216,
         on_oversize: Literal["error", "skip"] = "error",
         comments: bool = False,
+        dataless_blocks: bool = False,
     ) -> Self: ...
     def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Parse a chunk split anywhere; return the events it completes, in order."""
@@ -111,6 +119,9 @@ class Parser:
         """An event has begun (a field or part of a line arrived) and not yet ended."""
     @property
     def oversized(self) -> int: ...
+    @property
+    def dataless_blocks(self) -> bool:
+        """Whether blocks without data are dispatched (see ``dataless_blocks`` above)."""
     @property
     def max_event_size(self) -> int: ...
 

@@ -47,6 +47,7 @@ class PureParser:
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         on_oversize: Literal["error", "skip"] = "error",
         comments: bool = False,
+        dataless_blocks: bool = False,
     ) -> None:
         if not isinstance(last_event_id, str):
             raise TypeError(f"last_event_id must be a str, not {type(last_event_id).__name__}")
@@ -76,6 +77,11 @@ class PureParser:
             raise ValueError(f"on_oversize must be 'error' or 'skip', not {on_oversize!r}")
         if not isinstance(comments, bool):
             raise TypeError(f"comments must be True or False, not {type(comments).__name__}")
+        if not isinstance(dataless_blocks, bool):
+            raise TypeError(
+                f"dataless_blocks must be True or False, not {type(dataless_blocks).__name__}"
+            )
+        self._dataless_blocks = dataless_blocks
         self._max_event_size = max_event_size
         self._skip_oversized = on_oversize == "skip"
         self._keep_comments = comments
@@ -94,6 +100,8 @@ class PureParser:
         self._data: list[bytes] = []
         self._event_type = b""
         self._event_retry: int | None = None
+        #: The event's block has an id or retry field (that was applied).
+        self._id_or_retry = False
         self._event_size = 0
         #: The first error met while building this chunk's events, raised once it is parsed.
         self._error: Exception | None = None
@@ -121,6 +129,10 @@ class PureParser:
     @property
     def max_event_size(self) -> int:
         return self._max_event_size
+
+    @property
+    def dataless_blocks(self) -> bool:
+        return self._dataless_blocks
 
     def take_comments(self) -> list[str]:
         comments, self._comments = self._comments, []
@@ -203,6 +215,7 @@ class PureParser:
         self._data = []
         self._event_type = b""
         self._event_retry = None
+        self._id_or_retry = False
         self._event_size = 0
 
     def _bound_unfinished_line(self) -> None:
@@ -260,8 +273,10 @@ class PureParser:
             self._event_type = value
         elif name == b"id" and b"\0" not in value:
             self._id_buffer = value.decode("utf-8", "replace")
+            self._id_or_retry = True
         elif name == b"retry" and value.isdigit():  # bytes.isdigit(): ASCII digits only.
             self._retry = self._event_retry = retry_value(value)
+            self._id_or_retry = True
 
     def _comment(self, text: bytes, position: int) -> None:
         if text.startswith(b" "):
@@ -276,7 +291,9 @@ class PureParser:
 
     def _dispatch(self, events: list[Event]) -> None:
         self._last_event_id = self._id_buffer
-        if self._data:
+        # A block without data dispatches nothing, as the spec says, unless the caller asked
+        # for one that sets an id or a retry (httpx-sse's and httpx2's behaviour).
+        if self._data or (self._dataless_blocks and self._id_or_retry):
             try:
                 event = Event(
                     event=self._event_type.decode("utf-8", "replace") or "message",

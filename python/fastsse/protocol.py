@@ -396,7 +396,9 @@ class StreamMachine:
     ``headers`` (bytes pairs; Accept and Cache-Control are added, a Last-Event-ID is where
     the stream starts), ``last_event_id``, ``retry`` (``fastsse.Retry``), ``read_timeout``
     (which the driver enforces; here it names it in messages), ``max_event_size``,
-    ``on_oversize``, and the hooks ``on_connect(response)``, ``on_fault(fault, delay)``,
+    ``on_oversize``, ``dataless_blocks`` (the parser's option, off as the spec says: a
+    compatibility layer turns it on to dispatch blocks that set an id or a retry without data,
+    as httpx-sse does), and the hooks ``on_connect(response)``, ``on_fault(fault, delay)``,
     ``on_comment(text)``. ``clock`` is the monotonic clock the backoff reads (a fake one in
     tests); the machine never sleeps on it.
     """
@@ -413,6 +415,7 @@ class StreamMachine:
         read_timeout: float | None = DEFAULT_READ_TIMEOUT,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         on_oversize: Literal["error", "skip"] = "error",
+        dataless_blocks: bool = False,
         on_connect: ConnectHook | None = None,
         on_fault: FaultHook | None = None,
         on_comment: CommentHook | None = None,
@@ -449,6 +452,7 @@ class StreamMachine:
             max_event_size=max_event_size,
             on_oversize=on_oversize,
             comments=on_comment is not None,
+            dataless_blocks=dataless_blocks,
         )
         self.parser = self._new_parser(last_event_id=last_event_id)
         #: Oversized events are counted and skipped silently: read the count after each chunk.

@@ -16,14 +16,19 @@ fn message(data: &str) -> Event {
 /// Parses `stream` whole, then split at every position and byte by byte, and checks that every
 /// chunking gives the same events and the same final state.
 fn parse(stream: &[u8]) -> Vec<Event> {
-    let mut whole = Parser::new();
+    parse_with(stream, Parser::new)
+}
+
+/// [`parse`] with parsers made by `new`.
+fn parse_with(stream: &[u8], new: impl Fn() -> Parser) -> Vec<Event> {
+    let mut whole = new();
     let expected = whole.feed_to_vec(stream);
     let chunkings: Vec<Vec<&[u8]>> = (0..=stream.len())
         .map(|at| vec![&stream[..at], &stream[at..]])
         .chain(std::iter::once(stream.chunks(1).collect()))
         .collect();
     for chunks in chunkings {
-        let mut parser = Parser::new();
+        let mut parser = new();
         let mut events = Vec::new();
         for chunk in &chunks {
             parser.feed(chunk, &mut events);
@@ -395,4 +400,109 @@ fn an_unterminated_comment_is_dropped_at_the_end_of_the_stream() {
     assert!(!parser.finish());
     parser.feed(b"\n", &mut sink);
     assert_eq!(sink.comments, ["complete"]);
+}
+
+/// [`parse`] with [`Parser::with_dataless_blocks`].
+fn parse_dataless(stream: &[u8]) -> Vec<Event> {
+    parse_with(stream, || Parser::new().with_dataless_blocks(true))
+}
+
+fn with_retry(mut event: Event, retry: &[u8]) -> Event {
+    event.retry = RetryMs::parse(retry);
+    event
+}
+
+#[test]
+fn dataless_blocks_are_off_by_default() {
+    assert!(!Parser::new().dataless_blocks());
+    assert!(Parser::new().with_dataless_blocks(true).dataless_blocks());
+    assert_eq!(parse(b"id: evt-1\nretry: 0\n\nevent: x\nid: 5\n\n"), []);
+}
+
+#[test]
+fn a_priming_block_is_dispatched_with_its_id_and_retry() {
+    assert_eq!(
+        parse_dataless(b"id: evt-1\nretry: 0\n\nid: evt-2\ndata: x\n\n"),
+        [
+            with_retry(event("message", "", "evt-1"), b"0"),
+            event("message", "x", "evt-2"),
+        ]
+    );
+}
+
+#[test]
+fn an_id_only_block_before_an_event_is_its_own_event() {
+    assert_eq!(
+        parse_dataless(b"data: a\n\nid: 7\n\ndata: b\n\n"),
+        [
+            event("message", "a", ""),
+            event("message", "", "7"),
+            event("message", "b", "7"),
+        ]
+    );
+}
+
+#[test]
+fn a_block_repeating_the_current_id_or_retry_is_dispatched() {
+    assert_eq!(
+        parse_dataless(b"id: 3\nretry: 5\ndata: a\n\nid: 3\n\nretry: 5\n\n"),
+        [
+            with_retry(event("message", "a", "3"), b"5"),
+            event("message", "", "3"),
+            with_retry(event("message", "", "3"), b"5"),
+        ]
+    );
+}
+
+#[test]
+fn a_dataless_block_has_its_own_event_type() {
+    assert_eq!(
+        parse_dataless(b"event: x\nid: 5\n\nretry: 9\nevent: y\n\nid: 6\n\n"),
+        [
+            event("x", "", "5"),
+            with_retry(event("y", "", "5"), b"9"),
+            event("message", "", "6"),
+        ]
+    );
+}
+
+#[test]
+fn blocks_with_only_an_event_type_comments_or_ignored_fields_are_not_dispatched() {
+    assert_eq!(
+        parse_dataless(
+            b"event: x\n\n: ping\n\nfoo: 1\n\nid: a\x00b\n\nretry: 1s\n\n\n\ndata: d\n\n"
+        ),
+        [message("d")]
+    );
+}
+
+#[test]
+fn a_dataless_block_is_dispatched_only_once_it_ends() {
+    let mut parser = Parser::new().with_dataless_blocks(true);
+    assert_eq!(parser.feed_to_vec(b"id: 1\nretry: 2\n"), []);
+    assert!(parser.pending());
+    // Its data may still come: then it is an ordinary event.
+    assert_eq!(
+        parser.feed_to_vec(b"data: x\n\n"),
+        [with_retry(event("message", "x", "1"), b"2")]
+    );
+    assert_eq!(parser.feed_to_vec(b"id: 2\n"), []);
+    assert!(
+        parser.finish(),
+        "an unterminated block is dropped, as an event is"
+    );
+    assert_eq!(parser.feed_to_vec(b"\n"), []);
+    assert_eq!(parser.last_event_id(), "1");
+}
+
+#[test]
+fn an_oversized_dataless_block_is_discarded() {
+    let mut parser = Parser::new()
+        .with_dataless_blocks(true)
+        .with_max_event_size(8);
+    assert_eq!(
+        parser.feed_to_vec(b"id: 123456789\n\nid: 1\n\n"),
+        [event("message", "", "1")]
+    );
+    assert_eq!(parser.oversized(), 1);
 }

@@ -280,6 +280,7 @@ struct ParserOptions {
     max_event_size: usize,
     skip_oversized: bool,
     comments: bool,
+    dataless_blocks: bool,
 }
 
 impl ParserOptions {
@@ -289,6 +290,7 @@ impl ParserOptions {
             max_event_size: DEFAULT_MAX_EVENT_SIZE,
             skip_oversized: false,
             comments: false,
+            dataless_blocks: false,
         };
         let Some(kwargs) = kwargs else {
             return Ok(options);
@@ -298,12 +300,8 @@ impl ParserOptions {
                 "last_event_id" => options.last_event_id = resume_id(&value)?,
                 "max_event_size" => options.max_event_size = event_size_limit(&value)?,
                 "on_oversize" => options.skip_oversized = skips_oversized(&value)?,
-                "comments" => {
-                    options.comments = value
-                        .cast::<PyBool>()
-                        .map_err(|_| type_error("comments must be True or False", &value))?
-                        .is_true()
-                }
+                "comments" => options.comments = flag("comments", &value)?,
+                "dataless_blocks" => options.dataless_blocks = flag("dataless_blocks", &value)?,
                 _ => {
                     return Err(PyTypeError::new_err(format!(
                         "Parser() got an unexpected keyword argument {}",
@@ -314,6 +312,14 @@ impl ParserOptions {
         }
         Ok(options)
     }
+}
+
+/// A `bool` argument: True or False, nothing else.
+fn flag(name: &str, value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(value
+        .cast::<PyBool>()
+        .map_err(|_| type_error(&format!("{name} must be True or False"), value))?
+        .is_true())
 }
 
 /// A TypeError saying what `value`'s parameter takes, and the type it got.
@@ -385,6 +391,13 @@ fn skips_oversized(value: &Bound<'_, PyAny>) -> PyResult<bool> {
 ///   "ping": the text after the colon and one optional space, cut to max_event_size bytes) for
 ///   take_comments(), or for take_comments_at() with its place among the events in wire
 ///   order. Off, comments cost nothing.
+/// - ``dataless_blocks`` (bool, default False): dispatch a block that carries an ``id:`` or
+///   ``retry:`` field but no ``data:`` as an event with empty data, as httpx-sse and httpx2 do
+///   (the spec dispatches nothing for it; the MCP SDK resumes from such a priming block's id).
+///   The event has the block's type (``event:``, else "message"), the last event ID after the
+///   block and the block's ``retry``. A block with only ``event:`` or unknown fields, or only
+///   comments, is still not dispatched; an ``id:`` holding NULL or a ``retry:`` that is not
+///   digits does not count, as it sets nothing. Off, the spec's rule holds, at no cost.
 ///
 /// Wrong types raise TypeError, wrong values ValueError, naming the parameter.
 ///
@@ -420,7 +433,7 @@ impl Parser {
     #[pyo3(
         signature = (**options),
         text_signature = "(*, last_event_id='', max_event_size=16777216, on_oversize='error', \
-                          comments=False)"
+                          comments=False, dataless_blocks=False)"
     )]
     fn new(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         let options = ParserOptions::from_kwargs(options)?;
@@ -428,7 +441,8 @@ impl Parser {
             core: CoreParser::new()
                 .with_max_event_size(options.max_event_size)
                 .with_last_event_id(&options.last_event_id)
-                .with_comments(options.comments),
+                .with_comments(options.comments)
+                .with_dataless_blocks(options.dataless_blocks),
             skip_oversized: options.skip_oversized,
             comments: Vec::new(),
             event_types: RepeatCache::default(),
@@ -535,6 +549,12 @@ impl Parser {
     #[getter]
     fn oversized(slf: &Bound<'_, Self>) -> PyResult<u64> {
         Ok(borrow(slf)?.core.oversized())
+    }
+
+    /// Whether blocks without data are dispatched (see ``dataless_blocks`` above).
+    #[getter]
+    fn dataless_blocks(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(borrow(slf)?.core.dataless_blocks())
     }
 
     #[getter]

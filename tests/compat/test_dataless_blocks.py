@@ -5,8 +5,9 @@ carries them, and clients rely on it: the MCP SDK resumes from the id of a serve
 block (``id: evt-1``, ``retry: 0``, no data) and waits ``sse.retry`` before reconnecting, and
 httpx-sse's README reconnect recipe reads ``sse.retry``. The compatibility layer dispatches
 them as httpx-sse does (lone ``event:`` blocks and heartbeats stay undispatched); fastsse's own
-streams keep the spec's rule. Each test runs the same bytes through httpx-sse itself and
-compares.
+streams keep the spec's rule. Each test runs the same bytes through httpx-sse itself (and
+httpx2's ``EventSource``) and compares, at every split of the bytes into chunks: the core's
+``dataless_blocks`` makes it exact, whatever the chunking.
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ import fastsse
 import httpx
 import httpx_sse
 import pytest
-from fastsse._compat import _BlockParser
 from fastsse.testing import Response, SSEServer, abort, delay, event
-from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
 try:
     import httpx2
@@ -73,8 +72,12 @@ def collect(sse: Any, http: Any, kind: str, url: str, **kwargs: Any) -> list[Fie
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
-def test_an_mcp_priming_block_arrives_as_httpx_sse_gives_it(kind: str) -> None:
-    body = [PRIMING, delay(0.02), event(RESULT, id="evt-2"), b": keep-alive\n\n"]
+@pytest.mark.parametrize("flushed", ["each block", "together"])
+def test_an_mcp_priming_block_arrives_as_httpx_sse_gives_it(kind: str, flushed: str) -> None:
+    if flushed == "each block":
+        body = [PRIMING, delay(0.02), event(RESULT, id="evt-2"), b": keep-alive\n\n"]
+    else:  # one write: the priming block and the result in the same chunk
+        body = [PRIMING + event(RESULT, id="evt-2") + b": keep-alive\n\n"]
     with SSEServer(Response(body=body)) as server:
         results = {name: collect(sse, http, kind, server.url) for name, sse, http in APIS}
     expected = [("message", "", "evt-1", 0), ("message", RESULT, "evt-2", None)]
@@ -205,67 +208,112 @@ def test_httpx_sse_readme_recipe_reads_retry_from_a_block_without_data(
     assert second.last_event_id == "2"
 
 
+def response(http: ModuleType, chunks: list[bytes]) -> Any:
+    """A response of ``http`` (httpx or httpx2) whose body arrives in these chunks."""
+    return http.Response(
+        200,
+        headers={"content-type": "text/event-stream"},
+        content=iter(chunks),
+        request=http.Request("GET", "http://127.0.0.1/feed"),
+    )
+
+
 def httpx_sse_fields(chunks: list[bytes]) -> list[Fields]:
-    lines, decoder, out = SSELineDecoder(), SSEDecoder(), []
-    for chunk in chunks:
-        for line in lines.decode(chunk.decode()):
-            sse = decoder.decode(line)
-            if sse is not None:
-                out.append((sse.event, sse.data, sse.id, sse.retry))
-    return out
+    return fields(list(httpx_sse.EventSource(response(httpx, chunks)).iter_sse()))
 
 
-def block_parser_fields(chunks: list[bytes]) -> list[Fields]:
-    parser = _BlockParser(None)
-    return [(e.event, e.data, e.id, e.retry) for chunk in chunks for e in parser.feed(chunk)]
+def httpx2_fields(chunks: list[bytes]) -> list[Fields]:
+    return fields(list(httpx2.EventSource(response(httpx2, chunks))))
+
+
+def fastsse_fields(chunks: list[bytes]) -> list[Fields]:
+    """fastsse's drop-in, both APIs (httpx-sse's on httpx; httpx2's on httpx2, when it is
+    installed), which must agree."""
+    ours = fields(list(fastsse.EventSource(response(httpx, chunks)).iter_sse()))
+    for http in HTTPX2:
+        assert fields(list(fastsse.EventSource(response(http, chunks)))) == ours, chunks
+    return ours
 
 
 def splits(body: bytes) -> Iterator[list[bytes]]:
-    """``body`` cut in two and in three at every pair of places."""
+    """``body`` whole, and cut in two and in three at every pair of places."""
+    yield [body]
     for i in range(1, len(body)):
         yield [body[:i], body[i:]]
         for j in range(i + 1, len(body)):
             yield [body[:i], body[i:j], body[j:]]
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"retry: 10\n\nid: 1\ndata: one\n\nid: 2\ndata: two\n\n",
-        b"data: a\n\nretry: 5\ndata: b\n\nid: 3\n\n",
-        b"retry: 5\r\n\r\ndata: a\r\n\r\n",
-        b"data: a\n\nid: 7\n\n",
-    ],
-)
-def test_blocks_without_data_cut_anywhere_give_httpx_sse_s_events(body: bytes) -> None:
+#: Streams that httpx-sse and httpx2 read alike (no block without data after an id but those
+#: that set an id or a retry; each ends with a blank line; only digits in retry:).
+SHARED = [
+    pytest.param(b"retry: 10\n\nid: 1\ndata: one\n\nid: 2\ndata: two\n\n", id="retry-first"),
+    pytest.param(b"data: a\n\nretry: 5\ndata: b\n\nid: 3\n\n", id="id-last"),
+    pytest.param(b"retry: 5\r\n\r\ndata: a\r\n\r\n", id="crlf"),
+    pytest.param(b"data: a\n\nid: 7\n\n", id="id-after-event"),
+    # What the old state-reading layer could not tell apart or missed:
+    pytest.param(PRIMING + b"id: evt-2\ndata: x\n\n", id="priming-then-event"),
+    pytest.param(b"id: 7\n\ndata: x\n\n", id="id-only-then-event"),
+    pytest.param(b"id: 3\ndata: a\n\nid: 3\n\nretry: 5\ndata: b\n\nretry: 5\n\n", id="repeats"),
+    pytest.param(b"event: x\nid: 5\n\ndata: y\n\n", id="typed-block"),
+    pytest.param(b"id: 1\r\rretry: 2\r\nid: 1\r\n\r\ndata: z\r\r", id="cr-repeats"),
+]
+
+
+@pytest.mark.parametrize("body", SHARED)
+def test_blocks_without_data_cut_anywhere_give_httpx_sse_s_and_httpx2_s_events(
+    body: bytes,
+) -> None:
     for chunks in splits(body):
-        assert block_parser_fields(chunks) == httpx_sse_fields(chunks), chunks
+        ours = fastsse_fields(chunks)
+        assert ours == httpx_sse_fields(chunks), chunks
+        if HTTPX2:
+            assert ours == httpx2_fields(chunks), chunks
 
 
-def test_an_id_block_without_data_is_seen_when_no_event_follows_it_in_its_chunk() -> None:
-    # The parser reports the id when the block ends, and no event: seen after the chunk,
-    # unless an event of the same chunk takes the id over (then the block is not told apart
-    # from that event's own id: the documented limit of reading the parser's state).
-    block, after = b"id: 7\n\n", b"data: x\n\n"
-    assert block_parser_fields([block, after]) == httpx_sse_fields([block, after])
-    assert block_parser_fields([block, after]) == [
+def test_what_the_old_layer_got_wrong_is_exact() -> None:
+    # An id-only block followed in its chunk by an event: two events, not one.
+    assert fastsse_fields([b"id: 7\n\ndata: x\n\n"]) == [
         ("message", "", "7", None),
         ("message", "x", "7", None),
     ]
-    assert block_parser_fields([block + after]) == [("message", "x", "7", None)]
+    # The priming block's own id, when the next event completes in the same chunk.
+    assert fastsse_fields([PRIMING + b"id: evt-2\ndata: x\n\n"]) == [
+        ("message", "", "evt-1", 0),
+        ("message", "x", "evt-2", None),
+    ]
+    # A block repeating the current id or retry is still an event.
+    assert fastsse_fields([b"id: 3\nretry: 5\ndata: a\n\n", b"id: 3\n\nretry: 5\n\n"]) == [
+        ("message", "a", "3", 5),
+        ("message", "", "3", None),
+        ("message", "", "3", 5),
+    ]
+    # Its own event type, not always "message".
+    assert fastsse_fields([b"event: x\nid: 5\n\n"]) == [("x", "", "5", None)]
 
 
-def test_the_priming_block_cut_anywhere_keeps_its_retry_and_its_place() -> None:
-    body = PRIMING + b"id: evt-2\ndata: x\n\n"
-    (priming, result) = httpx_sse_fields([body])
+@pytest.mark.skipif(not HTTPX2, reason="httpx2 needs Python >= 3.11")
+def test_an_empty_id_block_is_an_event_as_httpx2_gives_it() -> None:
+    # httpx-sse dispatches nothing for it (its test is a non-empty last id); httpx2 does, and
+    # fastsse does for every block with an id: field.
+    body = b"id: 1\ndata: a\n\nid\n\ndata: b\n\n"
     for chunks in splits(body):
-        ours = block_parser_fields(chunks)
-        assert ours[1:] == [result], chunks
-        # Its id is exact unless the block ends in the chunk that completes the next event;
-        # then it is the id before that chunk, never one the stream had not reached yet.
-        assert ours[0] in (priming, ("message", "", "", 0)), chunks
-    each_block_its_chunk = [PRIMING, b"id: evt-2\ndata: x\n\n"]
-    assert block_parser_fields(each_block_its_chunk) == [priming, result]
+        assert fastsse_fields(chunks) == httpx2_fields(chunks), chunks
+    assert fastsse_fields([body])[1] == ("message", "", "", None)
+
+
+def test_lone_event_blocks_and_heartbeats_are_not_dispatched() -> None:
+    """httpx-sse yields an empty event for each (a lone ``event:`` block, and every blank line
+    once an id was set), httpx2 for a lone ``event:`` block: phantom events, which fastsse
+    does not make up."""
+    body = b"id: 1\ndata: a\n\nevent: x\n\n: ping\n\nfoo: 1\n\n\n\ndata: b\n\n"
+    expected = [("message", "a", "1", None), ("message", "b", "1", None)]
+    for chunks in splits(body):
+        assert fastsse_fields(chunks) == expected, chunks
+    phantoms = [("x", "", "1", None), *[("message", "", "1", None)] * 4]
+    assert httpx_sse_fields([body]) == [expected[0], *phantoms, expected[1]]
+    if HTTPX2:
+        assert httpx2_fields([body]) == [expected[0], ("x", "", "1", None), expected[1]]
 
 
 def test_fastsse_s_own_streams_keep_the_spec_s_rule() -> None:

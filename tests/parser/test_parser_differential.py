@@ -2,9 +2,9 @@
 
 Random streams built from every kind of line the vectors cover, fed at random chunkings (and
 across ``finish()`` into a new connection), must give the same events, errors, last_event_id,
-retry, oversized count and, with ``comments=True``, comments from both parsers. With the
-default size limit both must also agree with an independent, whole-stream reading of the spec
-(``parser_cases.spec_oracle``).
+retry, oversized count and, with ``comments=True``, comments from both parsers, with and without
+``dataless_blocks``. With the default size limit both must also agree with an independent,
+whole-stream reading of the spec (``parser_cases.spec_oracle``).
 """
 
 from __future__ import annotations
@@ -234,28 +234,44 @@ def plan_of(*connection_chunks: list[bytes]) -> list[tuple[bytes, list[Chunk]]]:
 
 
 @SETTINGS
-@given(plan=connections(), last_event_id=st.sampled_from(["", "42", "é"]), comments=st.booleans())
-@example(plan_of([BOM[:1], BOM[1:] + b"data: a\r", b"\n\r", b"\n"]), "", True)
+@given(
+    plan=connections(),
+    last_event_id=st.sampled_from(["", "42", "é"]),
+    comments=st.booleans(),
+    dataless_blocks=st.booleans(),
+)
+@example(plan_of([BOM[:1], BOM[1:] + b"data: a\r", b"\n\r", b"\n"]), "", True, False)
 @example(
     plan_of([b"id: 1\ndata: a\n"], [BOM + b"data: b\n\n"], [BOM[:2], BOM[2:] + b"data: c\n\n"]),
     "",
     True,
+    False,
 )
-@example(plan_of([b"id: a\x00b\ndata: x\n\nid: \x00\ndata: y\n\n"]), "42", True)
-@example(plan_of(["retry: 5\nretry: \uff11\uff12\nretry:  7\ndata: x\n\n".encode()]), "", True)
-@example(plan_of([b"data: \xe2", b"\x82", b"\xac\xff\n", b"\n"]), "", True)
-@example(plan_of([b"event: e\n\nid: 3\n\nid\ndata: x\n\n"]), "9", True)
-@example(plan_of([b": a", b"\xc3", b"\xa9\r", b"\n:  b\r\r: c"], [b": d\n"]), "", True)
-@example(plan_of([BOM[:2], BOM[2:] + b":x\ndata: y\n:z\n\n"]), "", True)
-def test_rust_and_pure_agree_with_each_other_and_the_spec(plan, last_event_id, comments):
-    steps = compare(plan, last_event_id=last_event_id, comments=comments)
+@example(plan_of([b"id: a\x00b\ndata: x\n\nid: \x00\ndata: y\n\n"]), "42", True, False)
+@example(
+    plan_of(["retry: 5\nretry: \uff11\uff12\nretry:  7\ndata: x\n\n".encode()]), "", True, False
+)
+@example(plan_of([b"data: \xe2", b"\x82", b"\xac\xff\n", b"\n"]), "", True, False)
+@example(plan_of([b"event: e\n\nid: 3\n\nid\ndata: x\n\n"]), "9", True, False)
+@example(plan_of([b": a", b"\xc3", b"\xa9\r", b"\n:  b\r\r: c"], [b": d\n"]), "", True, False)
+@example(plan_of([BOM[:2], BOM[2:] + b":x\ndata: y\n:z\n\n"]), "", True, False)
+@example(
+    plan_of([b"id: 1\nretry: 2\n", b"\nevent: x\nid: 1\n\nid: 2\n\ndata: y\n\n"]), "1", False, True
+)
+@example(plan_of([b"event: e\n\n: c\n\nid: a\x00\n\nretry: x\n\nid: 3\n"], [b"\n"]), "", True, True)
+def test_rust_and_pure_agree_with_each_other_and_the_spec(
+    plan, last_event_id, comments, dataless_blocks
+):
+    steps = compare(
+        plan, last_event_id=last_event_id, comments=comments, dataless_blocks=dataless_blocks
+    )
     assert all(step.oversized == 0 and not step.raised for step in steps)
     # An independent whole-stream reading of the spec, one connection at a time.
     expected_events: list[Any] = []
     expected_comments: list[str] = []
     resume_id, retry = last_event_id, None
     for stream, _ in plan:
-        outcome = spec_oracle(stream, resume_id)
+        outcome = spec_oracle(stream, resume_id, dataless_blocks=dataless_blocks)
         expected_events.extend(outcome.events)
         expected_comments.extend(outcome.comments if comments else ())
         resume_id = outcome.last_event_id
@@ -267,9 +283,20 @@ def test_rust_and_pure_agree_with_each_other_and_the_spec(plan, last_event_id, c
 
 
 @FEWER
-@given(plan=connections(), max_event_size=st.integers(1, 64), comments=st.booleans())
-def test_small_limit_skip_mode(plan, max_event_size, comments):
-    steps = compare(plan, max_event_size=max_event_size, on_oversize="skip", comments=comments)
+@given(
+    plan=connections(),
+    max_event_size=st.integers(1, 64),
+    comments=st.booleans(),
+    dataless_blocks=st.booleans(),
+)
+def test_small_limit_skip_mode(plan, max_event_size, comments, dataless_blocks):
+    steps = compare(
+        plan,
+        max_event_size=max_event_size,
+        on_oversize="skip",
+        comments=comments,
+        dataless_blocks=dataless_blocks,
+    )
     assert not any(step.raised for step in steps)
     # A comment is cut to its first max_event_size bytes: U+FFFD may stand for one of them.
     assert all(len(comment.encode()) <= 3 * max_event_size for comment in all_comments(steps))
@@ -279,11 +306,13 @@ def test_small_limit_skip_mode(plan, max_event_size, comments):
 
 
 @FEWER
-@given(plan=connections(), max_event_size=st.integers(1, 64))
+@given(plan=connections(), max_event_size=st.integers(1, 64), dataless_blocks=st.booleans())
 # A dropped comment's rest is no field line that could overflow the limit.
-@example(plan_of([b"abc\n:", b"d", b"ata\n\n"]), 3)
-def test_small_limit_error_mode(plan, max_event_size):
-    steps = compare(plan, max_event_size=max_event_size, on_oversize="error")
+@example(plan_of([b"abc\n:", b"d", b"ata\n\n"]), 3, False)
+def test_small_limit_error_mode(plan, max_event_size, dataless_blocks):
+    steps = compare(
+        plan, max_event_size=max_event_size, on_oversize="error", dataless_blocks=dataless_blocks
+    )
     # Exactly the feeds that discarded an event raised, each naming how many it discarded.
     previous = 0
     for step in steps:

@@ -258,6 +258,54 @@ for _value in INVALID_RETRY_VALUES:
     )
 VECTORS.append(Vector("retry_without_colon_ignored", b"retry\ndata: x\n\n", [ev("x")]))
 
+#: Streams read with ``dataless_blocks=True``: a block with an ``id:`` or ``retry:`` field that
+#: sets something, and no data, is an event with empty data (httpx-sse's and httpx2's reading,
+#: written by hand from their decoders: the block's type, the last event ID after the block,
+#: the block's retry); every other block as the spec says.
+DATALESS_VECTORS: list[Vector] = [
+    Vector(
+        "mcp_priming_block",
+        b"id: evt-1\nretry: 0\n\nid: evt-2\ndata: x\n\n",
+        [ev("", id="evt-1", retry=0), ev("x", id="evt-2")],
+        "evt-2",
+        0,
+    ),
+    Vector(
+        "id_only_block_then_event",
+        b"data: a\n\nid: 7\n\ndata: b\n\n",
+        [ev("a"), ev("", id="7"), ev("b", id="7")],
+        "7",
+    ),
+    Vector(
+        "block_repeating_the_current_id_and_retry",
+        b"id: 3\nretry: 5\ndata: a\n\nid: 3\n\nretry: 5\n\n",
+        [ev("a", id="3", retry=5), ev("", id="3"), ev("", id="3", retry=5)],
+        "3",
+        5,
+    ),
+    Vector("event_type_of_its_own", b"event: x\nid: 5\n\n", [ev("", "x", "5")], "5"),
+    Vector("retry_with_event_type", b"retry: 9\nevent: y\n\n", [ev("", "y", retry=9)], "", 9),
+    Vector("empty_id_resets", b"id: 1\n\nid\n\n", [ev("", id="1"), ev("")]),
+    Vector("lone_event_not_dispatched", b"event: x\n\nevent: y\nfoo: 1\n\n", []),
+    Vector("comment_only_not_dispatched", b": ping\n\n:\n\n\n\n", []),
+    Vector("nul_id_not_dispatched", b"id: a\x00b\n\n", []),
+    Vector("invalid_retry_not_dispatched", b"retry: 1s\n\nretry:\n\n", []),
+    Vector("unterminated_block_not_dispatched", b"data: a\n\nid: 2\nretry: 3\n", [ev("a")], "", 3),
+    Vector(
+        "crlf_and_cr_line_ends",
+        b"retry: 5\r\n\r\nid: 6\r\rdata: a\r\n\r\n",
+        [ev("", retry=5), ev("", id="6"), ev("a", id="6")],
+        "6",
+        5,
+    ),
+    Vector(
+        "after_a_bom",
+        BOM + b"id: 1\n\n",
+        [ev("", id="1")],
+        "1",
+    ),
+]
+
 
 # --- chunkings --------------------------------------------------------------------------------
 
@@ -329,8 +377,12 @@ def run(factory: ParserFactory, chunks: Sequence[Chunk], **kwargs: Any) -> Outco
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
-def spec_oracle(stream: bytes, last_event_id: str = "") -> Outcome:
-    """Decodes the whole stream first (UTF-8 decode strips one BOM), then runs the spec's steps."""
+def spec_oracle(
+    stream: bytes, last_event_id: str = "", *, dataless_blocks: bool = False
+) -> Outcome:
+    """Decodes the whole stream first (UTF-8 decode strips one BOM), then runs the spec's steps.
+    With ``dataless_blocks``, a block that sets an id or a retry without data is an event with
+    empty data, as httpx-sse and httpx2 read it."""
     text = stream.decode("utf-8", "replace")
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -340,12 +392,15 @@ def spec_oracle(stream: bytes, last_event_id: str = "") -> Outcome:
     data, event_type, event_retry = "", "", None
     id_buffer, retry = last_event_id, None
     comments: list[str] = []
+    id_or_retry = False  # the block set an id or a retry
     for line in lines:
         if not line:
             last_event_id = id_buffer
             if data:
                 events.append((event_type or M, data[:-1], last_event_id, event_retry))
-            data, event_type, event_retry = "", "", None
+            elif dataless_blocks and id_or_retry:
+                events.append((event_type or M, "", last_event_id, event_retry))
+            data, event_type, event_retry, id_or_retry = "", "", None, False
             continue
         if line.startswith(":"):
             # Ignored by the spec; kept, as the parsers do with comments=True, for comparison.
@@ -362,6 +417,8 @@ def spec_oracle(stream: bytes, last_event_id: str = "") -> Outcome:
         elif name == "id":
             if "\0" not in value:
                 id_buffer = value
+                id_or_retry = True
         elif name == "retry" and value and all(c in "0123456789" for c in value):
             retry = event_retry = int(value)
+            id_or_retry = True
     return Outcome(events, last_event_id, retry, tuple(comments))
