@@ -14,6 +14,7 @@ aiohttp response (``ResponseHead`` gives the machine a response's head in httpx'
     import aiohttp
     from fastsse.protocol import BODY_PREVIEW, STOP, ResponseHead, StreamMachine, Verdict, Wait
 
+
     async def events(session: aiohttp.ClientSession, url: str):
         machine = StreamMachine(url)
         while True:
