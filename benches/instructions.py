@@ -63,8 +63,11 @@ def instructions(url: str, contender: str, rounds: int) -> tuple[int, int]:
         ],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.splitlines()[-15:])
+        raise RuntimeError(f"{contender} ({rounds} rounds) failed under valgrind:\n{tail}")
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if found is None:
         raise RuntimeError(f"no instruction count in valgrind's output:\n{done.stderr}")
