@@ -13,6 +13,7 @@ from fastsse._errors import (
     UnexpectedStatusError,
 )
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event, Parser
+from fastsse._io.merge import Merge, merge
 from fastsse._io.stream import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
@@ -63,6 +64,7 @@ __all__ = [
     "Handler",
     "InvalidRequestError",
     "LLMError",
+    "Merge",
     "Overflow",
     "Parser",
     "QueueOverflowError",
@@ -79,4 +81,5 @@ __all__ = [
     "aconnect_sse",
     "async_client",
     "connect_sse",
+    "merge",
 ]
