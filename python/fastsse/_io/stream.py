@@ -28,6 +28,7 @@ import anyio
 import httpx
 
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, BatchIterator, Event
+from fastsse._io import pool as _pool
 from fastsse._io import transport as _transport
 from fastsse._io.http import (
     ASYNC_CLIENTS,
@@ -527,7 +528,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     async def _release(self) -> None:
         if self._owns_client and self._client is not None and self._loop is None:
             client, self._client = self._client, None
-            await client.aclose()
+            await _pool.release_async(client)
 
     async def _cancellable(self, awaitable: Awaitable[_T]) -> _T:
         """Awaits ``awaitable`` so that ``aclose()`` or ``interrupt()`` from another task
@@ -569,7 +570,7 @@ class AsyncEventStream(_StreamBase[httpx.AsyncClient]):
     async def _connection_loop(self) -> AsyncGenerator[list[Event], None]:
         machine = self._machine
         if self._client is None:
-            self._client = _transport.async_client(**self._new_client_options())
+            self._client = _pool.acquire_async(self._new_client_options())
         client = self._client
         try:
             while True:
@@ -743,7 +744,7 @@ class EventStream(_StreamBase[httpx.Client]):
     def _release(self) -> None:
         if self._owns_client and self._client is not None and self._loop is None:
             client, self._client = self._client, None
-            client.close()
+            _pool.release_sync(client)
 
     def _trace(self, name: str, info: dict[str, Any]) -> None:
         """httpcore's trace hook: keeps a new connection's socket as soon as it exists, so that
@@ -762,7 +763,7 @@ class EventStream(_StreamBase[httpx.Client]):
         self._reader = threading.get_ident()
         wake = self._wake = threading.Event()
         if self._client is None:
-            self._client = _transport.sync_client(**self._new_client_options())
+            self._client = _pool.acquire_sync(self._new_client_options())
         client = self._client
         try:
             while True:
