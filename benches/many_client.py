@@ -187,6 +187,11 @@ async def main(name: str, mode: str, count: int, url: str, options: list[str]) -
                     f"{s.size / count:8.0f} B/stream {s.count / count:6.2f} blocks  {s.traceback}"
                     for s in stats[:top]
                 ]
+                files = tracemalloc.take_snapshot().statistics("filename")
+                result["top_files"] = [
+                    f"{s.size / count:8.0f} B/stream {s.count / count:6.2f} blocks  {s.traceback}"
+                    for s in files[:top]
+                ]
         result["rss_per_stream"] = (rss() - before) / count
     else:
         window = float(options[0])
@@ -207,10 +212,53 @@ async def main(name: str, mode: str, count: int, url: str, options: list[str]) -
     return result
 
 
+def sync_idle(count: int, url: str, stack_size: int) -> dict[str, Any]:
+    """``count`` idle ``EventStream``s, each read by a thread of its own (the sync way)."""
+    import threading
+
+    import fastsse
+
+    if stack_size:
+        threading.stack_size(stack_size)
+    connected = threading.Semaphore(0)
+
+    def read() -> None:
+        with fastsse.EventStream(url, on_connect=lambda _: connected.release()) as stream:
+            for _ in stream:
+                pass
+
+    def start(n: int) -> None:
+        for _ in range(n):
+            threading.Thread(target=read, daemon=True).start()
+        for _ in range(n):
+            if not connected.acquire(timeout=TIMEOUT):
+                raise TimeoutError("a stream did not connect")
+
+    start(1)  # warm up
+    before = rss()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for first in range(0, count, WAVE):
+        start(min(WAVE, count - first))
+    result = {
+        "contender": "fastsse-sync",
+        "mode": "idle",
+        "count": count,
+        "stack_size": stack_size or "default",
+        "open_wall_s": time.perf_counter() - wall0,
+        "open_cpu_s": time.process_time() - cpu0,
+    }
+    time.sleep(0.5)
+    result["rss_per_stream"] = (rss() - before) / count
+    return result
+
+
 if __name__ == "__main__":
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     name, mode, count, url, *rest = sys.argv[1:]
+    if name == "fastsse-sync":
+        print(json.dumps(sync_idle(int(count), url, int(rest[0]) if rest else 0)), flush=True)
+        os._exit(0)
     loop = asyncio.new_event_loop()
     outcome = loop.run_until_complete(main(name, mode, int(count), url, rest))
     print(json.dumps(outcome), flush=True)
