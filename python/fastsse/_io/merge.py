@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from fastsse._fastsse import Event
 from fastsse._io.stream import AsyncEventStream
@@ -63,15 +63,24 @@ class Merge(AsyncIterator["tuple[AsyncEventStream, Event]"]):
                 self._next += 1
                 assert self._stream is not None
                 return self._stream, event
+            self._stream, self._batch = await self._next_batch()
+            self._next = 0
+
+    def batches(self) -> _Batches:
+        """The same, a batch (one chunk's events) at a time: ``(stream, events)`` pairs. Closing
+        it closes the merge."""
+        return _Batches(self)
+
+    async def _next_batch(self) -> tuple[AsyncEventStream, list[Event]]:
+        while True:
             if self._closed:
                 raise StopAsyncIteration
             if self._wake is None:
                 self._start()
             if self._ready:
-                stream, self._batch = self._ready.popleft()
-                self._stream, self._next = stream, 0
+                stream, batch = self._ready.popleft()
                 self._taken[id(stream)].set()
-                continue
+                return stream, batch
             if self._error is not None:
                 error, self._error = self._error, None
                 await self.aclose()
@@ -122,6 +131,19 @@ class Merge(AsyncIterator["tuple[AsyncEventStream, Event]"]):
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _Batches(AsyncIterator["tuple[AsyncEventStream, list[Event]]"]):
+    __slots__ = ("_merge",)
+
+    def __init__(self, merge: Merge) -> None:
+        self._merge = merge
+
+    def __anext__(self) -> Awaitable[tuple[AsyncEventStream, list[Event]]]:
+        return self._merge._next_batch()
+
+    async def aclose(self) -> None:
+        await self._merge.aclose()
 
 
 def merge(*streams: AsyncEventStream) -> Merge:
