@@ -79,6 +79,8 @@ class _NetworkStream:
     stream's ``aclose()`` from another task shuts the socket down to end a blocked read, where
     a cancel scope around every read would cost more than parsing the chunk."""
 
+    __slots__ = ("_transport",)
+
     def __init__(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
 
@@ -161,11 +163,16 @@ def body_of(response: httpx.Response) -> AsyncIterator[bytes] | None:
 
 
 async def _chunks(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """What arrived, as it arrives; aiohttp's errors named as httpx-aiohttp names them."""
+    """What arrived, as it arrives; aiohttp's errors named as httpx-aiohttp names them (a
+    try statement costs nothing until it catches, and keeps no object alive while the
+    connection idles, unlike a context manager)."""
     readany = content.readany
-    with map_aiohttp_exceptions():
+    try:
         while True:
             chunk = await readany()
             if not chunk:
                 return
             yield chunk
+    except Exception:
+        with map_aiohttp_exceptions():
+            raise
