@@ -64,6 +64,10 @@ async def contender(name: str, count: int) -> tuple[Opener, Callable[[], Awaitab
 
         if name == "fastsse-httpx":
             transport.fast_transport_installed = lambda: False  # as without the extra
+        if os.environ.get("MANY_STREAMS_PER_CLIENT"):  # to measure the pool's bound
+            from fastsse._io import pool
+
+            pool.STREAMS_PER_CLIENT = int(os.environ["MANY_STREAMS_PER_CLIENT"])
 
         async def fastsse_stream(url: str, counters: Counters) -> None:
             async with fastsse.AsyncEventStream(
