@@ -224,6 +224,10 @@ def sync_idle(count: int, url: str, stack_size: int) -> dict[str, Any]:
 
     if stack_size:
         threading.stack_size(stack_size)
+    if os.environ.get("MANY_STREAMS_PER_CLIENT"):
+        from fastsse._io import pool
+
+        pool.STREAMS_PER_CLIENT = int(os.environ["MANY_STREAMS_PER_CLIENT"])
     connected = threading.Semaphore(0)
 
     def read() -> None:
