@@ -191,6 +191,11 @@ class Consumer:
         self._streams: tuple[AsyncEventStream, ...] = ()
         self._checkpoints: dict[AsyncEventStream, Checkpoint] = {}
         if isinstance(stream, (list, tuple)):
+            if not all(isinstance(each, AsyncEventStream) for each in stream):
+                raise TypeError(
+                    "stream must be an async iterable of events, or a list of "
+                    f"AsyncEventStreams, got {stream!r}"
+                )
             self._streams = tuple(stream)
             merged: Any = merge(*self._streams)  # refuses what cannot be merged
             stream = merged
