@@ -16,7 +16,7 @@ extra when installed), the same on plain httpx (as without the extra), httpx-sse
 ``fastsse.Parser`` per stream), which every ratio is against. They take turns, round after
 round (``MANY_STREAMS_ROUNDS``, default 2), and the median of each figure is printed.
 
-Run: ``python -m pytest benches/test_bench_many_streams.py -s`` (about 3 minutes).
+Run: ``python -m pytest benches/test_bench_many_streams.py -s`` (3-10 minutes, by the load).
 """
 
 from __future__ import annotations
