@@ -1,49 +1,47 @@
 """Many streams in one process, on one event loop, against a feed server in its own process
-(benches/feed_server.py), so that what is measured is the client alone:
+(benches/feed_server.py), each contender in a process of its own (benches/many_client.py), so
+that the memory and the CPU time measured are the client's alone:
 
-- resident memory per idle stream, at 1,000 and 10,000 concurrent AsyncEventStreams that
-  receive only heartbeats (``: ping`` every few seconds);
-- total events/s with 1,000 active streams, each reading 2,000 events.
+- idle streams (a ``: ping`` heartbeat every few seconds), 1,000 (and 10,000 with
+  ``MANY_STREAMS_10K=1``, a few minutes): resident memory per stream, Python-heap memory per
+  stream (tracemalloc, in a run of its own: tracing costs memory itself), and the time until
+  all are open (wall, and this process's CPU time, which the load of a shared machine does
+  not inflate);
+- 1,000 active streams, each sent ~20 events/s, one HTTP chunk per event: the client's CPU time
+  per event (``time.process_time``), over a window once all are open.
 
-The streams share httpx clients (unbounded pools), one per 100 streams, and the clients share
-one SSL context: httpcore's pool looks at every connection of its client for each request and
-each response, so thousands of streams on one client cost O(n^2) (10,000 never finish
-connecting), and a client per stream (AsyncEventStream's default) makes an SSL context each.
+Contenders: fastsse's ``AsyncEventStream(url)`` with no client (the default: on the aiohttp
+extra when installed), the same on plain httpx (as without the extra), httpx-sse on an
+``httpx.AsyncClient`` per 100 streams, and the bare loop (one aiohttp session, a
+``fastsse.Parser`` per stream), which every ratio is against. They take turns, round after
+round (``MANY_STREAMS_ROUNDS``, default 2), and the median of each figure is printed.
 
-Run: ``python -m pytest benches/test_bench_many_streams.py --benchmark-only -s``. The
-file-descriptor limit is raised to its hard limit here and in the server.
+Run: ``python -m pytest benches/test_bench_many_streams.py -s`` (3-10 minutes, by the load).
 """
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import resource
-import time
+import json
+import os
+import statistics
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-import httpx
-import psutil
 import pytest
-from fastsse import AsyncEventStream
 from feed_server import serving
 
-#: Connections opened at once: below the server's listen backlog (asyncio's default, 100).
-WAVE = 100
-#: Streams per httpx client (see above).
-PER_CLIENT = 100
+CONTENDERS = ("fastsse", "fastsse-httpx", "httpx-sse", "bare")
+BARE = "bare"
+ROUNDS = int(os.environ.get("MANY_STREAMS_ROUNDS", "2"))
+IDLE_COUNTS = [1000, 10_000] if os.environ.get("MANY_STREAMS_10K") else [1000]
 HEARTBEAT = 5.0
 ACTIVE_STREAMS = 1000
-EVENTS_PER_STREAM = 2000
-TIMEOUT = 120.0
-
-
-def raise_fd_limit(needed: int) -> None:
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        pytest.fail(f"the hard limit on open files ({hard}) is below {needed}")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+RATE = 20  # events/s per active stream
+WINDOW = 5.0  # seconds of active streams measured
+CLIENT = Path(__file__).with_name("many_client.py")
 
 
 @pytest.fixture(scope="module")
@@ -52,130 +50,99 @@ def heartbeat_feed() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def busy_feed() -> Iterator[str]:
-    yield from serving("events", str(EVENTS_PER_STREAM), "0")
+def active_feed() -> Iterator[str]:
+    # Far more events than a window takes: the streams stay active while measured.
+    yield from serving("events", str(RATE * 600), str(RATE))
 
 
-def rss() -> int:
-    gc.collect()
-    rss_bytes: int = psutil.Process().memory_info().rss
-    return rss_bytes
+def run_client(*args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(CLIENT), *args], capture_output=True, text=True, timeout=900
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        pytest.fail(f"many_client.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "error" not in result, result
+    return result
 
 
-def report(request: pytest.FixtureRequest, line: str) -> None:
+def in_turns(*args: str) -> dict[str, list[dict[str, Any]]]:
+    """Each contender's results, ``ROUNDS`` rounds, the order reversed every other round."""
+    order = list(CONTENDERS)
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTENDERS}
+    for _ in range(ROUNDS):
+        for name in order:
+            results[name].append(run_client(name, *args))
+        order.reverse()
+    return results
+
+
+def median(results: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(result[key] for result in results)
+
+
+def table(
+    request: pytest.FixtureRequest,
+    title: str,
+    results: dict[str, list[dict[str, Any]]],
+    columns: list[tuple[str, str, str]],
+) -> None:
+    """Prints ``columns`` ((key, heading, format)) per contender, each with its ratio to the
+    bare loop's figure."""
+    lines = [f"\n{title} (median of {ROUNDS}; ratio to the bare aiohttp + Parser loop)"]
+    lines.append(f"  {'':<14}" + "".join(f"{heading:>26}" for _, heading, _ in columns))
+    for name in CONTENDERS:
+        cells = []
+        for key, _, fmt in columns:
+            value = median(results[name], key)
+            ratio = value / median(results[BARE], key)
+            cells.append(f"{format(value, fmt):>17} ({ratio:4.2f}x)")
+        lines.append(f"  {name:<14}" + "".join(f"{cell:>26}" for cell in cells))
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
+    for line in lines:
+        if reporter is not None:
+            reporter.write_line(line)
+        else:
+            print(line)
 
 
-def clients(count: int) -> list[httpx.AsyncClient]:
-    """Clients for ``count`` streams, ``PER_CLIENT`` streams each, sharing one SSL context."""
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-    ssl_context = httpx.create_ssl_context()
-    return [
-        httpx.AsyncClient(limits=limits, verify=ssl_context) for _ in range(-(-count // PER_CLIENT))
-    ]
-
-
-async def idle_streams(url: str, count: int) -> tuple[int, int]:
-    """Opens ``count`` streams that wait for events; returns (RSS before, RSS with them open)."""
-    # Warm up first (imports, a client, one connection), so that the difference is what the
-    # streams cost.
-    async with AsyncEventStream(url, client=clients(1)[0]) as warm:
-        await read_until_connected(warm)
-    before = rss()
-    pool = clients(count)
-    streams = [AsyncEventStream(url, client=pool[i // PER_CLIENT]) for i in range(count)]
-    tasks = []
-    for start in range(0, count, WAVE):
-        wave = [asyncio.ensure_future(drain(s)) for s in streams[start : start + WAVE]]
-        tasks.extend(wave)
-        await wait_connected(streams[start : start + WAVE])
-    await wait_connected(streams)
-    during = rss()
-    for stream in streams:
-        await stream.aclose()
-    await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
-    for client in pool:
-        await client.aclose()
-    return before, during
-
-
-async def read_until_connected(stream: AsyncEventStream) -> None:
-    task = asyncio.ensure_future(drain(stream))
-    await wait_connected([stream])
-    await stream.aclose()
-    await task
-
-
-async def drain(stream: AsyncEventStream) -> int:
-    count = 0
-    async for _ in stream:
-        count += 1
-    return count
-
-
-async def wait_connected(streams: list[AsyncEventStream]) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while any(stream.stats.connections == 0 for stream in streams):
-        if time.monotonic() > deadline:
-            waiting = sum(stream.stats.connections == 0 for stream in streams)
-            raise TimeoutError(f"{waiting} of {len(streams)} streams did not connect")
-        await asyncio.sleep(0.01)
-
-
-@pytest.mark.parametrize("count", [1000, 10_000])
-def test_memory_per_idle_stream(
-    benchmark: Any, heartbeat_feed: str, request: pytest.FixtureRequest, count: int
-) -> None:
-    raise_fd_limit(count + 100)
-    benchmark.group = "many idle streams"
-    result: list[tuple[int, int]] = []
-    benchmark.pedantic(
-        lambda: result.append(asyncio.run(idle_streams(heartbeat_feed, count))), rounds=1
-    )
-    before, during = result[0]
-    per_stream = (during - before) / count
-    report(
+@pytest.mark.parametrize("count", IDLE_COUNTS)
+def test_idle_streams(heartbeat_feed: str, request: pytest.FixtureRequest, count: int) -> None:
+    results = in_turns("idle", str(count), heartbeat_feed)
+    traced = {
+        name: [run_client(name, "idle", str(count), heartbeat_feed, "--tracemalloc")]
+        for name in CONTENDERS
+    }
+    for name in CONTENDERS:
+        for result in results[name]:
+            result["rss_per_stream"] /= 1024
+            result["traced_per_stream"] = traced[name][0]["traced_per_stream"] / 1024
+    table(
         request,
-        f"{count:>6,} idle streams: RSS {before / 2**20:.0f} MiB -> {during / 2**20:.0f} MiB, "
-        f"{per_stream / 1024:.1f} KiB per stream",
+        f"{count:,} idle streams",
+        results,
+        [
+            ("rss_per_stream", "RSS/stream (KiB)", ".1f"),
+            ("traced_per_stream", "heap/stream (KiB)", ".1f"),
+            ("open_wall_s", "open, wall (s)", ".2f"),
+            ("open_cpu_s", "open, CPU (s)", ".2f"),
+        ],
     )
-    assert per_stream > 0
+    for name in CONTENDERS:
+        assert median(results[name], "rss_per_stream") > 0
 
 
-async def active_streams(url: str, count: int, shared: bool) -> int:
-    """``count`` streams read to their end, on one client or ``PER_CLIENT`` per client."""
-    pool = clients(PER_CLIENT if shared else count)
-    try:
-        streams = [
-            AsyncEventStream(url, client=pool[i % len(pool)], reconnect=False) for i in range(count)
-        ]
-        totals = await asyncio.wait_for(asyncio.gather(*(drain(s) for s in streams)), TIMEOUT)
-    finally:
-        for client in pool:
-            await client.aclose()
-    return sum(totals)
-
-
-@pytest.mark.parametrize("shared", [True, False], ids=["one client", "a client per 100"])
-def test_events_per_second_with_many_active_streams(
-    benchmark: Any, busy_feed: str, request: pytest.FixtureRequest, shared: bool
-) -> None:
-    raise_fd_limit(ACTIVE_STREAMS + 100)
-    benchmark.group = "many active streams"
-    total = ACTIVE_STREAMS * EVENTS_PER_STREAM
-    counts: list[int] = []
-    started = time.perf_counter()
-    benchmark.pedantic(
-        lambda: counts.append(asyncio.run(active_streams(busy_feed, ACTIVE_STREAMS, shared))),
-        rounds=1,
-    )
-    elapsed = time.perf_counter() - started
-    assert counts == [total]
-    report(
+def test_active_streams(active_feed: str, request: pytest.FixtureRequest) -> None:
+    results = in_turns("active", str(ACTIVE_STREAMS), active_feed, str(WINDOW))
+    table(
         request,
-        f"{ACTIVE_STREAMS:,} active streams, {'one client' if shared else 'a client per 100'}: "
-        f"{total:,} events in "
-        f"{elapsed:.1f} s, {total / elapsed:,.0f} events/s in all",
+        f"{ACTIVE_STREAMS:,} active streams, ~{RATE} events/s each, one HTTP chunk per event",
+        results,
+        [
+            ("cpu_per_event_us", "CPU/event (us)", ".1f"),
+            ("events_per_s", "events/s", ",.0f"),
+            ("core_share", "share of a core", ".0%"),
+        ],
     )
+    for name in CONTENDERS:
+        assert median(results[name], "events_per_s") > 0

@@ -57,6 +57,8 @@ NAMES = {
     "ag_running": "gi_running",
     "aread_preview": "read_preview",
     "async_client": "sync_client",
+    "acquire_async": "acquire_sync",
+    "release_async": "release_sync",
     "_async": "_sync",
 }
 

@@ -16,6 +16,7 @@ from fastsse._errors import (
 )
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event, Parser
 from fastsse._httpx2_compat import sse
+from fastsse._io.merge import Merge, merge
 from fastsse._io.stream import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
@@ -66,6 +67,7 @@ __all__ = [
     "Handler",
     "InvalidRequestError",
     "LLMError",
+    "Merge",
     "Overflow",
     "Parser",
     "QueueOverflowError",
@@ -82,6 +84,7 @@ __all__ = [
     "aconnect_sse",
     "async_client",
     "connect_sse",
+    "merge",
     "sse",
 ]
 

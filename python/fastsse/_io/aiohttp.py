@@ -15,13 +15,15 @@ nor remaps.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport, HttpxAiohttpClient
+from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
-__all__ = ["AiohttpClient"]
+__all__ = ["AiohttpClient", "body_of"]
 
 
 class AiohttpClient(HttpxAiohttpClient):
@@ -87,6 +89,8 @@ class _NetworkStream:
     stream's ``aclose()`` from another task shuts the socket down to end a blocked read, where
     a cancel scope around every read would cost more than parsing the chunk."""
 
+    __slots__ = ("_transport",)
+
     def __init__(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
 
@@ -101,7 +105,11 @@ def _session(transport: AiohttpTransport) -> aiohttp.ClientSession:
         ssl=transport.ssl_context,
         limit=limits.max_connections or 0,  # 0: no limit, as httpx's None
     )
-    return aiohttp.ClientSession(connector=connector, middlewares=(_not_resent,))
+    # httpx keeps the client's cookies and sends them itself: a jar in aiohttp too would keep
+    # (and send) a response's cookies behind httpx's back, to every stream of the client.
+    return aiohttp.ClientSession(
+        connector=connector, middlewares=(_not_resent,), cookie_jar=aiohttp.DummyCookieJar()
+    )
 
 
 async def _not_resent(
@@ -150,3 +158,31 @@ def _report_parse_errors_to_the_body(response: aiohttp.ClientResponse) -> None:
             body.set_exception(aiohttp.ClientPayloadError(f"malformed response body: {error}"))
 
     protocol.set_exception = also_to_the_body  # type: ignore[method-assign,assignment]
+
+
+def body_of(response: httpx.Response) -> AsyncIterator[bytes] | None:
+    """The body of a response of our transport (``_AsHttpx``), read from aiohttp's own reader:
+    httpx's and httpx-aiohttp's layers (three async generators and aiohttp's chunked iterator)
+    cost more per chunk than parsing it. None for any other response."""
+    stream = getattr(response.stream, "_stream", None)  # httpx's BoundAsyncStream wraps it
+    aiohttp_response = getattr(stream, "_aiohttp_response", None)
+    if type(stream) is not AiohttpResponseStream or aiohttp_response is None:
+        return None
+    response.is_stream_consumed = True
+    return _chunks(aiohttp_response.content)
+
+
+async def _chunks(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """What arrived, as it arrives; aiohttp's errors named as httpx-aiohttp names them (a
+    try statement costs nothing until it catches, and keeps no object alive while the
+    connection idles, unlike a context manager)."""
+    readany = content.readany
+    try:
+        while True:
+            chunk = await readany()
+            if not chunk:
+                return
+            yield chunk
+    except Exception:
+        with map_aiohttp_exceptions():
+            raise

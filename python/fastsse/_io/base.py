@@ -130,8 +130,8 @@ class StreamBase(Generic[_Client, _Given]):
         - ``url``: the event stream's URL (relative to the client's ``base_url`` if it has one).
         - ``client``: your own ``httpx.Client`` (``AsyncClient`` for ``AsyncEventStream``),
           whose timeouts, redirect policy, auth, cookies, headers and transport apply; it is
-          not closed for you. Without one the stream makes and closes its own, with
-          ``DEFAULT_CONNECT_TIMEOUT`` and redirects followed.
+          not closed for you. Without one the stream shares a client (``DEFAULT_CONNECT_TIMEOUT``,
+          redirects followed, no cookie jar) with up to 99 other such streams of its event loop.
         - ``method`` (``"GET"``), ``headers``, ``params``, ``json``, ``content``, ``data``,
           ``files``, ``cookies``, ``extensions``: as in httpx. ``Accept: text/event-stream``
           and ``Cache-Control: no-cache`` are added unless given; a ``Last-Event-ID`` header

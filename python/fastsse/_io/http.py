@@ -6,6 +6,7 @@ bytes. What differs between the client libraries is in ``_clients.py``; the mach
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -77,8 +78,16 @@ def body(response: httpx.Response) -> Iterator[bytes]:
 
 
 def abody(response: httpx.Response) -> AsyncIterator[bytes]:
-    """``body`` for an async client."""
-    return response.aiter_bytes() if _needs_decoding(response) else response.aiter_raw()
+    """``body`` for an async client; on ``async_client()``'s aiohttp transport, read from
+    aiohttp's reader itself (see ``fastsse._io.aiohttp.body_of``)."""
+    if _needs_decoding(response):
+        return response.aiter_bytes()
+    aiohttp_glue = sys.modules.get("fastsse._io.aiohttp")  # loaded only with such a client
+    if aiohttp_glue is not None:
+        chunks: AsyncIterator[bytes] | None = aiohttp_glue.body_of(response)
+        if chunks is not None:
+            return chunks
+    return response.aiter_raw()
 
 
 def add_cookies(

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, cast, get_args
@@ -28,6 +28,7 @@ import anyio.to_thread
 from fastsse._errors import FastSSEError
 from fastsse._fastsse import Event
 from fastsse._io._async.flavour import threadsafe_scheduler
+from fastsse._io.merge import merge
 from fastsse._io.stream import AsyncEventStream, EventStream
 from fastsse.consume.checkpoint import IDLE, Checkpoint, Committer, Watermark
 
@@ -110,7 +111,10 @@ class Consumer:
     Args:
         stream: an :class:`~fastsse.AsyncEventStream`, read a chunk at a time through its
             ``batches()`` (any object with a ``batches()`` method returning an async iterator
-            of event lists is read the same way), or any async iterable of events.
+            of event lists is read the same way), or any async iterable of events; or a list
+            (or tuple) of AsyncEventStreams, read together through :func:`fastsse.merge`
+            (fairly, each keeping its own reconnects) into the one queue and worker pool, and
+            closed when the run ends.
         handler: an ``async def`` function, awaited in one of ``workers`` worker tasks, or a
             plain function, run in threads (at most ``workers`` at a time; a fast handler is
             given several queued events per trip to its thread, a slow one a single event). A
@@ -143,19 +147,22 @@ class Consumer:
     and passed to ``on_error``) is committed every ``commit_every`` events or
     ``commit_interval`` seconds, whichever comes first, and when the run ends. After a
     ``kill -9`` nothing is skipped; the events handled again are those queued, in flight or
-    settled since the last commit.
+    settled since the last commit. With several streams, ``checkpoint`` is a mapping of each
+    stream to its own Checkpoint (each under its own key, e.g. ``SQLiteCheckpoint(path,
+    key=url)``), and ``overflow`` must be ``"block"``: each stream resumes from its own ID,
+    and commits the last of its events below the run's watermark.
     """
 
     def __init__(
         self,
-        stream: AsyncIterable[Event],
+        stream: AsyncIterable[Event] | Sequence[AsyncEventStream],
         handler: Handler,
         *,
         workers: int = 4,
         queue_size: int = 1024,
         overflow: Overflow = "block",
         on_error: ErrorHandler | None = None,
-        checkpoint: Checkpoint | None = None,
+        checkpoint: Checkpoint | Mapping[AsyncEventStream, Checkpoint] | None = None,
         commit_every: int = 10_000,
         commit_interval: float = 1.0,
     ) -> None:
@@ -179,6 +186,21 @@ class Consumer:
             )
         if isinstance(stream, EventStream):
             raise TypeError("a Consumer reads an AsyncEventStream, not an EventStream")
+        #: Several streams, read through one merge; their checkpoints, by stream.
+        self._streams: tuple[AsyncEventStream, ...] = ()
+        self._checkpoints: dict[AsyncEventStream, Checkpoint] = {}
+        if isinstance(stream, (list, tuple)):
+            if not all(isinstance(each, AsyncEventStream) for each in stream):
+                raise TypeError(
+                    "stream must be an async iterable of events, or a list of "
+                    f"AsyncEventStreams, got {stream!r}"
+                )
+            self._streams = tuple(stream)
+            merged: Any = merge(*self._streams)  # refuses what cannot be merged
+            stream = merged
+            if checkpoint is not None:
+                self._checkpoints = _checkpoints_by_stream(self._streams, checkpoint, overflow)
+                checkpoint = None
         if not callable(getattr(stream, "batches", None)) and not hasattr(stream, "__aiter__"):
             raise TypeError(f"stream must be an async iterable of events, got {stream!r}")
         self._committer: Committer | None = None
@@ -194,11 +216,28 @@ class Consumer:
             if not commit_interval > 0:
                 raise ValueError(f"commit_interval must be > 0 seconds, got {commit_interval!r}")
         # The checkpoint's watermark: what the workers hold unsettled.
-        self._watermark = None if checkpoint is None else Watermark(workers)
+        tracked = checkpoint is not None or self._checkpoints
+        self._watermark = Watermark(workers) if tracked else None
         if checkpoint is not None:
             self._committer = Committer(
                 checkpoint, self._watermark_event, every=commit_every, interval=commit_interval
             )
+        #: With several streams: a committer per stream, and per stream the events put in the
+        #: queue, as (number of events queued so far, the batch's last event).
+        self._committers = {
+            each: Committer(
+                store,
+                partial(self._stream_watermark, each),
+                every=commit_every,
+                interval=commit_interval,
+            )
+            for each, store in self._checkpoints.items()
+        }
+        self._batch_ends: dict[AsyncEventStream, deque[tuple[int, Event]]] = {
+            each: deque() for each in self._checkpoints
+        }
+        self._stream_marks: dict[AsyncEventStream, Event] = {}
+        self._queued_total = 0
         # Told about settled events by their number in stream order (fastsse.redis's acks);
         # _settled_one for one event.
         self._settled: _Settled | None = None
@@ -255,6 +294,8 @@ class Consumer:
         committer = self._committer
         if committer is not None:
             await self._resume(committer.checkpoint)
+        for each, each_committer in self._committers.items():
+            await self._resume(each_committer.checkpoint, each)
         error: Exception | None = None
         try:
             async with anyio.create_task_group() as task_group:
@@ -264,6 +305,8 @@ class Consumer:
                     task_group.start_soon(self._worker, index)
                 if committer is not None:
                     task_group.start_soon(committer.run)
+                for each_committer in self._committers.values():
+                    task_group.start_soon(each_committer.run)
                 try:
                     error = await self._read()
                     self._wake_workers()
@@ -272,6 +315,8 @@ class Consumer:
                     await self._workers_done.wait()
                     if committer is not None:
                         committer.close()
+                    for each_committer in self._committers.values():
+                        each_committer.close()
                 except BaseException:
                     # Cancelled (stop(drain=False) or from outside), or worse: handler threads
                     # check this flag before each event, so they stop at once too.
@@ -287,14 +332,16 @@ class Consumer:
                 self._stats.queued = 0
             if committer is not None:
                 await self._final_commit(committer)
+            for each_committer in self._committers.values():
+                await self._final_commit(each_committer)
         if self._fatal is not None:
             raise self._fatal
         if error is not None:
             raise error
 
-    async def _resume(self, checkpoint: Checkpoint) -> None:
+    async def _resume(self, checkpoint: Checkpoint, stream: Any = None) -> None:
         """A stream given no ID starts where the checkpoint says."""
-        stream = self._stream
+        stream = self._stream if stream is None else stream
         assert isinstance(stream, AsyncEventStream)
         if stream.last_event_id:
             return  # an explicit ID wins
@@ -306,6 +353,20 @@ class Consumer:
     def _watermark_event(self) -> Event | None:
         assert self._watermark is not None
         return self._watermark.event(self._taken_count)
+
+    def _stream_watermark(self, stream: AsyncEventStream) -> Event | None:
+        """The watermark of one of several streams: the last event of its batches that were
+        queued wholly below the run's watermark (so every event of it before is settled)."""
+        watermark = self._watermark
+        assert watermark is not None
+        watermark.event(self._taken_count)  # lets go of the settled history
+        low = min(watermark.busy)  # the first event not settled
+        if low == IDLE:
+            low = self._taken_count
+        ends = self._batch_ends[stream]
+        while ends and ends[0][0] <= low:
+            self._stream_marks[stream] = ends.popleft()[1]
+        return self._stream_marks.get(stream)
 
     @staticmethod
     async def _final_commit(committer: Committer) -> None:
@@ -357,6 +418,7 @@ class Consumer:
         iterator: AsyncIterator[Any] | None = None
         try:
             iterator = stream.__aiter__() if per_event else stream.batches()
+            several = bool(self._streams)
             while not self._stopping:
                 # A scope for the read alone: stop() interrupts a read waiting on the socket,
                 # never a batch half put into the queue.
@@ -370,6 +432,14 @@ class Consumer:
                         self._read_scope = None
                 if scope.cancelled_caught:
                     return None
+                if several:
+                    source, item = item
+                    await put(item)
+                    if self._committers:
+                        self._queued_total += len(item)
+                        self._batch_ends[source].append((self._queued_total, item[-1]))
+                        self._committers[source].poke(self._taken_count)
+                    continue
                 await put([item] if per_event else item)
                 if self._committer is not None:
                     self._committer.poke(self._taken_count)
@@ -665,3 +735,25 @@ def _is_async_callable(handler: Callable[..., object]) -> bool:
     return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004 - the attribute, not callable()
     )
+
+
+def _checkpoints_by_stream(
+    streams: tuple[AsyncEventStream, ...], checkpoint: object, overflow: str
+) -> dict[AsyncEventStream, Checkpoint]:
+    """The ``checkpoint=`` of a Consumer of several streams: one Checkpoint per stream."""
+    if not isinstance(checkpoint, Mapping):
+        raise TypeError(
+            "with several streams, checkpoint must be a mapping of each stream to its own "
+            f"Checkpoint (each under its own key), got {checkpoint!r}"
+        )
+    if {id(stream) for stream in checkpoint} != {id(stream) for stream in streams}:
+        raise ValueError("checkpoint must map each of the streams, and only them, to a Checkpoint")
+    for store in checkpoint.values():
+        if not isinstance(store, Checkpoint):
+            raise TypeError(f"checkpoint values must be fastsse Checkpoints, got {store!r}")
+    if overflow != "block":
+        raise ValueError(
+            "checkpoints of several streams need overflow='block' (a dropped event would "
+            "shift which of a stream's events are settled)"
+        )
+    return dict(checkpoint)

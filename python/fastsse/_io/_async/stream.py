@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 from fastsse._fastsse import Event
-from fastsse._io import transport as _transport
+from fastsse._io import pool as _pool
 from fastsse._io._async.flavour import AsyncFlavour, close_response
 from fastsse._io.base import JSON, failed, finished
 from fastsse._io.http import ASYNC_CLIENTS, aread_preview, response_socket
@@ -107,14 +107,14 @@ class AsyncEventStream(AsyncFlavour):
     async def _release(self) -> None:
         if self._owns_client and self._client is not None and self._loop is None:
             client, self._client = self._client, None
-            await client.aclose()
+            await _pool.release_async(client)
 
     async def _connection_loop(self) -> AsyncGenerator[list[Event], None]:
         machine = self._machine
         waker = self._waker
         waker.start()
         if self._client is None:
-            self._client = _transport.async_client(**self._new_client_options())
+            self._client = _pool.acquire_async(self._new_client_options())
         client = self._client
         try:
             while True:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Generator
 
 from fastsse._fastsse import Event
-from fastsse._io import transport as _transport
+from fastsse._io import pool as _pool
 from fastsse._io._sync.flavour import SyncFlavour, close_response
 from fastsse._io.base import JSON, failed, finished
 from fastsse._io.http import SYNC_CLIENTS, read_preview, response_socket
@@ -108,14 +108,14 @@ class EventStream(SyncFlavour):
     def _release(self) -> None:
         if self._owns_client and self._client is not None and self._loop is None:
             client, self._client = self._client, None
-            client.close()
+            _pool.release_sync(client)
 
     def _connection_loop(self) -> Generator[list[Event], None, None]:
         machine = self._machine
         waker = self._waker
         waker.start()
         if self._client is None:
-            self._client = _transport.sync_client(**self._new_client_options())
+            self._client = _pool.acquire_sync(self._new_client_options())
         client = self._client
         try:
             while True:
