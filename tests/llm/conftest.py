@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 import pytest
-from llm_cases import CASES, LIBRARIES, Case
+from support.llm_cases import CASES, LIBRARIES, Case
 
 
 @pytest.fixture(params=LIBRARIES, ids=lambda lib: lib.__name__)

@@ -15,7 +15,7 @@ import pytest
 from fastsse import llm
 from fastsse.llm import _retry
 from fastsse.testing import Response, SSEServer, abort, delay
-from llm_cases import CASES, Case, run
+from support.llm_cases import CASES, Case, run
 from support.streams import closed_port
 
 ERROR = b'{"error": {"message": "busy, try again", "type": "overloaded_error"}}'

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastsse import llm, protocol
 from fastsse.testing import Response, SSEServer, stall
-from llm_cases import BODY, CASES, TIMEOUT, Case, collect, fixture, no_wait, run
+from support.llm_cases import BODY, CASES, TIMEOUT, Case, collect, fixture, no_wait, run
 
 # -- the response, the events, the result ------------------------------------------------------
 
