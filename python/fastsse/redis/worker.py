@@ -32,6 +32,7 @@ from fastsse.consume.consumer import (
     ConsumerStats,
     ErrorHandler,
     Handler,
+    _check_count,
     _is_async_callable,
 )
 from fastsse.redis.client import connect, redis_asyncio, text
@@ -180,9 +181,9 @@ class RedisStreamConsumer:
                 raise ValueError(f"{name} must be a non-empty string, got {value!r}")
         if not claim_idle > 0:
             raise ValueError(f"claim_idle must be > 0 seconds, got {claim_idle!r}")
-        _check_int("workers", workers, 1)
-        _check_int("queue_size", queue_size, 0)
-        _check_int("max_deliveries", max_deliveries, 1)
+        _check_count("workers", workers)
+        _check_count("queue_size", queue_size, 0)
+        _check_count("max_deliveries", max_deliveries)
         if dead_letter is None:
             # On a cluster the dead-letter stream shares the stream's hash slot, since an entry
             # is moved to it and acknowledged in one MULTI.
@@ -723,10 +724,3 @@ def _says(error: BaseException) -> str:
 def _parse_id(value: bytes | str) -> tuple[int, int]:
     milliseconds, _, sequence = str(text(value)).partition("-")
     return int(milliseconds), int(sequence or 0)
-
-
-def _check_int(name: str, value: int, least: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {least}, got {type(value).__name__} {value!r}")
-    if value < least:
-        raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
