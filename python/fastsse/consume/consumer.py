@@ -751,6 +751,11 @@ def _checkpoints_by_stream(
     for store in checkpoint.values():
         if not isinstance(store, Checkpoint):
             raise TypeError(f"checkpoint values must be fastsse Checkpoints, got {store!r}")
+    if len({id(store) for store in checkpoint.values()}) != len(checkpoint):
+        raise ValueError(
+            "checkpoint must give each stream a Checkpoint of its own (each under its own key): "
+            "streams sharing one would overwrite each other's position"
+        )
     if overflow != "block":
         raise ValueError(
             "checkpoints of several streams need overflow='block' (a dropped event would "
