@@ -35,7 +35,7 @@ from fastsse.consume.consumer import (
     _check_count,
     _is_async_callable,
 )
-from fastsse.redis.client import connect, redis_asyncio, text
+from fastsse.redis.client import connect, key_slot, redis_asyncio, text
 from fastsse.redis.relay import hash_tag
 
 if TYPE_CHECKING:
@@ -184,14 +184,23 @@ class RedisStreamConsumer:
         _check_count("workers", workers)
         _check_count("queue_size", queue_size, 0)
         _check_count("max_deliveries", max_deliveries)
+        # On a cluster (a URL with cluster=True, or a cluster client given ready) the
+        # dead-letter stream shares the stream's hash slot, since an entry is moved to it and
+        # acknowledged in one MULTI.
+        on_cluster = cluster or isinstance(redis, redis_asyncio().RedisCluster)
         if dead_letter is None:
-            # On a cluster the dead-letter stream shares the stream's hash slot, since an entry
-            # is moved to it and acknowledged in one MULTI.
-            dead_letter = f"{hash_tag(stream)}:dead" if cluster else f"{stream}:dead"
+            dead_letter = f"{hash_tag(stream)}:dead" if on_cluster else f"{stream}:dead"
         if not isinstance(dead_letter, str) or not dead_letter or dead_letter == stream:
             raise ValueError(
                 f"dead_letter must be a non-empty stream name other than {stream!r}, "
                 f"got {dead_letter!r}"
+            )
+        if on_cluster and key_slot(dead_letter) != key_slot(stream):
+            raise ValueError(
+                f"dead_letter {dead_letter!r} is not in the hash slot of {stream!r}: on a Redis "
+                "Cluster an entry is moved to it and acknowledged in one MULTI, which needs "
+                f"both in one slot (name it with the stream's hash tag: "
+                f"{hash_tag(stream) + ':dead'!r})"
             )
         if handler_timeout is not None:
             if not handler_timeout > 0:
