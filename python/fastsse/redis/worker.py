@@ -35,7 +35,7 @@ from fastsse.consume.consumer import (
     _check_count,
     _is_async_callable,
 )
-from fastsse.redis.client import connect, key_slot, redis_asyncio, text
+from fastsse.redis.client import connect, key_slot, redis_asyncio, redis_errors, text
 from fastsse.redis.relay import hash_tag
 
 if TYPE_CHECKING:
@@ -222,9 +222,8 @@ class RedisStreamConsumer:
         self.handler_timeout = handler_timeout
         self.forget_idle_consumers_after = forget_idle_consumers_after
         self._client, self._owns_client = connect(redis, cluster=cluster)
-        module = redis_asyncio()
-        self._errors: tuple[type[BaseException], ...] = (module.RedisError, OSError)
-        self._response_error: type[BaseException] = module.ResponseError
+        self._errors = redis_errors()
+        self._response_error: type[BaseException] = redis_asyncio().ResponseError
         self._workers = workers
         self._read_ahead = queue_size
         self._stats = RedisWorkerStats()
