@@ -4,21 +4,30 @@ Needs redis-py (``pip install redis``); each class says so when it is made witho
 DESIGN.md section 9 and the README's "Beyond one machine"::
 
     feed --> Relay (leader; standbys wait for the lease) --> Redis Stream --> RedisStreamConsumer xN
+
+The relay and the worker are imported on first use: ``import fastsse`` loads only
+``RedisCheckpoint`` from here (a public name of the package), and ``fastsse tail`` none of
+the rest.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from fastsse.redis.checkpoint import RedisCheckpoint
-from fastsse.redis.relay import (
-    CheckpointBackwardsError,
-    FeedWithoutIdsError,
-    Relay,
-    RelayError,
-    RelayStats,
-    checkpoint_key,
-    lease_key,
-)
-from fastsse.redis.worker import HandlerTimeoutError, RedisStreamConsumer, RedisWorkerStats
+
+if TYPE_CHECKING:
+    from fastsse.redis.relay import (
+        CheckpointBackwardsError,
+        FeedWithoutIdsError,
+        Relay,
+        RelayError,
+        RelayStats,
+        checkpoint_key,
+        lease_key,
+    )
+    from fastsse.redis.worker import HandlerTimeoutError, RedisStreamConsumer, RedisWorkerStats
 
 __all__ = [
     "CheckpointBackwardsError",
@@ -33,3 +42,33 @@ __all__ = [
     "checkpoint_key",
     "lease_key",
 ]
+
+#: The module of each name imported on first use.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "CheckpointBackwardsError",
+            "FeedWithoutIdsError",
+            "Relay",
+            "RelayError",
+            "RelayStats",
+            "checkpoint_key",
+            "lease_key",
+        ),
+        "relay",
+    ),
+    **dict.fromkeys(("HandlerTimeoutError", "RedisStreamConsumer", "RedisWorkerStats"), "worker"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # Looked up once.
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
