@@ -104,7 +104,8 @@ class RedisWorkerStats(ConsumerStats):
     """A :class:`RedisStreamConsumer`'s counts: those of its Consumer (received, handled,
     failed...) and those of the group's entries. Live: updated as the worker runs."""
 
-    #: Entries acknowledged (XACK): handled, or failed and reported to ``on_error``.
+    #: Entries acknowledged (XACK, as Redis counted them): handled, or failed and reported to
+    #: ``on_error``.
     acknowledged: int = 0
     #: Entries claimed from other consumers of the group after ``claim_idle``.
     claimed: int = 0
@@ -700,12 +701,14 @@ class RedisStreamConsumer:
         if not acks:
             return
         try:
-            await self._client.xack(self.stream, self.group, *acks)
+            # What Redis acknowledged: fewer when the group was lost meanwhile (XACK answers
+            # 0 for an entry no longer pending; the group made anew delivers it again).
+            acknowledged: Any = await self._client.xack(self.stream, self.group, *acks)
         except BaseException:
             self._acks[:0] = acks  # acknowledged later, or claimed again: never lost
             raise
         self._held.difference_update(acks)
-        self._stats.acknowledged += len(acks)
+        self._stats.acknowledged += int(acknowledged)
 
 
 class _Source:
