@@ -43,29 +43,15 @@ __all__ = [
     "lease_key",
 ]
 
-#: The module of each name imported on first use.
-_LAZY = {
-    **dict.fromkeys(
-        (
-            "CheckpointBackwardsError",
-            "FeedWithoutIdsError",
-            "Relay",
-            "RelayError",
-            "RelayStats",
-            "checkpoint_key",
-            "lease_key",
-        ),
-        "relay",
-    ),
-    **dict.fromkeys(("HandlerTimeoutError", "RedisStreamConsumer", "RedisWorkerStats"), "worker"),
-}
+#: The worker's names; every other name of ``__all__`` but RedisCheckpoint is the relay's.
+_WORKER = ("HandlerTimeoutError", "RedisStreamConsumer", "RedisWorkerStats")
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    module = importlib.import_module(f"{__name__}.{'worker' if name in _WORKER else 'relay'}")
+    value = getattr(module, name)
     globals()[name] = value  # Looked up once.
     return value
 
