@@ -121,7 +121,6 @@ class Backoff:
     """
 
     __slots__ = (
-        "_attempts",
         "_base",
         "_clock",
         "_connected_at",
@@ -141,9 +140,8 @@ class Backoff:
         self._policy = policy
         self._clock = clock
         self._rng = rng
-        #: Delays handed out since the backoff last started over: the exponent of growth.
-        self._attempts = 0
-        #: Consecutive reconnects that delivered no event: what max_attempts bounds.
+        #: Consecutive reconnects that delivered no event: what max_attempts bounds, and the
+        #: exponent of the delay's growth (both start over when a connection delivers).
         self._failures = 0
         self._base = policy.initial
         #: No delay below this (after jitter): min_server_retry once the server sent retry:.
@@ -176,7 +174,6 @@ class Backoff:
         deliver nothing. (A server that ends every response cleanly after a few events, such
         as one that rotates its connections, is reconnected to after its ``retry:`` each time.)
         """
-        self._attempts = 0
         self._failures = 0
 
     def server_retry(self, ms: int) -> None:
@@ -195,7 +192,6 @@ class Backoff:
 
     def reset(self) -> None:
         """Forget past failures: the next delay is the base delay again."""
-        self._attempts = 0
         self._failures = 0
         self._connected_at = None
 
@@ -218,7 +214,6 @@ class Backoff:
             lived = self._clock() - self._connected_at
             self._connected_at = None
             if lived >= policy.reset_after:
-                self._attempts = 0
                 self._failures = 0
         if policy.max_attempts is not None and self._failures >= policy.max_attempts:
             raise RetriesExhausted(self._failures, cause)
@@ -227,7 +222,7 @@ class Backoff:
         # max_server_retry); growth beyond it is not.
         cap = max(policy.max_delay, self._base)
         try:
-            delay = min(self._base * policy.multiplier**self._attempts, cap)
+            delay = min(self._base * policy.multiplier**self._failures, cap)
         except OverflowError:
             # Reached after ~1700 attempts at 1.5x with max_attempts=None.
             delay = cap
@@ -235,7 +230,6 @@ class Backoff:
             delay = max(delay * min(max(self._rng(), 0.0), 1.0), self._floor)
         if retry_after is not None:
             delay = max(delay, min(max(retry_after, 0.0), policy.max_retry_after))
-        self._attempts += 1
         self._failures += 1
         return delay
 

@@ -75,6 +75,18 @@ def test_the_cli_loads_the_demo_and_bench_tooling_only_for_their_commands() -> N
     assert out.stdout.strip() == "[]"
 
 
+def test_the_cli_loads_the_relay_and_the_worker_only_for_the_relay_command() -> None:
+    code = (
+        "import sys, fastsse.cli, fastsse.redis; "
+        "print(sorted(m for m in sys.modules if m in ('fastsse.redis.relay', "
+        "'fastsse.redis.worker'))); "
+        "from fastsse.redis import Relay, RedisStreamConsumer; "
+        "print(Relay.__module__, RedisStreamConsumer.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "fastsse.redis.relay fastsse.redis.worker"]
+
+
 def test_an_unknown_corpus_is_refused_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--corpus", "nope"]) == 2
     error = capsys.readouterr().err

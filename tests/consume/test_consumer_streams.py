@@ -142,6 +142,9 @@ def test_several_streams_need_a_checkpoint_each_and_overflow_block(tmp_path: Pat
         Consumer([a, b], handle, checkpoint=store)
     with pytest.raises(ValueError, match="each of the streams"):
         Consumer([a, b], handle, checkpoint={a: store})
+    # One store for two streams: each commit would overwrite the other's position.
+    with pytest.raises(ValueError, match="a Checkpoint of its own"):
+        Consumer([a, b], handle, checkpoint={a: store, b: store})
     with pytest.raises(ValueError, match="overflow='block'"):
         Consumer(
             [a, b],

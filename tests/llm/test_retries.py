@@ -129,6 +129,19 @@ def test_a_status_that_asking_again_cannot_fix_is_not_retried(
     assert len(server.requests) == 1
 
 
+def test_a_redirect_loop_is_not_retried(lib: ModuleType, kind: str, server: SSEServer) -> None:
+    # The redirects do not end: asking again loops again (and re-sends the POST each time).
+    server.respond(Response(307, b"", headers={"Location": "/v1/loop"}))
+    url = server.url + "v1/loop"
+    with pytest.raises(fastsse.UnexpectedStatusError, match="the redirects do not end"):
+        run(lib, kind, "complete", llm.openai_chat, url, follow_redirects=True, max_retries=0)
+    one_attempt = len(server.requests)
+    assert one_attempt > 1  # the client followed the redirects until it gave up
+    with pytest.raises(fastsse.UnexpectedStatusError, match="the redirects do not end"):
+        run(lib, kind, "complete", llm.openai_chat, url, follow_redirects=True)
+    assert len(server.requests) == 2 * one_attempt
+
+
 def test_x_should_retry_overrides_the_status(server: SSEServer) -> None:
     case = CASES["openai_chat"]
     server.respond(failing(503, **{"x-should-retry": "false"}))

@@ -107,6 +107,56 @@ async def test_two_relays_land_in_different_slots_and_a_worker_on_each_handles_e
     await ready.aclose()
 
 
+@pytest.mark.anyio
+async def test_a_worker_given_a_cluster_client_dead_letters_in_the_streams_slot(
+    cluster: LocalCluster, client: RedisCluster
+) -> None:
+    # The entry was delivered to "w1" once and never acknowledged (its handler killed the
+    # process, say): with max_deliveries=1 the restarted "w1" moves it to the dead-letter
+    # stream at once, with a MULTI that needs both streams in one slot.
+    stream = "poison-d"
+    client.xadd(stream, {"id": "1", "event": "message", "data": "boom"})
+    client.xgroup_create(stream, "workers", id="0")
+    client.xreadgroup("workers", "w1", {stream: ">"})
+    ready = AsyncRedisCluster.from_url(cluster.url)  # a client object, without cluster=True
+
+    async def handle(event: Event) -> None:
+        raise AssertionError("a dead-lettered entry reaches no handler")
+
+    worker = RedisStreamConsumer(
+        handle, redis=ready, stream=stream, group="workers", consumer="w1", max_deliveries=1
+    )
+    assert key_slot(worker.dead_letter.encode()) == key_slot(stream.encode())
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(worker.run)
+            while worker.stats.dead_lettered == 0:
+                await anyio.sleep(0.01)
+            worker.stop()
+    assert client.xpending(stream, "workers")["pending"] == 0
+    [(_, fields)] = client.xrange(worker.dead_letter)
+    assert fields[b"data"] == b"boom"
+    assert fields[b"source-id"] == client.xrange(stream)[0][0]
+    await ready.aclose()
+
+
+def test_a_dead_letter_stream_outside_the_streams_slot_is_refused(cluster: LocalCluster) -> None:
+    async def handle(event: Event) -> None:
+        pass
+
+    assert key_slot(b"elsewhere:dead") != key_slot(b"feed-e")
+    with pytest.raises(ValueError, match="hash slot"):
+        RedisStreamConsumer(
+            handle,
+            redis=cluster.url,
+            cluster=True,
+            stream="feed-e",
+            group="workers",
+            consumer="w1",
+            dead_letter="elsewhere:dead",
+        )
+
+
 def xlen(client: RedisCluster, key: str) -> int | None:
     """The stream's length, or None while its slot has no reachable master."""
     try:

@@ -31,7 +31,7 @@ from redis.crc import key_slot
 from support.numbered_feed import numbered_feed
 from support.redis_checks import ENV, TIMEOUT, feed_that_waits, wait_until
 from support.redis_server import RedisServer
-from support.streams import fast_retry
+from support.streams import closed_port, fast_retry
 
 KEY = "feed"
 
@@ -505,3 +505,22 @@ def test_a_redis_password_is_not_in_the_relays_redis_errors(
     assert "AuthenticationError" in text
     assert "WRONGPW" not in text
     assert "FEEDTOKEN" not in text
+
+
+@pytest.mark.anyio
+async def test_a_relay_waits_for_a_cluster_it_cannot_reach_yet_as_for_a_single_redis() -> None:
+    # A cluster client that reaches no node raises redis-py's RedisClusterException, which
+    # is no RedisError: the relay must retry it as it retries a Redis that is down.
+    relay = Relay(
+        "http://127.0.0.1:1/feed",
+        redis=f"redis://127.0.0.1:{closed_port()}",
+        cluster=True,
+        stream=KEY,
+    )
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(relay.run)
+            while relay.stats.redis_errors < 2:
+                await anyio.sleep(0.01)
+            relay.stop()
+    assert relay.stats.leases == 0

@@ -221,6 +221,34 @@ async def test_a_lost_group_is_created_again_and_its_entries_handled(
 
 
 @pytest.mark.anyio
+async def test_acknowledged_counts_what_redis_acknowledged_when_the_group_was_lost_meanwhile(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    # The group is lost while entry 1 is being handled: its XACK then acknowledges nothing
+    # (Redis answers 0, no error), and the entry comes again from the group made anew.
+    add_entries(client, range(1, 2))
+    seen: list[str] = []
+
+    async def handle(event: Event) -> None:
+        seen.append(event.id)
+        if len(seen) == 1:
+            await anyio.to_thread.run_sync(client.xgroup_destroy, KEY, "g")
+
+    worker = RedisStreamConsumer(
+        handle, redis=redis_server.url, stream=KEY, group="g", consumer="c1", claim_idle=0.3
+    )
+
+    async def handled_twice() -> None:
+        await await_until(lambda: len(seen) == 2 and pending(client) == 0, "1 handled again")
+
+    with anyio.fail_after(TIMEOUT):
+        await running(worker, handled_twice)
+    assert seen == ["1", "1"]
+    assert worker.stats.handled == 2
+    assert worker.stats.acknowledged == 1
+
+
+@pytest.mark.anyio
 async def test_redis_errors_are_logged_with_the_servers_message(
     redis_server: RedisServer, client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -722,11 +722,11 @@ class Consumer:
             logger.exception("Consumer on_error failed on event id=%r", getattr(event, "id", None))
 
 
-def _check_count(name: str, value: int) -> None:
+def _check_count(name: str, value: int, least: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        raise TypeError(f"{name} must be an int >= {least}, got {type(value).__name__} {value!r}")
+    if value < least:
+        raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
 
 
 def _is_async_callable(handler: Callable[..., object]) -> bool:
@@ -751,6 +751,11 @@ def _checkpoints_by_stream(
     for store in checkpoint.values():
         if not isinstance(store, Checkpoint):
             raise TypeError(f"checkpoint values must be fastsse Checkpoints, got {store!r}")
+    if len({id(store) for store in checkpoint.values()}) != len(checkpoint):
+        raise ValueError(
+            "checkpoint must give each stream a Checkpoint of its own (each under its own key): "
+            "streams sharing one would overwrite each other's position"
+        )
     if overflow != "block":
         raise ValueError(
             "checkpoints of several streams need overflow='block' (a dropped event would "

@@ -125,6 +125,12 @@ _SEND = frozenset({"auth", "follow_redirects"})
 _OURS = frozenset({"method", "headers", "cookies", "max_retries", "backoff"})
 
 
+#: Failures before any response that asking again cannot help: our own request is at fault,
+#: or the server's redirects do not end (each retry would follow them again, re-sending the
+#: request every time).
+_NOT_RETRIED = frozenset({"invalid_request", "redirect"})
+
+
 class _Skip:
     """What a format's decoder returns for an event that carries nothing (a ping, [DONE])."""
 
@@ -226,8 +232,8 @@ class _Call:
         if kind is None:
             if not isinstance(error, self.http_errors):
                 raise error  # Not the connection's: the caller's auth or event hook, say.
-            kind = "connect"  # TooManyRedirects and its kin: asking again cannot help.
-        elif kind != "invalid_request" and self.retries < self.max_retries:
+            kind = "connect"  # An event hook's HTTPStatusError, say: not worth asking again.
+        elif kind not in _NOT_RETRIED and self.retries < self.max_retries:
             return self._retry(self.shown(f"{type(error).__name__}: {error}"), None)
         machine = self.machine
         assert machine is not None

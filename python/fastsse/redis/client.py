@@ -48,6 +48,21 @@ def connect(redis: str | AnyRedis, *, cluster: bool = False) -> tuple[AnyRedis, 
     return redis, False
 
 
+def redis_errors() -> tuple[type[BaseException], ...]:
+    """The failures of a Redis call that a relay or a worker retries: redis-py's errors, those
+    of a cluster client (``RedisClusterException``, no ``RedisError``: no node reachable, a
+    slot not served during a failover), and the OS's."""
+    exceptions: Any = importlib.import_module("redis.exceptions")
+    return (exceptions.RedisError, exceptions.RedisClusterException, OSError)
+
+
+def key_slot(key: str) -> int:
+    """The Redis Cluster hash slot of ``key`` (its ``{hash tag}`` if it has one)."""
+    crc: Any = importlib.import_module("redis.crc")
+    slot: int = crc.key_slot(key.encode())
+    return slot
+
+
 def text(value: bytes | str | None) -> str | None:
     """A Redis reply as text (a client made with decode_responses=True gives str already)."""
     return value.decode() if isinstance(value, bytes) else value

@@ -39,7 +39,7 @@ from fastsse._fastsse import Event
 from fastsse._io.stream import AsyncEventStream
 from fastsse._policy import Retry
 from fastsse.protocol import redact
-from fastsse.redis.client import connect, redis_asyncio, text
+from fastsse.redis.client import connect, redis_asyncio, redis_errors, text
 
 if TYPE_CHECKING:
     from fastsse.redis.client import AnyRedis
@@ -249,7 +249,7 @@ class Relay:
         """Relay until the feed ends or :meth:`stop`; Redis and feed failures are retried.
 
         Raises what ends the feed for good (an HTTP error the stream does not retry)."""
-        errors = redis_asyncio().RedisError
+        errors = redis_errors()
         failures = 0
         try:
             with anyio.CancelScope() as self._scope:
@@ -268,7 +268,7 @@ class Relay:
                         logger.warning("lease lost: %s; standing by", lost)
                     except _Stale:
                         logger.warning("the checkpoint moved under this relay; resuming from it")
-                    except (errors, OSError) as error:
+                    except errors as error:
                         self.stats.redis_errors += 1
                         failures += 1
                         delay = min(2.0, 0.05 * 2**failures)

@@ -32,9 +32,10 @@ from fastsse.consume.consumer import (
     ConsumerStats,
     ErrorHandler,
     Handler,
+    _check_count,
     _is_async_callable,
 )
-from fastsse.redis.client import connect, redis_asyncio, text
+from fastsse.redis.client import connect, key_slot, redis_asyncio, redis_errors, text
 from fastsse.redis.relay import hash_tag
 
 if TYPE_CHECKING:
@@ -103,7 +104,8 @@ class RedisWorkerStats(ConsumerStats):
     """A :class:`RedisStreamConsumer`'s counts: those of its Consumer (received, handled,
     failed...) and those of the group's entries. Live: updated as the worker runs."""
 
-    #: Entries acknowledged (XACK): handled, or failed and reported to ``on_error``.
+    #: Entries acknowledged (XACK, as Redis counted them): handled, or failed and reported to
+    #: ``on_error``.
     acknowledged: int = 0
     #: Entries claimed from other consumers of the group after ``claim_idle``.
     claimed: int = 0
@@ -180,17 +182,26 @@ class RedisStreamConsumer:
                 raise ValueError(f"{name} must be a non-empty string, got {value!r}")
         if not claim_idle > 0:
             raise ValueError(f"claim_idle must be > 0 seconds, got {claim_idle!r}")
-        _check_int("workers", workers, 1)
-        _check_int("queue_size", queue_size, 0)
-        _check_int("max_deliveries", max_deliveries, 1)
+        _check_count("workers", workers)
+        _check_count("queue_size", queue_size, 0)
+        _check_count("max_deliveries", max_deliveries)
+        # On a cluster (a URL with cluster=True, or a cluster client given ready) the
+        # dead-letter stream shares the stream's hash slot, since an entry is moved to it and
+        # acknowledged in one MULTI.
+        on_cluster = cluster or isinstance(redis, redis_asyncio().RedisCluster)
         if dead_letter is None:
-            # On a cluster the dead-letter stream shares the stream's hash slot, since an entry
-            # is moved to it and acknowledged in one MULTI.
-            dead_letter = f"{hash_tag(stream)}:dead" if cluster else f"{stream}:dead"
+            dead_letter = f"{hash_tag(stream)}:dead" if on_cluster else f"{stream}:dead"
         if not isinstance(dead_letter, str) or not dead_letter or dead_letter == stream:
             raise ValueError(
                 f"dead_letter must be a non-empty stream name other than {stream!r}, "
                 f"got {dead_letter!r}"
+            )
+        if on_cluster and key_slot(dead_letter) != key_slot(stream):
+            raise ValueError(
+                f"dead_letter {dead_letter!r} is not in the hash slot of {stream!r}: on a Redis "
+                "Cluster an entry is moved to it and acknowledged in one MULTI, which needs "
+                f"both in one slot (name it with the stream's hash tag: "
+                f"{hash_tag(stream) + ':dead'!r})"
             )
         if handler_timeout is not None:
             if not handler_timeout > 0:
@@ -212,9 +223,8 @@ class RedisStreamConsumer:
         self.handler_timeout = handler_timeout
         self.forget_idle_consumers_after = forget_idle_consumers_after
         self._client, self._owns_client = connect(redis, cluster=cluster)
-        module = redis_asyncio()
-        self._errors: tuple[type[BaseException], ...] = (module.RedisError, OSError)
-        self._response_error: type[BaseException] = module.ResponseError
+        self._errors = redis_errors()
+        self._response_error: type[BaseException] = redis_asyncio().ResponseError
         self._workers = workers
         self._read_ahead = queue_size
         self._stats = RedisWorkerStats()
@@ -691,12 +701,14 @@ class RedisStreamConsumer:
         if not acks:
             return
         try:
-            await self._client.xack(self.stream, self.group, *acks)
+            # What Redis acknowledged: fewer when the group was lost meanwhile (XACK answers
+            # 0 for an entry no longer pending; the group made anew delivers it again).
+            acknowledged: Any = await self._client.xack(self.stream, self.group, *acks)
         except BaseException:
             self._acks[:0] = acks  # acknowledged later, or claimed again: never lost
             raise
         self._held.difference_update(acks)
-        self._stats.acknowledged += len(acks)
+        self._stats.acknowledged += int(acknowledged)
 
 
 class _Source:
@@ -723,10 +735,3 @@ def _says(error: BaseException) -> str:
 def _parse_id(value: bytes | str) -> tuple[int, int]:
     milliseconds, _, sequence = str(text(value)).partition("-")
     return int(milliseconds), int(sequence or 0)
-
-
-def _check_int(name: str, value: int, least: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {least}, got {type(value).__name__} {value!r}")
-    if value < least:
-        raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
