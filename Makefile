@@ -11,7 +11,8 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # which maturin calls for the Python dependencies, is quiet (PIP_QUIET). Through pip alone the
 # build would be silent unless pip ran with -v, which buries it under pip's own lines.
 # `maturin develop` installs the package editable: the .so is built into python/fastsse/.
-MATURIN := $(PIP) install -q 'maturin>=1.7,<2' && \
+# pip >= 25.1 installs PEP 735 dependency groups (maturin develop --group dev asks it to).
+MATURIN := $(PIP) install -q --upgrade 'pip>=25.1' 'maturin>=1.7,<2' && \
     VIRTUAL_ENV="$(abspath $(VENV))" PIP_QUIET=1 $(PY) -m maturin develop --release
 
 .PHONY: demo test dev check bench venv rust fuzz wheel
