@@ -3,13 +3,14 @@ own reconnects and Last-Event-ID; closing the merge closes the streams."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 
 import anyio
 import fastsse
 import pytest
-from fastsse import AsyncEventStream, UnexpectedStatusError
+from fastsse import AsyncEventStream, Event, UnexpectedStatusError
 from fastsse.testing import Response, SSEServer, delay, event, stall
 from support.streams import TIMEOUT, fast_retry
 
@@ -111,6 +112,70 @@ async def test_a_streams_final_error_ends_the_merge_and_closes_the_others(
                 pass
     assert ok.closed
     await server.wait_for_idle_async(TIMEOUT)
+
+
+class Scripted(AsyncEventStream):
+    """A stream whose batches come from a script, with no I/O: the merge's order, exactly."""
+
+    def __init__(self, script: Callable[[], AsyncGenerator[list[Event], None]]) -> None:
+        super().__init__("http://127.0.0.1:1/")
+        self._script = script
+
+    def batches(self) -> AsyncGenerator[list[Event], None]:  # type: ignore[override]
+        return self._script()
+
+
+async def endless() -> AsyncGenerator[list[Event], None]:
+    for number in itertools.count():
+        yield [Event(data=str(number))]
+
+
+async def one_then_gone() -> AsyncGenerator[list[Event], None]:
+    yield [Event(data="last")]
+    raise UnexpectedStatusError("answered 404", response=None, body=b"")
+
+
+async def test_a_streams_final_error_comes_in_its_turn_while_others_never_run_dry() -> None:
+    busy, other, gone = Scripted(endless), Scripted(endless), Scripted(one_then_gone)
+    handed_out: list[str] = []
+
+    async def read(merged: fastsse.Merge) -> None:
+        async for stream, _ in merged:
+            handed_out.append("gone" if stream is gone else "busy")
+            await anyio.sleep(0)  # an async handler: the readers refill while it runs
+            assert len(handed_out) < 10_000, "the error never came"
+
+    with anyio.fail_after(TIMEOUT):
+        async with fastsse.merge(busy, other, gone) as merged:
+            with pytest.raises(UnexpectedStatusError):
+                await read(merged)
+    # After the event before it, behind at most one batch of each other stream.
+    assert "gone" in handed_out
+    assert len(handed_out) - handed_out.index("gone") <= 3
+    assert busy.closed
+    assert other.closed
+
+
+async def test_batches_after_events_start_with_what_is_left_of_the_batch(
+    server: SSEServer,
+) -> None:
+    server.route("/a", Response(body=[event("1") + event("2") + event("3")]), Response(204))
+    stream = AsyncEventStream(server.url_for("/a"))
+    with anyio.fail_after(TIMEOUT):
+        async with fastsse.merge(stream) as merged:
+            _, first = await merged.__anext__()
+            batches = [[e.data for e in batch] async for _, batch in merged.batches()]
+    assert first.data == "1"
+    assert batches == [["2", "3"]]
+
+
+def test_a_merge_on_trio_is_refused_with_a_message() -> None:
+    async def main() -> None:
+        async with fastsse.merge(AsyncEventStream("http://127.0.0.1:1/")) as merged:
+            await merged.__anext__()
+
+    with pytest.raises(RuntimeError, match="runs on asyncio"):
+        anyio.run(main, backend="trio")
 
 
 async def test_bad_arguments_are_refused() -> None:

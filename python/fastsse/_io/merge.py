@@ -34,14 +34,14 @@ class Merge(AsyncIterator["tuple[AsyncEventStream, Event]"]):
         if len({id(stream) for stream in streams}) != len(streams):
             raise ValueError("merge() got the same stream twice: a stream has one reader")
         self.streams = streams
-        #: Batches ready, in the order their streams had them ready.
-        self._ready: deque[tuple[AsyncEventStream, list[Event]]] = deque()
+        #: Batches ready, in the order their streams had them ready; a stream's final error
+        #: takes its place in that line, after the batches that came before it.
+        self._ready: deque[tuple[AsyncEventStream, list[Event] | Exception]] = deque()
         #: A reader waits on its own before reading its next chunk.
         self._taken: dict[int, asyncio.Event] = {}
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._live = 0
-        self._error: BaseException | None = None
         self._stream: AsyncEventStream | None = None
         self._batch: list[Event] = []
         self._next = 0
@@ -79,12 +79,11 @@ class Merge(AsyncIterator["tuple[AsyncEventStream, Event]"]):
                 self._start()
             if self._ready:
                 stream, batch = self._ready.popleft()
+                if isinstance(batch, Exception):
+                    await self.aclose()
+                    raise batch
                 self._taken[id(stream)].set()
                 return stream, batch
-            if self._error is not None:
-                error, self._error = self._error, None
-                await self.aclose()
-                raise error
             if self._live == 0:
                 self._closed = True
                 raise StopAsyncIteration
@@ -94,6 +93,13 @@ class Merge(AsyncIterator["tuple[AsyncEventStream, Event]"]):
             await wake.wait()
 
     def _start(self) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "fastsse.merge() runs on asyncio (or uvloop): it reads each stream in an "
+                "asyncio task; on trio, read the streams in a nursery of your own"
+            ) from None
         self._wake = asyncio.Event()
         self._live = len(self.streams)
         for stream in self.streams:
@@ -112,9 +118,8 @@ class Merge(AsyncIterator["tuple[AsyncEventStream, Event]"]):
                 await taken.wait()
         except Exception as error:
             # The stream's final error (its reconnects gave up, or a hook raised): the merge
-            # raises it once the batches before it are handed out.
-            if self._error is None:
-                self._error = error
+            # raises it in its turn, after the batches before it, however busy the others are.
+            self._ready.append((stream, error))
         finally:
             self._live -= 1
             wake.set()
@@ -140,10 +145,22 @@ class _Batches(AsyncIterator["tuple[AsyncEventStream, list[Event]]"]):
         self._merge = merge
 
     def __anext__(self) -> Awaitable[tuple[AsyncEventStream, list[Event]]]:
-        return self._merge._next_batch()
+        merge = self._merge
+        if merge._next < len(merge._batch):
+            # What iterating event by event left of its batch comes first.
+            assert merge._stream is not None
+            rest, merge._batch = merge._batch[merge._next :], []
+            return _ready(merge._stream, rest)
+        return merge._next_batch()
 
     async def aclose(self) -> None:
         await self._merge.aclose()
+
+
+async def _ready(
+    stream: AsyncEventStream, batch: list[Event]
+) -> tuple[AsyncEventStream, list[Event]]:
+    return stream, batch
 
 
 def merge(*streams: AsyncEventStream) -> Merge:
@@ -154,7 +171,10 @@ def merge(*streams: AsyncEventStream) -> Merge:
     - Fair: the streams are served round-robin over the batches (one chunk's events) they have
       ready, so a busy stream cannot starve a quiet one; a slow consumer slows every stream
       (each has at most one batch waiting: memory stays bounded).
-    - Each stream keeps its own reconnects, backoff, ``last_event_id`` and ``stats``.
+    - Each stream keeps its own reconnects, backoff, ``last_event_id`` and ``stats``. A
+      stream's ``last_event_id`` may run a batch ahead of what the merge handed out (its
+      reader reads on while the others are served): to checkpoint, keep the ids of the events
+      you handled, as ``Consumer`` does.
     - A stream that ends (a 204, a stream that does not reconnect) leaves the merge, which
       ends when every stream has ended. A stream's final error (``RetriesExhausted``, a 4xx)
       is raised by the merge after the events that came before it, and closes the others.
