@@ -11,8 +11,9 @@ import warnings
 
 import anyio
 import anyio.to_thread
+import httpx
 import pytest
-from fastsse import AsyncEventStream, EventStream
+from fastsse import AsyncEventStream, EventStream, UnexpectedStatusError
 from fastsse.testing import Response, SSEServer, event, stall
 from support.streams import (
     KINDS,
@@ -21,6 +22,7 @@ from support.streams import (
     fast_retry,
     iterate_in_thread,
     keep_alive_server,
+    redirect_loop_server,
     run_bounded,
 )
 
@@ -182,3 +184,15 @@ async def _aclose_in_the_wait_for_headers(server: KeepAliveServer) -> float:
     assert got == ["one"]
     assert closed_at
     return time.monotonic() - closed_at[0]
+
+
+def test_closing_a_failed_stream_leaves_the_clients_pooled_connection_alone() -> None:
+    # The attempt's socket went back to the client's pool when the redirects ran out: the
+    # stream's close() must not shut it down under the client's (and other streams') feet.
+    with redirect_loop_server() as (url, accepted), httpx.Client(follow_redirects=True) as client:
+        stream = EventStream(url, client=client, retry=fast_retry())
+        with pytest.raises(UnexpectedStatusError, match="redirects"):
+            next(stream)
+        stream.close()
+        assert client.get(url, follow_redirects=False).status_code == 307
+        assert len(accepted) == 1  # the same kept-alive connection served it

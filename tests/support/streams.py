@@ -341,3 +341,30 @@ def keep_alive_server(first: bytes) -> Iterator[KeepAliveServer]:
 
     with _listener(serve) as (url, accepted):
         yield KeepAliveServer(url, accepted, second_request)
+
+
+@contextmanager
+def redirect_loop_server() -> Iterator[tuple[str, list[socket.socket]]]:
+    """A loopback HTTP/1.1 server that answers every request, on connections it keeps alive,
+    with a 307 to itself: its URL and the connections it accepted."""
+
+    def serve(conn: socket.socket, stop: threading.Event) -> None:
+        buffer = b""
+        conn.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                data = conn.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            buffer += data
+            while b"\r\n\r\n" in buffer:
+                _, _, buffer = buffer.partition(b"\r\n\r\n")
+                conn.sendall(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /\r\n")
+                conn.sendall(b"Content-Length: 0\r\n\r\n")
+
+    with _listener(serve) as found:
+        yield found

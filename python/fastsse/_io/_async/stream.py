@@ -132,6 +132,9 @@ class AsyncEventStream(AsyncFlavour):
                         client.send(request, stream=True, **self._send_options)
                     )
                 except Exception as error:
+                    # The socket the attempt found may be back in a pool that other streams
+                    # share: close() must never shut it down.
+                    waker.socket = None
                     failed(machine, error)
                     continue
                 # A reused keep-alive connection made no connect event.
