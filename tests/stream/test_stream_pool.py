@@ -15,7 +15,7 @@ import pytest
 from fastsse import AsyncEventStream, Event, EventStream
 from fastsse._io import pool
 from fastsse.testing import RecordedRequest, Response, SSEServer, event, stall
-from support.streams import TIMEOUT
+from support.streams import TIMEOUT, fast_retry
 
 
 def open_feed(request: RecordedRequest) -> Response:
@@ -184,3 +184,30 @@ def test_sync_streams_of_every_thread_share_one(feed: SSEServer) -> None:
         for thread in threads:
             thread.join(TIMEOUT)
     assert pool.lent() == 0
+
+
+@pytest.mark.anyio
+async def test_a_stream_on_a_shared_client_sends_its_own_cookies_back_when_it_reconnects() -> None:
+    # A sticky session: the first response sets a cookie; the stream's reconnect sends it back,
+    # as a client of its own would, while another stream on the same client gets none.
+    with SSEServer() as server:
+        server.route(
+            "/sticky",
+            Response(body=[event("a", id="1")], headers={"Set-Cookie": "node=7; Path=/"}),
+            Response(body=[event("b", id="2"), stall()]),
+        )
+        server.route("/other", Response(body=[event("x"), stall()]))
+        sticky = AsyncEventStream(server.url_for("/sticky"), retry=fast_retry())
+        other = AsyncEventStream(server.url_for("/other"))
+        try:
+            assert [(await first(sticky)).data, (await first(sticky)).data] == ["a", "b"]
+            await first(other)
+            assert client_of(sticky) is client_of(other)
+            requests = server.wait_for_requests(3, TIMEOUT)
+        finally:
+            await sticky.aclose()
+            await other.aclose()
+    sticky_requests = [request for request in requests if request.path == "/sticky"]
+    assert sticky_requests[0].header("cookie") is None
+    assert sticky_requests[1].header("cookie") == "node=7"
+    assert [r.header("cookie") for r in requests if r.path == "/other"] == [None]

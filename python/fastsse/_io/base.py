@@ -19,7 +19,7 @@ import httpx
 
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event
 from fastsse._io import transport as _transport
-from fastsse._io.clients import AsyncClient, SyncClient
+from fastsse._io.clients import AsyncClient, SyncClient, library_of
 from fastsse._io.http import Socket, accepts, add_cookies, classes, classify, request_timeout
 from fastsse._io.transport import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 from fastsse._policy import Retry
@@ -90,6 +90,8 @@ class StreamBase(Generic[_Client, _Given]):
     #: The connection loop (a generator): requests, responses, parsing, reconnects.
     _loop: Any = None
     _client_classes: tuple[type, ...] = ()
+    #: The cookies the stream's own responses set, on a shared client (see ``_keep_cookies``).
+    _jar: Any = None
     #: The batch handed out last, whole or (by the async per-event iterator) event by event: the
     #: resume id is that of its event just before those the iterator still holds.
     _batch: Sequence[Event] = ()
@@ -325,9 +327,24 @@ class StreamBase(Generic[_Client, _Given]):
             timeout=request_timeout(base, connect=self._connect_timeout, read=self._read_timeout),
             **self._request_options,
         )
-        if self._cookies is not None:
-            add_cookies(client, request, self._cookies)
+        cookies = self._cookies
+        if self._jar is not None:  # what the server set, under what the caller gave
+            merged = type(self._jar)(self._jar)
+            if cookies is not None:
+                merged.update(type(self._jar)(cookies))
+            cookies = merged
+        if cookies is not None:
+            add_cookies(client, request, cookies)
         return request
+
+    def _keep_cookies(self, response: Any) -> None:
+        """A stream on a shared client (which stores no cookie, so that none crosses to another
+        stream) keeps the cookies its own responses set, and sends them again when it
+        reconnects, as a client of its own would (a load balancer's sticky session, say)."""
+        if self._owns_client and "set-cookie" in response.headers:
+            if self._jar is None:  # httpx's or httpx2's, as the client is
+                self._jar = library_of(self._client).Cookies()
+            self._jar.extract_cookies(response)
 
     def _loop_to_run(self, start: Callable[[], _Loop]) -> _Loop | None:
         """The connection loop to iterate: the one in progress (a ``break`` leaves it open),

@@ -96,7 +96,10 @@ def add_cookies(
     """Per-request cookies, merged over the client's as httpx does (whose own per-request
     ``cookies=`` is deprecated)."""
     cookie_class = library_of(client).Cookies
-    merged = cookie_class(client.cookies)
+    # A new jar, never the client's own (httpx2 would wrap that very jar, policy and all): the
+    # request's cookies must not be stored into a client other streams share.
+    merged = cookie_class()
+    merged.update(client.cookies)
     merged.update(cookie_class(cookies))
     request.headers.pop("Cookie", None)
     merged.set_cookie_header(request)

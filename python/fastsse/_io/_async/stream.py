@@ -139,6 +139,7 @@ class AsyncEventStream(AsyncFlavour):
                     continue
                 # A reused keep-alive connection made no connect event.
                 waker.socket = response_socket(response)
+                self._keep_cookies(response)
                 try:
                     verdict = machine.response(response)
                     if verdict is Verdict.STREAM:

@@ -140,6 +140,7 @@ class EventStream(SyncFlavour):
                     continue
                 # A reused keep-alive connection made no connect event.
                 waker.socket = response_socket(response)
+                self._keep_cookies(response)
                 try:
                     verdict = machine.response(response)
                     if verdict is Verdict.STREAM:
