@@ -133,7 +133,8 @@ class StreamBase(Generic[_Client, _Given]):
         - ``client``: your own ``httpx.Client`` (``AsyncClient`` for ``AsyncEventStream``),
           whose timeouts, redirect policy, auth, cookies, headers and transport apply; it is
           not closed for you. Without one the stream shares a client (``DEFAULT_CONNECT_TIMEOUT``,
-          redirects followed, no cookie jar) with up to 99 other such streams of its event loop.
+          redirects followed) with up to 99 other such streams of its event loop; the cookies
+          its responses set are its own, sent again when it reconnects.
         - ``method`` (``"GET"``), ``headers``, ``params``, ``json``, ``content``, ``data``,
           ``files``, ``cookies``, ``extensions``: as in httpx. ``Accept: text/event-stream``
           and ``Cache-Control: no-cache`` are added unless given; a ``Last-Event-ID`` header

@@ -17,7 +17,8 @@ streams on the client (O(n^2) to open n on one client). Measured with
 benches/test_bench_many_streams.py's opening of 1,000 idle streams (see ``STREAMS_PER_CLIENT``).
 
 Pooled clients keep no cookies a response sets: one stream's session cookie must never reach
-another stream's request. (A stream that needs a cookie passes ``cookies=``, or its own client.)
+another stream's request. (Each stream keeps the cookies of its own responses: see
+``StreamBase._keep_cookies``.)
 """
 
 from __future__ import annotations
