@@ -93,6 +93,11 @@ class StreamBase(Generic[_Client, _Given]):
     #: The batch handed out last, whole or (by the async per-event iterator) event by event: the
     #: resume id is that of its event just before those the iterator still holds.
     _batch: Sequence[Event] = ()
+    #: Events of a received batch not yet handed out one by one: iterating again (after a
+    #: ``break``) starts with them, so that none is skipped. Made by the first iteration
+    #: event by event that needs one (``_filled_backlog``): an empty deque costs 760 bytes per
+    #: stream, and most streams never need one.
+    _backlog: deque[Event] | tuple[()] = ()
 
     def __init__(
         self,
@@ -266,9 +271,6 @@ class StreamBase(Generic[_Client, _Given]):
         self._connect_timeout = connect_timeout
         self._client: _Client | None = cast(Any, client)  # httpx2's works as httpx's
         self._owns_client = client is None
-        # Events of a received batch not yet handed out one by one: iterating again (after a
-        # ``break``) starts with them, so that none is skipped.
-        self._backlog: deque[Event] = deque()
         self._delivered_id = last_event_id or self._machine.parser.last_event_id
         self._waker = self._new_waker()
 
@@ -363,14 +365,23 @@ class StreamBase(Generic[_Client, _Given]):
             "hands its events to several workers)"
         )
 
+    def _filled_backlog(self) -> deque[Event]:
+        """The backlog to fill: made once, then the same deque for the stream's lifetime (an
+        iteration may hold it)."""
+        backlog = self._backlog
+        if isinstance(backlog, tuple):
+            backlog = self._backlog = deque()
+        return backlog
+
     def _next_from_backlog(self) -> Event:
-        event = self._backlog.popleft()
+        event = self._filled_backlog().popleft()
         self._delivered_id = event.id
         return event
 
     def _take_backlog(self) -> list[Event]:
         batch = list(self._backlog)
-        self._backlog.clear()
+        if batch:
+            self._filled_backlog().clear()
         return batch
 
 
