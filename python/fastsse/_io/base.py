@@ -8,6 +8,7 @@ happened; ``http.py`` translates httpx's errors into the machine's words.
 
 from __future__ import annotations
 
+import functools
 import http.cookiejar
 import math
 import re
@@ -59,6 +60,7 @@ TimeoutTypes = Union[float, httpx.Timeout]
 Content = Union[str, bytes, None]
 
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
+_HTTPX_CLIENTS = (httpx.Client, httpx.AsyncClient)
 #: The client the caller may pass: httpx's or httpx2's (which the stream uses as httpx's).
 _Given = TypeVar("_Given", SyncClient, AsyncClient)
 _Loop = TypeVar("_Loop")
@@ -320,9 +322,12 @@ class StreamBase(Generic[_Client, _Given]):
 
     def _build_request(self, client: _Client, action: Send) -> httpx.Request:
         base = self._timeout if self._timeout is not None else client.timeout
+        url = action.url
+        if isinstance(client, _HTTPX_CLIENTS) and isinstance(url, (str, httpx.URL)):
+            url = _parsed_url(url)  # Not parsed again (httpx2's client takes its own URL).
         request = client.build_request(
             action.method,
-            action.url,
+            url,
             headers=action.headers,
             timeout=request_timeout(base, connect=self._connect_timeout, read=self._read_timeout),
             **self._request_options,
@@ -399,7 +404,7 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
     if not str(url).strip():
         raise ValueError("url must not be empty")
     try:
-        httpx.URL(url)
+        _parsed_url(url)
     except httpx.InvalidURL as error:
         shown = redact(str(error), url)  # A URL's secrets never in a message.
         raise ValueError(f"url {redact_url(url)!r} is not a valid URL: {shown}") from None
@@ -467,6 +472,14 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
         value = options[name]
         if value is not None and not callable(value):
             raise TypeError(f"{name} must be callable or None, got {value!r}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_url(url: str | httpx.URL) -> httpx.URL:
+    """``url`` parsed, once for all the streams to the same URL (thousands of streams often
+    share a few: parsing costs about as much as the rest of a stream's construction). httpx's
+    URLs are immutable, so one may serve every stream and every request."""
+    return httpx.URL(url)
 
 
 def _items(pairs: Any) -> list[tuple[Any, Any]]:
