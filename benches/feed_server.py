@@ -3,6 +3,12 @@ memory alone. It prints its port and stops when its stdin closes.
 
 - ``python feed_server.py events N RATE``: on every path, N events with ids 1..N at RATE
   events/s (0: as fast as the client reads);
+- ``python feed_server.py fixed N RATE STREAMS``: on each path, a ``: ready`` comment, then
+  nothing until STREAMS requests have come to that path; then, from the same moment for every
+  stream of the path, N events at RATE events/s (one write each), then silence (the connection
+  stays open, so that no reconnect is measured); ``/warm`` is silent. The same number of events
+  to each stream, at the same pace, for every contender (benches/many_client.py ``active``
+  uses a path per run);
 - ``python feed_server.py heartbeat SECONDS``: on every path, a stream that never ends and
   sends only a ``: ping`` comment every SECONDS;
 - ``python feed_server.py llm BYTES``: LLM token events (fastsse._tools.corpus), BYTES of them
@@ -19,11 +25,12 @@ import asyncio
 import resource
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from fastsse._tools.corpus import llm_tokens
-from fastsse.testing import Action, RecordedRequest, Response, SSEServer, comment, delay
+from fastsse.testing import Action, RecordedRequest, Response, SSEServer, comment, delay, stall
 
 
 def serving(*args: str) -> Iterator[str]:
@@ -64,6 +71,32 @@ def heartbeats(seconds: float) -> Iterator[Action]:
         yield delay(seconds)
 
 
+class Gate:
+    """Opens once ``streams`` requests have come: the moment every stream starts from."""
+
+    def __init__(self, streams: int) -> None:
+        self.streams = streams
+        self.arrived = 0
+        self.start: float | None = None
+
+    def arrive(self) -> None:
+        self.arrived += 1
+        if self.arrived == self.streams:
+            # Time for the last stream's response to reach its client before any event.
+            self.start = time.monotonic() + 0.5
+
+
+def fixed(data: bytes, events: int, rate: int, gate: Gate) -> Iterator[Action]:
+    yield comment("ready")
+    deadline = time.monotonic() + 600
+    while gate.start is None and time.monotonic() < deadline:
+        yield delay(0.02)
+    if gate.start is not None:
+        yield delay(max(0.0, gate.start - time.monotonic()))
+        yield from paced(data, events, rate)
+    yield stall()
+
+
 def raise_fd_limit() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -92,6 +125,18 @@ def main(mode: str, *args: str) -> None:
 
         def respond(request: RecordedRequest) -> Response:
             return by_path[request.path]
+
+    elif mode == "fixed":
+        events, rate = int(args[0]), int(args[1])
+        data = corpus(events)
+        gates: dict[str, Gate] = {}
+
+        def respond(request: RecordedRequest) -> Response:
+            if request.path == "/warm":
+                return Response(body=[comment("ready"), stall()])
+            gate = gates.setdefault(request.path, Gate(int(args[2])))
+            gate.arrive()
+            return Response(body=fixed(data, events, rate, gate))
 
     else:
         events, rate = int(args[0]), int(args[1])

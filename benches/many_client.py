@@ -6,9 +6,12 @@ one JSON line and exits.
 heartbeats only; resident memory and (with ``--tracemalloc``) Python-heap memory per stream,
 and the time (wall and CPU) until all are open.
 
-``python many_client.py CONTENDER active COUNT URL WINDOW``: streams that each receive events
-(one HTTP chunk each); the CPU time of this process per event over WINDOW seconds once all
-are open.
+``python many_client.py CONTENDER active COUNT URL EVENTS``: streams that each receive EVENTS
+events (one HTTP chunk each) from a ``feed_server.py fixed EVENTS RATE COUNT``, which starts
+them all at once when all are open: the CPU time of this process per event, from then until
+every stream has received all of its events. The work is the same for every contender (the
+same events, at the same pace), so a slower contender cannot look cheaper per event for being
+sent fewer of them.
 
 Contenders: ``fastsse`` (``AsyncEventStream(url)``, no client), ``fastsse-httpx`` (the same
 without the aiohttp extra: httpx's own transport), ``httpx-sse`` (``aconnect_sse`` on an
@@ -162,7 +165,9 @@ async def main(name: str, mode: str, count: int, url: str, options: list[str]) -
     read, _ = await contender(name, count)
     # Warm up: imports, first connection, one-time structures; then measure from here.
     warm = Counters()
-    warm_tasks = await open_all(read, url, 1, warm)
+    # Not on ``/`` (another path of a ``fixed`` feed): the warm-up is not one of the streams the
+    # feed waits for.
+    warm_tasks = await open_all(read, url + "warm", 1, warm)
     for task in warm_tasks:
         task.cancel()
     await asyncio.gather(*warm_tasks, return_exceptions=True)
@@ -173,6 +178,8 @@ async def main(name: str, mode: str, count: int, url: str, options: list[str]) -
     if trace:
         tracemalloc.start()
         traced_before = tracemalloc.get_traced_memory()[0]
+    if mode == "active":
+        url += f"run-{os.getpid()}"  # A gate of the feed's own for this run's streams.
     cpu0, wall0 = time.process_time(), time.perf_counter()
     tasks = await open_all(read, url, count, counters)
     result["open_wall_s"] = time.perf_counter() - wall0
@@ -198,14 +205,20 @@ async def main(name: str, mode: str, count: int, url: str, options: list[str]) -
                 ]
         result["rss_per_stream"] = (rss() - before) / count
     else:
-        window = float(options[0])
-        await asyncio.sleep(1.0)  # past the opening
+        expected = count * int(options[0])
         cpu0, events0, wall0 = time.process_time(), counters.events, time.perf_counter()
-        await asyncio.sleep(window)
+        deadline = wall0 + TIMEOUT
+        while counters.events < expected and time.perf_counter() < deadline:
+            if counters.error is not None:
+                raise counters.error
+            await asyncio.sleep(0.01)  # Its cost is the same for every contender, and small.
         cpu = time.process_time() - cpu0
-        events = counters.events - events0
         wall = time.perf_counter() - wall0
+        events = counters.events - events0
+        if events != expected:
+            result["error"] = f"{events} events received of {expected}"
         result.update(
+            events=events,
             cpu_per_event_us=cpu / max(events, 1) * 1e6,
             events_per_s=events / wall,
             core_share=cpu / wall,

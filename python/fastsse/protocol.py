@@ -404,6 +404,53 @@ class StreamMachine:
     tests); the machine never sleeps on it.
     """
 
+    # One per stream, and thousands of streams in a process: slots, not an instance dict
+    # (more than 30 attributes, too many for a dict whose keys the instances share).
+    __slots__ = (
+        "_attempt_open",
+        "_chunk_comments",
+        "_chunk_events",
+        "_clock",
+        "_comments_out",
+        "_current",
+        "_cut_mid_event",
+        "_deferred",
+        "_delivered",
+        "_empty_attempts",
+        "_ending",
+        "_events_out",
+        "_headers",
+        "_new_parser",
+        "_no_event_yet",
+        "_rare_steps",
+        "_resume_at",
+        "_retry_after",
+        "_secrets",
+        "_server_retry",
+        "_skips_oversized",
+        "_verdict",
+        "_wants_comments",
+        "backoff",
+        "closed",
+        "done",
+        "error",
+        "has_deferred_work",
+        "interrupted",
+        "method",
+        "on_comment",
+        "on_connect",
+        "on_fault",
+        "parser",
+        "read_timeout",
+        "reconnect",
+        "requests",
+        "response_received",
+        "retry",
+        "shown_url",
+        "stats",
+        "url",
+    )
+
     def __init__(
         self,
         url: Any,

@@ -8,6 +8,7 @@ happened; ``http.py`` translates httpx's errors into the machine's words.
 
 from __future__ import annotations
 
+import functools
 import http.cookiejar
 import math
 import re
@@ -59,6 +60,7 @@ TimeoutTypes = Union[float, httpx.Timeout]
 Content = Union[str, bytes, None]
 
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
+_HTTPX_CLIENTS = (httpx.Client, httpx.AsyncClient)
 #: The client the caller may pass: httpx's or httpx2's (which the stream uses as httpx's).
 _Given = TypeVar("_Given", SyncClient, AsyncClient)
 _Loop = TypeVar("_Loop")
@@ -95,6 +97,11 @@ class StreamBase(Generic[_Client, _Given]):
     #: The batch handed out last, whole or (by the async per-event iterator) event by event: the
     #: resume id is that of its event just before those the iterator still holds.
     _batch: Sequence[Event] = ()
+    #: Events of a received batch not yet handed out one by one: iterating again (after a
+    #: ``break``) starts with them, so that none is skipped. Made by the first iteration
+    #: event by event that needs one (``_filled_backlog``): an empty deque costs 760 bytes per
+    #: stream, and most streams never need one.
+    _backlog: deque[Event] | tuple[()] = ()
 
     def __init__(
         self,
@@ -269,9 +276,6 @@ class StreamBase(Generic[_Client, _Given]):
         self._connect_timeout = connect_timeout
         self._client: _Client | None = cast(Any, client)  # httpx2's works as httpx's
         self._owns_client = client is None
-        # Events of a received batch not yet handed out one by one: iterating again (after a
-        # ``break``) starts with them, so that none is skipped.
-        self._backlog: deque[Event] = deque()
         self._delivered_id = last_event_id or self._machine.parser.last_event_id
         self._waker = self._new_waker()
 
@@ -321,9 +325,12 @@ class StreamBase(Generic[_Client, _Given]):
 
     def _build_request(self, client: _Client, action: Send) -> httpx.Request:
         base = self._timeout if self._timeout is not None else client.timeout
+        url = action.url
+        if isinstance(client, _HTTPX_CLIENTS) and isinstance(url, (str, httpx.URL)):
+            url = _parsed_url(url)  # Not parsed again (httpx2's client takes its own URL).
         request = client.build_request(
             action.method,
-            action.url,
+            url,
             headers=action.headers,
             timeout=request_timeout(base, connect=self._connect_timeout, read=self._read_timeout),
             **self._request_options,
@@ -381,14 +388,23 @@ class StreamBase(Generic[_Client, _Given]):
             "hands its events to several workers)"
         )
 
+    def _filled_backlog(self) -> deque[Event]:
+        """The backlog to fill: made once, then the same deque for the stream's lifetime (an
+        iteration may hold it)."""
+        backlog = self._backlog
+        if isinstance(backlog, tuple):
+            backlog = self._backlog = deque()
+        return backlog
+
     def _next_from_backlog(self) -> Event:
-        event = self._backlog.popleft()
+        event = self._filled_backlog().popleft()
         self._delivered_id = event.id
         return event
 
     def _take_backlog(self) -> list[Event]:
         batch = list(self._backlog)
-        self._backlog.clear()
+        if batch:
+            self._filled_backlog().clear()
         return batch
 
 
@@ -406,7 +422,7 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
     if not str(url).strip():
         raise ValueError("url must not be empty")
     try:
-        httpx.URL(url)
+        _parsed_url(url)
     except httpx.InvalidURL as error:
         shown = redact(str(error), url)  # A URL's secrets never in a message.
         raise ValueError(f"url {redact_url(url)!r} is not a valid URL: {shown}") from None
@@ -474,6 +490,14 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
         value = options[name]
         if value is not None and not callable(value):
             raise TypeError(f"{name} must be callable or None, got {value!r}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_url(url: str | httpx.URL) -> httpx.URL:
+    """``url`` parsed, once for all the streams to the same URL (thousands of streams often
+    share a few: parsing costs about as much as the rest of a stream's construction). httpx's
+    URLs are immutable, so one may serve every stream and every request."""
+    return httpx.URL(url)
 
 
 def _items(pairs: Any) -> list[tuple[Any, Any]]:

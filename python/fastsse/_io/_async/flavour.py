@@ -218,7 +218,7 @@ class AsyncFlavour(StreamBase[httpx.AsyncClient, AsyncClient]):
         events = self._events
         if events is not None and events.buffered:
             self._delivered_id = self.last_event_id
-            self._backlog.extend(events.clear())
+            self._filled_backlog().extend(events.clear())
 
     async def _close_events(self, loop: AsyncGenerator[list[Event], None] | None) -> None:
         """``aclose()``'s end of the event iterator: a reader in the middle of a batch gets

@@ -123,7 +123,7 @@ class SyncFlavour(StreamBase[httpx.Client, SyncClient]):
         return next(self._events)
 
     def __iter__(self) -> Generator[Event, None, None]:
-        backlog = self._backlog
+        backlog = self._filled_backlog()
         machine = self._machine
         batches = self.batches()
         try:
