@@ -35,12 +35,10 @@ from fastsse.redis.relay import _LeaseLost, _Stale
 from fastsse.testing import Response, SSEServer, event
 from support import redis_worker
 from support.numbered_feed import numbered_feed
-from support.redis_checks import ENV, TIMEOUT, feed_that_waits, wait_until
+from support.redis_checks import ENV, KEY, TIMEOUT, add_entries, feed_that_waits, wait_until
 from support.redis_checks import entry_ids as support_entry_ids
 from support.redis_server import RedisServer
 from support.streams import fast_retry
-
-KEY = "feed"
 
 
 def entry_ids(client: redis.Redis, key: str = KEY) -> list[int]:
@@ -349,11 +347,6 @@ def test_relay_command_reports_bad_arguments(relays: Callable[..., Relays]) -> N
 
 
 # -- the consumer group -----------------------------------------------------------------------
-
-
-def add_entries(client: redis.Redis, ids: range) -> None:
-    for i in ids:
-        client.xadd(KEY, {"id": str(i), "event": "message", "data": f"payload {i}"})
 
 
 @pytest.mark.anyio
