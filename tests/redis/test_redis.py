@@ -35,7 +35,15 @@ from fastsse.redis.relay import _LeaseLost, _Stale
 from fastsse.testing import Response, SSEServer, event
 from support import redis_worker
 from support.numbered_feed import numbered_feed
-from support.redis_checks import ENV, KEY, TIMEOUT, add_entries, feed_that_waits, wait_until
+from support.redis_checks import (
+    ENV,
+    KEY,
+    TIMEOUT,
+    HeldHandler,
+    add_entries,
+    feed_that_waits,
+    wait_until,
+)
 from support.redis_checks import entry_ids as support_entry_ids
 from support.redis_server import RedisServer
 from support.streams import fast_retry
@@ -378,25 +386,18 @@ async def test_stop_finishes_in_flight_handlers_and_acknowledges_them(
     redis_server: RedisServer, client: redis.Redis
 ) -> None:
     add_entries(client, range(1, 9))
-    started, release = anyio.Event(), anyio.Event()
-    finished: list[str] = []
-
-    async def handle(event: Event) -> None:
-        started.set()
-        await release.wait()
-        finished.append(event.id)
-
+    handler = HeldHandler()
     worker = RedisStreamConsumer(
-        handle, redis=redis_server.url, stream=KEY, group="g", consumer="c1", workers=2
+        handler, redis=redis_server.url, stream=KEY, group="g", consumer="c1", workers=2
     )
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(worker.run)
         with anyio.fail_after(TIMEOUT):
-            await started.wait()
+            await handler.started.wait()
         worker.stop()
         assert client.xpending(KEY, "g")["pending"] == 8  # delivered, nothing acknowledged
-        release.set()
-    assert sorted(finished, key=int) == [str(i) for i in range(1, 9)]
+        handler.release.set()
+    assert sorted(handler.finished, key=int) == [str(i) for i in range(1, 9)]
     assert client.xpending(KEY, "g")["pending"] == 0
 
 

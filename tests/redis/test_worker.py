@@ -24,7 +24,7 @@ import redis
 from fastsse import Event
 from fastsse.redis import HandlerTimeoutError, RedisStreamConsumer, RedisWorkerStats
 from support import poison_worker
-from support.redis_checks import ENV, KEY, TIMEOUT, add_entries, await_until
+from support.redis_checks import ENV, KEY, TIMEOUT, HeldHandler, add_entries, await_until
 from support.redis_server import RedisServer
 
 
@@ -475,28 +475,21 @@ async def test_without_read_ahead_a_worker_takes_entries_only_for_free_handlers(
     redis_server: RedisServer, client: redis.Redis
 ) -> None:
     add_entries(client, range(1, 9))
-    started, release = anyio.Event(), anyio.Event()
-    finished: list[str] = []
-
-    async def handle(event: Event) -> None:
-        started.set()
-        await release.wait()
-        finished.append(event.id)
-
+    handler = HeldHandler()
     worker = RedisStreamConsumer(
-        handle, redis=redis_server.url, stream=KEY, group="g", consumer="c1", workers=2,
+        handler, redis=redis_server.url, stream=KEY, group="g", consumer="c1", workers=2,
         queue_size=0,
     )  # fmt: skip
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(worker.run)
         with anyio.fail_after(TIMEOUT):
-            await started.wait()
+            await handler.started.wait()
             await await_until(lambda: worker.stats.in_flight == 2, "both handlers busy")
         worker.stop()
         # Taken only as handlers are free to start them: 2, none read ahead.
         assert pending(client) == 2
-        release.set()
-    assert finished == ["1", "2"]
+        handler.release.set()
+    assert handler.finished == ["1", "2"]
     assert pending(client) == 0
     assert client.xinfo_groups(KEY)[0]["lag"] == 6  # 3-8 left for the next worker
 

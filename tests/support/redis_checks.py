@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 import anyio
+from fastsse import Event
 from fastsse.testing import Action, RecordedRequest, Response, delay, event
 
 #: Seconds any one wait of a Redis test may take at most.
@@ -49,6 +50,21 @@ def add_entries(client: Any, ids: range, key: str = KEY) -> None:
     """Add to the stream ``key`` an entry per id, as the relay writes them (data "payload <id>")."""
     for i in ids:
         client.xadd(key, {"id": str(i), "event": "message", "data": f"payload {i}"})
+
+
+class HeldHandler:
+    """A worker's handler that holds every event until ``release`` is set: ``started`` is set
+    when the first one arrives, ``finished`` lists the ids it let go of, in order."""
+
+    def __init__(self) -> None:
+        self.started = anyio.Event()
+        self.release = anyio.Event()
+        self.finished: list[str] = []
+
+    async def __call__(self, event: Event) -> None:
+        self.started.set()
+        await self.release.wait()
+        self.finished.append(event.id)
 
 
 def entry_ids(client: Any, key: str) -> list[int]:
