@@ -256,6 +256,23 @@ def iterate_in_thread(stream: EventStream) -> tuple[threading.Thread, list[Event
 
 
 @contextmanager
+def closed_and_joined(stream: EventStream, thread: threading.Thread) -> Iterator[None]:
+    """Whatever the block raises, close ``stream`` and wait for ``thread``, which iterates it, to
+    end (bounded), so that no test leaves a thread reading."""
+    try:
+        yield
+    finally:
+        stream.close()
+        thread.join(TIMEOUT)
+
+
+def assert_ends_soon(thread: threading.Thread, within: float = 1.0, why: str = "") -> None:
+    """``thread`` ends within ``within`` seconds."""
+    thread.join(within)
+    assert not thread.is_alive(), why
+
+
+@contextmanager
 def _listener(
     serve: Callable[[socket.socket, threading.Event], None] | None = None,
 ) -> Iterator[tuple[str, list[socket.socket]]]:
