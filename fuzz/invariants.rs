@@ -361,27 +361,22 @@ pub fn oracle_with(stream: &[u8], last_event_id: &str, dataless_blocks: bool) ->
     for line in lines {
         if line.is_empty() {
             outcome.last_event_id.clone_from(&id_buffer);
-            if !data.is_empty() {
+            let dispatched = if !data.is_empty() {
                 data.pop();
-                let event_type = if event_type.is_empty() {
-                    "message".to_owned()
-                } else {
-                    event_type.clone()
-                };
-                let id = outcome.last_event_id.clone();
-                outcome
-                    .events
-                    .push((event_type, data.clone(), id, event_retry));
+                Some(data.clone())
             } else if dataless_blocks && id_or_retry {
+                Some(String::new())
+            } else {
+                None
+            };
+            if let Some(data) = dispatched {
                 let event_type = if event_type.is_empty() {
                     "message".to_owned()
                 } else {
                     event_type.clone()
                 };
                 let id = outcome.last_event_id.clone();
-                outcome
-                    .events
-                    .push((event_type, String::new(), id, event_retry));
+                outcome.events.push((event_type, data, id, event_retry));
             }
             (data, event_type, event_retry) = (String::new(), String::new(), None);
             fields_seen = false;

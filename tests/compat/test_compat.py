@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import functools
 import gzip
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -25,13 +24,7 @@ import httpx
 import httpx_sse
 import pytest
 from fastsse.testing import Response, SSEServer, abort, comment, delay, event, split, stall
-
-try:
-    import httpx2
-
-    HTTPX2: list[ModuleType] = [httpx2]
-except ImportError:  # httpx2 needs Python >= 3.11; the httpx2 cases run wherever it installs
-    HTTPX2 = []
+from support.compat import HTTPX2, readme_iter_sse_retrying
 
 TIMEOUT = 5.0
 KINDS = ("sync", "async")
@@ -163,26 +156,6 @@ def test_calling_into_a_wsgi_app(api: API) -> None:
     assert (sse.event, sse.json()) == ("login", {"user_id": "4135"})
 
 
-def stamina_like_retry(*, on: type[BaseException]) -> Callable[[Any], Any]:
-    """A stand-in for ``stamina.retry`` on a generator function: runs it again, at most 5
-    times, when it raises ``on``."""
-
-    def decorate(func: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:
-        @functools.wraps(func)
-        def wrapper() -> Iterator[Any]:
-            for attempt in range(5):
-                try:
-                    yield from func()
-                    return
-                except on:
-                    if attempt == 4:
-                        raise
-
-        return wrapper
-
-    return decorate
-
-
 def test_readme_handling_reconnections(api: API, server: SSEServer) -> None:
     """The README's reconnect recipe: ``httpx.ReadError`` when the connection breaks, then
     ``sse.id`` and ``sse.retry`` to resume with Last-Event-ID."""
@@ -190,35 +163,9 @@ def test_readme_handling_reconnections(api: API, server: SSEServer) -> None:
         Response(body=[event("one", id="1", retry=10), event("two", id="2"), delay(0.05), abort()]),
         Response(body=[event("three", id="3")]),
     )
-    httpx, connect_sse, retry = api.http, api.sse.connect_sse, stamina_like_retry
+    httpx = api.http
     slept: list[float] = []
-
-    # -- the example, as written (time.sleep recorded instead of slept) --
-    def iter_sse_retrying(client: Any, method: str, url: str) -> Iterator[Any]:
-        last_event_id = ""
-        reconnection_delay = 0.0
-
-        @retry(on=httpx.ReadError)
-        def _iter_sse() -> Iterator[Any]:
-            nonlocal last_event_id, reconnection_delay
-
-            slept.append(reconnection_delay)
-
-            headers = {"Accept": "text/event-stream"}
-
-            if last_event_id:
-                headers["Last-Event-ID"] = last_event_id
-
-            with connect_sse(client, method, url, headers=headers) as event_source:
-                for sse in event_source.iter_sse():
-                    last_event_id = sse.id
-
-                    if sse.retry is not None:
-                        reconnection_delay = sse.retry / 1000
-
-                    yield sse
-
-        return _iter_sse()  # type: ignore[no-any-return]
+    iter_sse_retrying = readme_iter_sse_retrying(httpx, api.sse.connect_sse, slept)
 
     with httpx.Client() as client:
         events = list(iter_sse_retrying(client, "GET", server.url_for("/sse")))

@@ -7,28 +7,12 @@ from __future__ import annotations
 
 import sys
 from types import ModuleType
-from typing import Any
 
 import fastsse
 import httpx
 import pytest
 from fastsse import protocol
-
-try:
-    import httpx2
-
-    HTTPX2: list[ModuleType] = [httpx2]
-except ImportError:  # httpx2 needs Python >= 3.11
-    HTTPX2 = []
-
-
-def response(http: ModuleType, chunks: list[bytes]) -> Any:
-    return http.Response(
-        200,
-        headers={"content-type": "text/event-stream"},
-        content=iter(chunks),
-        request=http.Request("GET", "http://127.0.0.1/feed"),
-    )
+from support.compat import HTTPX2, response
 
 
 @pytest.mark.parametrize("http", [httpx, *HTTPX2], ids=lambda http: http.__name__)
@@ -73,6 +57,7 @@ def test_an_oversized_event_raises_after_the_events_of_its_chunk() -> None:
 
 @pytest.mark.skipif(not HTTPX2, reason="httpx2 needs Python >= 3.11")
 def test_an_oversized_event_is_httpx2_s_error_when_iterated_directly() -> None:
+    (httpx2,) = HTTPX2
     chunks = [b"data: a\n\n", b"data: " + b"x" * 64 + b"\n\ndata: b\n\n"]
     seen: list[str] = []
     with pytest.raises(

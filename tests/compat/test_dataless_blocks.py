@@ -13,10 +13,8 @@ httpx2's ``EventSource``) and compares, at every split of the bytes into chunks:
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
-from collections.abc import Callable, Iterator
-from types import ModuleType
+from collections.abc import Iterator
 from typing import Any
 
 import fastsse
@@ -24,13 +22,7 @@ import httpx
 import httpx_sse
 import pytest
 from fastsse.testing import Response, SSEServer, abort, delay, event
-
-try:
-    import httpx2
-
-    HTTPX2: list[ModuleType] = [httpx2]
-except ImportError:  # httpx2 needs Python >= 3.11
-    HTTPX2 = []
+from support.compat import HTTPX2, readme_iter_sse_retrying, response
 
 TIMEOUT = 5.0
 Fields = tuple[str, str, str, "int | None"]
@@ -128,25 +120,6 @@ def test_an_mcp_client_resumes_from_the_priming_id_after_its_retry(
     assert second.last_event_id == "evt-1"
 
 
-def stamina_like_retry(*, on: type[BaseException]) -> Callable[[Any], Any]:
-    """``stamina.retry`` on a generator function, reduced: runs it again (5 times at most)."""
-
-    def decorate(func: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:
-        @functools.wraps(func)
-        def wrapper() -> Iterator[Any]:
-            for attempt in range(5):
-                try:
-                    yield from func()
-                    return
-                except on:
-                    if attempt == 4:
-                        raise
-
-        return wrapper
-
-    return decorate
-
-
 @pytest.mark.parametrize(("name", "sse", "http"), APIS, ids=IDS)
 def test_httpx_sse_readme_recipe_reads_retry_from_a_block_without_data(
     name: str, sse: Any, http: Any
@@ -164,37 +137,10 @@ def test_httpx_sse_readme_recipe_reads_retry_from_a_block_without_data(
         ),
         Response(body=[event("three", id="3")]),
     ) as server:
-        httpx_, connect_sse, retry = http, sse.connect_sse, stamina_like_retry
         slept: list[float] = []
+        iter_sse_retrying = readme_iter_sse_retrying(http, sse.connect_sse, slept)
 
-        # -- httpx-sse's README example, as written (time.sleep recorded instead of slept) --
-        def iter_sse_retrying(client: Any, method: str, url: str) -> Iterator[Any]:
-            last_event_id = ""
-            reconnection_delay = 0.0
-
-            @retry(on=httpx_.ReadError)
-            def _iter_sse() -> Iterator[Any]:
-                nonlocal last_event_id, reconnection_delay
-
-                slept.append(reconnection_delay)
-
-                headers = {"Accept": "text/event-stream"}
-
-                if last_event_id:
-                    headers["Last-Event-ID"] = last_event_id
-
-                with connect_sse(client, method, url, headers=headers) as event_source:
-                    for sse in event_source.iter_sse():
-                        last_event_id = sse.id
-
-                        if sse.retry is not None:
-                            reconnection_delay = sse.retry / 1000
-
-                        yield sse
-
-            return _iter_sse()  # type: ignore[no-any-return]
-
-        with httpx_.Client() as client:
+        with http.Client() as client:
             events = fields(list(iter_sse_retrying(client, "GET", server.url)))
         first, second = server.wait_for_requests(2)
     assert first.last_event_id is None
@@ -208,21 +154,12 @@ def test_httpx_sse_readme_recipe_reads_retry_from_a_block_without_data(
     assert second.last_event_id == "2"
 
 
-def response(http: ModuleType, chunks: list[bytes]) -> Any:
-    """A response of ``http`` (httpx or httpx2) whose body arrives in these chunks."""
-    return http.Response(
-        200,
-        headers={"content-type": "text/event-stream"},
-        content=iter(chunks),
-        request=http.Request("GET", "http://127.0.0.1/feed"),
-    )
-
-
 def httpx_sse_fields(chunks: list[bytes]) -> list[Fields]:
     return fields(list(httpx_sse.EventSource(response(httpx, chunks)).iter_sse()))
 
 
 def httpx2_fields(chunks: list[bytes]) -> list[Fields]:
+    (httpx2,) = HTTPX2
     return fields(list(httpx2.EventSource(response(httpx2, chunks))))
 
 

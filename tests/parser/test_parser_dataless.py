@@ -15,7 +15,7 @@ from support.parser_cases import (
     DATALESS_VECTORS,
     PARSERS,
     Outcome,
-    Vector,
+    expected,
     one_byte,
     run,
     spec_oracle,
@@ -24,10 +24,6 @@ from support.parser_cases import (
 
 vectors = pytest.mark.parametrize("vector", [pytest.param(v, id=v.name) for v in DATALESS_VECTORS])
 parsers = pytest.mark.parametrize("factory", PARSERS)
-
-
-def expected(vector: Vector) -> Outcome:
-    return Outcome(vector.events, vector.last_event_id, vector.retry)
 
 
 def two_and_three_pieces(stream: bytes) -> list[list[bytes]]:

@@ -21,12 +21,11 @@ from support.parser_cases import (
     PARSERS,
     RANDOM_SEEDS,
     VECTORS,
-    Outcome,
-    Vector,
     as_bytearrays,
     as_memoryviews,
     as_tuple,
     ev,
+    expected,
     one_byte,
     random_split,
     run,
@@ -36,10 +35,6 @@ from support.parser_cases import (
 
 vectors = pytest.mark.parametrize("vector", [pytest.param(v, id=v.name) for v in VECTORS])
 parsers = pytest.mark.parametrize("factory", PARSERS)
-
-
-def expected(vector: Vector) -> Outcome:
-    return Outcome(vector.events, vector.last_event_id, vector.retry)
 
 
 # --- every vector, every chunking, both parsers -----------------------------------------------

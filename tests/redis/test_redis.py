@@ -35,12 +35,18 @@ from fastsse.redis.relay import _LeaseLost, _Stale
 from fastsse.testing import Response, SSEServer, event
 from support import redis_worker
 from support.numbered_feed import numbered_feed
-from support.redis_checks import ENV, TIMEOUT, feed_that_waits, wait_until
+from support.redis_checks import (
+    ENV,
+    KEY,
+    TIMEOUT,
+    HeldHandler,
+    add_entries,
+    feed_that_waits,
+    wait_until,
+)
 from support.redis_checks import entry_ids as support_entry_ids
 from support.redis_server import RedisServer
 from support.streams import fast_retry
-
-KEY = "feed"
 
 
 def entry_ids(client: redis.Redis, key: str = KEY) -> list[int]:
@@ -351,11 +357,6 @@ def test_relay_command_reports_bad_arguments(relays: Callable[..., Relays]) -> N
 # -- the consumer group -----------------------------------------------------------------------
 
 
-def add_entries(client: redis.Redis, ids: range) -> None:
-    for i in ids:
-        client.xadd(KEY, {"id": str(i), "event": "message", "data": f"payload {i}"})
-
-
 @pytest.mark.anyio
 async def test_workers_handle_every_entry_once_and_acknowledge_it(
     redis_server: RedisServer, client: redis.Redis
@@ -385,25 +386,18 @@ async def test_stop_finishes_in_flight_handlers_and_acknowledges_them(
     redis_server: RedisServer, client: redis.Redis
 ) -> None:
     add_entries(client, range(1, 9))
-    started, release = anyio.Event(), anyio.Event()
-    finished: list[str] = []
-
-    async def handle(event: Event) -> None:
-        started.set()
-        await release.wait()
-        finished.append(event.id)
-
+    handler = HeldHandler()
     worker = RedisStreamConsumer(
-        handle, redis=redis_server.url, stream=KEY, group="g", consumer="c1", workers=2
+        handler, redis=redis_server.url, stream=KEY, group="g", consumer="c1", workers=2
     )
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(worker.run)
         with anyio.fail_after(TIMEOUT):
-            await started.wait()
+            await handler.started.wait()
         worker.stop()
         assert client.xpending(KEY, "g")["pending"] == 8  # delivered, nothing acknowledged
-        release.set()
-    assert sorted(finished, key=int) == [str(i) for i in range(1, 9)]
+        handler.release.set()
+    assert sorted(handler.finished, key=int) == [str(i) for i in range(1, 9)]
     assert client.xpending(KEY, "g")["pending"] == 0
 
 

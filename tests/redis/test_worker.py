@@ -8,7 +8,6 @@ Every wait polls Redis, a log or the worker's stats for the state it needs, with
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from collections import Counter
 from collections.abc import Awaitable, Iterator
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import anyio
 import pytest
@@ -25,11 +24,8 @@ import redis
 from fastsse import Event
 from fastsse.redis import HandlerTimeoutError, RedisStreamConsumer, RedisWorkerStats
 from support import poison_worker
+from support.redis_checks import ENV, KEY, TIMEOUT, HeldHandler, add_entries, await_until
 from support.redis_server import RedisServer
-
-TIMEOUT = 20.0
-KEY = "feed"
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
 
 @pytest.fixture
@@ -37,34 +33,6 @@ def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client = redis_server.client()
     yield client
     client.close()
-
-
-def add_entries(client: redis.Redis, ids: range) -> None:
-    for i in ids:
-        client.xadd(KEY, {"id": str(i), "event": "message", "data": f"payload {i}"})
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
-async def await_until(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    """wait_until for a test running in the event loop, so that the workers run meanwhile."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await anyio.sleep(0.01)
 
 
 def pending(client: redis.Redis, group: str = "g") -> int:
@@ -507,28 +475,21 @@ async def test_without_read_ahead_a_worker_takes_entries_only_for_free_handlers(
     redis_server: RedisServer, client: redis.Redis
 ) -> None:
     add_entries(client, range(1, 9))
-    started, release = anyio.Event(), anyio.Event()
-    finished: list[str] = []
-
-    async def handle(event: Event) -> None:
-        started.set()
-        await release.wait()
-        finished.append(event.id)
-
+    handler = HeldHandler()
     worker = RedisStreamConsumer(
-        handle, redis=redis_server.url, stream=KEY, group="g", consumer="c1", workers=2,
+        handler, redis=redis_server.url, stream=KEY, group="g", consumer="c1", workers=2,
         queue_size=0,
     )  # fmt: skip
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(worker.run)
         with anyio.fail_after(TIMEOUT):
-            await started.wait()
+            await handler.started.wait()
             await await_until(lambda: worker.stats.in_flight == 2, "both handlers busy")
         worker.stop()
         # Taken only as handlers are free to start them: 2, none read ahead.
         assert pending(client) == 2
-        release.set()
-    assert finished == ["1", "2"]
+        handler.release.set()
+    assert handler.finished == ["1", "2"]
     assert pending(client) == 0
     assert client.xinfo_groups(KEY)[0]["lag"] == 6  # 3-8 left for the next worker
 

@@ -35,6 +35,8 @@ from support.streams import (
     TIMEOUT,
     FakeClock,
     RecordingRetry,
+    assert_ends_soon,
+    closed_and_joined,
     collect,
     fast_retry,
     iterate_in_thread,
@@ -575,7 +577,7 @@ def test_close_from_another_thread_ends_a_blocked_read_and_closes_the_socket(
     server.respond(Response(body=[event("one", id="1"), stall()]))
     stream = EventStream(server.url, retry=fast_retry())
     thread, got, outcome = iterate_in_thread(stream)
-    try:
+    with closed_and_joined(stream, thread):
         deadline = time.monotonic() + TIMEOUT
         while not got and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -583,11 +585,7 @@ def test_close_from_another_thread_ends_a_blocked_read_and_closes_the_socket(
         started = time.monotonic()
         stream.close()
         assert time.monotonic() - started < 1.0
-        thread.join(1.0)
-        assert not thread.is_alive()
-    finally:
-        stream.close()
-        thread.join(TIMEOUT)
+        assert_ends_soon(thread)
     assert outcome == ["ended"]
     assert [e.data for e in got] == ["one"]
     server.wait_for_idle(1.0)
@@ -606,17 +604,13 @@ def test_close_from_another_thread_while_the_consumer_is_busy(server: SSEServer)
 
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
-    try:
+    with closed_and_joined(stream, thread):
         deadline = time.monotonic() + TIMEOUT
         while not got and time.monotonic() < deadline:
             time.sleep(0.005)
         stream.close()
         server.wait_for_idle(1.0)  # the socket is shut down at once, from this thread
-        thread.join(1.0)
-        assert not thread.is_alive()
-    finally:
-        stream.close()
-        thread.join(TIMEOUT)
+        assert_ends_soon(thread)
     assert [e.id for e in got] == ["1"]
     assert stream._loop is None
     assert stream._client is None  # The owned client was released.
@@ -633,14 +627,10 @@ def test_close_from_another_thread_ends_a_backoff_wait(server: SSEServer) -> Non
         on_fault=lambda fault, delay: waiting.set(),
     )
     thread, _got, outcome = iterate_in_thread(stream)
-    try:
+    with closed_and_joined(stream, thread):
         assert waiting.wait(TIMEOUT)
         stream.close()
-        thread.join(1.0)
-        assert not thread.is_alive()
-    finally:
-        stream.close()
-        thread.join(TIMEOUT)
+        assert_ends_soon(thread)
     assert outcome == ["ended"]
     assert len(server.requests) == 1
     assert stream.stats.reconnects == 1  # the 30 s wait was decided, and cut short
@@ -650,17 +640,13 @@ def test_close_from_another_thread_while_waiting_for_response_headers() -> None:
     with silent_listener() as (url, accepted):
         stream = EventStream(url, retry=fast_retry(), read_timeout=2.0)
         thread, _, outcome = iterate_in_thread(stream)
-        try:
+        with closed_and_joined(stream, thread):
             deadline = time.monotonic() + TIMEOUT
             while not accepted and time.monotonic() < deadline:
                 time.sleep(0.01)
             _wait_until_blocked_inside(stream)
             stream.close()
-            thread.join(1.0)
-            assert not thread.is_alive()
-        finally:
-            stream.close()
-            thread.join(TIMEOUT)
+            assert_ends_soon(thread)
         assert outcome == ["ended"]
 
 

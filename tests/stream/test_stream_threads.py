@@ -19,6 +19,8 @@ from support.streams import (
     KINDS,
     TIMEOUT,
     KeepAliveServer,
+    assert_ends_soon,
+    closed_and_joined,
     fast_retry,
     iterate_in_thread,
     keep_alive_server,
@@ -143,16 +145,12 @@ def test_close_from_another_thread_while_a_reused_connection_waits_for_headers(k
         if kind == "sync":
             stream = EventStream(server.url, retry=fast_retry(), read_timeout=20.0)
             thread, got, outcome = iterate_in_thread(stream)
-            try:
+            with closed_and_joined(stream, thread):
                 assert server.second_request.wait(TIMEOUT)
                 started = time.monotonic()
                 stream.close()
-                thread.join(5.0)
-                assert not thread.is_alive(), "close() did not end the wait for headers"
+                assert_ends_soon(thread, 5.0, "close() did not end the wait for headers")
                 elapsed = time.monotonic() - started
-            finally:
-                stream.close()
-                thread.join(TIMEOUT)
             assert outcome == ["ended"]
             assert [e.data for e in got] == ["one"]
         else:

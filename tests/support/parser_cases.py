@@ -356,6 +356,11 @@ class Outcome(NamedTuple):
     comments: tuple[str, ...] = ()
 
 
+def expected(vector: Vector) -> Outcome:
+    """What a parser must make of ``vector``'s stream, in any chunking."""
+    return Outcome(vector.events, vector.last_event_id, vector.retry)
+
+
 def as_tuple(event: fastsse.Event) -> EventTuple:
     return (event.event, event.data, event.id, event.retry)
 

@@ -14,6 +14,8 @@ import anyio
 from fastsse import Event
 from fastsse.redis import RedisStreamConsumer
 
+from support.redis_worker import run_logging_worker
+
 
 async def main(
     url: str,
@@ -26,10 +28,7 @@ async def main(
     workers: str,
     queue_size: str,
 ) -> None:
-    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    async def handle(event: Event) -> None:
-        os.write(fd, f"start {event.id}\n".encode())
+    async def work(event: Event, worker: RedisStreamConsumer) -> None:
         if event.id == die_on:
             stats = worker.stats
             for _ in range(2000):  # bounded: 10 s
@@ -38,20 +37,18 @@ async def main(
                 await anyio.sleep(0.005)
             os._exit(3)
         await anyio.sleep(0)  # let the other handlers of this process start too
-        os.write(fd, f"done {event.id}\n".encode())
 
-    worker = RedisStreamConsumer(
-        handle,
-        redis=url,
-        stream=stream,
-        group="workers",
-        consumer=consumer,
+    await run_logging_worker(
+        url,
+        stream,
+        consumer,
+        log,
+        work,
         workers=int(workers),
         claim_idle=float(idle),
         max_deliveries=int(most),
         queue_size=int(queue_size),
     )
-    await worker.run()
 
 
 if __name__ == "__main__":

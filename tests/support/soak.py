@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import anyio
 import fastsse
 import psutil
-from fastsse import AsyncEventStream, EventStream, Retry
+from fastsse import AsyncEventStream, Event, EventStream, Retry
 from fastsse.testing import Response, SSEServer, event
 
 _PROCESS = psutil.Process()
@@ -68,6 +68,18 @@ class ReconnectFigures:
         with contextlib.suppress(RuntimeError):  # no running loop: the sync stream
             self.tasks[when] = len(asyncio.all_tasks())
 
+    def count(self, received: Event, warmup: int, reconnects: int) -> bool:
+        """Count ``received`` (which must be the next in order), sampling after the warm-up and
+        at the last event: whether that was the last one wanted."""
+        self.events += 1
+        assert received.id == str(self.events), (received, self.events)
+        if self.events == warmup:
+            self.sample("warm")
+        if self.events == reconnects + 1:
+            self.sample("end")
+            return True
+        return False
+
 
 def _one_event_per_connection(request: fastsse.testing.RecordedRequest) -> Response:
     """Each connection sends the event after the one it resumes from, then ends."""
@@ -88,12 +100,7 @@ def reconnect_soak_sync(server: SSEServer, reconnects: int, warmup: int = 50) ->
     started = time.perf_counter()
     with EventStream(url, retry=IMMEDIATE, read_timeout=10.0) as stream:
         for received in stream:
-            figures.events += 1
-            assert received.id == str(figures.events), (received, figures.events)
-            if figures.events == warmup:
-                figures.sample("warm")
-            if figures.events == reconnects + 1:
-                figures.sample("end")
+            if figures.count(received, warmup, reconnects):
                 break
         figures.reconnects = stream.stats.reconnects
     figures.seconds = time.perf_counter() - started
@@ -113,12 +120,7 @@ def reconnect_soak_async(server: SSEServer, reconnects: int, warmup: int = 50) -
         started = time.perf_counter()
         async with AsyncEventStream(url, retry=IMMEDIATE, read_timeout=10.0) as stream:
             async for received in stream:
-                figures.events += 1
-                assert received.id == str(figures.events), (received, figures.events)
-                if figures.events == warmup:
-                    figures.sample("warm")
-                if figures.events == reconnects + 1:
-                    figures.sample("end")
+                if figures.count(received, warmup, reconnects):
                     break
             figures.reconnects = stream.stats.reconnects
         figures.seconds = time.perf_counter() - started

@@ -256,6 +256,23 @@ def iterate_in_thread(stream: EventStream) -> tuple[threading.Thread, list[Event
 
 
 @contextmanager
+def closed_and_joined(stream: EventStream, thread: threading.Thread) -> Iterator[None]:
+    """Whatever the block raises, close ``stream`` and wait for ``thread``, which iterates it, to
+    end (bounded), so that no test leaves a thread reading."""
+    try:
+        yield
+    finally:
+        stream.close()
+        thread.join(TIMEOUT)
+
+
+def assert_ends_soon(thread: threading.Thread, within: float = 1.0, why: str = "") -> None:
+    """``thread`` ends within ``within`` seconds."""
+    thread.join(within)
+    assert not thread.is_alive(), why
+
+
+@contextmanager
 def _listener(
     serve: Callable[[socket.socket, threading.Event], None] | None = None,
 ) -> Iterator[tuple[str, list[socket.socket]]]:
@@ -305,12 +322,12 @@ class KeepAliveServer:
     second_request: threading.Event
 
 
-@contextmanager
-def keep_alive_server(first: bytes) -> Iterator[KeepAliveServer]:
-    """A loopback HTTP/1.1 server that keeps connections alive (SSEServer closes each after its
-    response): it answers the first request with the event stream ``first`` (with a
-    Content-Length, so the client can reuse the connection), and never answers the second."""
-    second_request = threading.Event()
+def _keep_alive_serve(
+    answer: Callable[[int], bytes | None],
+) -> Callable[[socket.socket, threading.Event], None]:
+    """A connection handler for :func:`_listener` that serves HTTP/1.1 on a connection it keeps
+    alive: each request (numbered from 1 across all connections) gets ``answer(number)`` sent
+    back, or no answer at all where that is None."""
     requests = 0
     lock = threading.Lock()
 
@@ -333,13 +350,28 @@ def keep_alive_server(first: bytes) -> Iterator[KeepAliveServer]:
                 with lock:
                     requests += 1
                     number = requests
-                if number == 1:
-                    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                    conn.sendall(head + b"Content-Length: %d\r\n\r\n%s" % (len(first), first))
-                else:
-                    second_request.set()  # and no answer
+                reply = answer(number)
+                if reply is not None:
+                    conn.sendall(reply)
 
-    with _listener(serve) as (url, accepted):
+    return serve
+
+
+@contextmanager
+def keep_alive_server(first: bytes) -> Iterator[KeepAliveServer]:
+    """A loopback HTTP/1.1 server that keeps connections alive (SSEServer closes each after its
+    response): it answers the first request with the event stream ``first`` (with a
+    Content-Length, so the client can reuse the connection), and never answers the second."""
+    second_request = threading.Event()
+
+    def answer(number: int) -> bytes | None:
+        if number == 1:
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            return head + b"Content-Length: %d\r\n\r\n%s" % (len(first), first)
+        second_request.set()  # and no answer
+        return None
+
+    with _listener(_keep_alive_serve(answer)) as (url, accepted):
         yield KeepAliveServer(url, accepted, second_request)
 
 
@@ -348,23 +380,8 @@ def redirect_loop_server() -> Iterator[tuple[str, list[socket.socket]]]:
     """A loopback HTTP/1.1 server that answers every request, on connections it keeps alive,
     with a 307 to itself: its URL and the connections it accepted."""
 
-    def serve(conn: socket.socket, stop: threading.Event) -> None:
-        buffer = b""
-        conn.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                data = conn.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            buffer += data
-            while b"\r\n\r\n" in buffer:
-                _, _, buffer = buffer.partition(b"\r\n\r\n")
-                conn.sendall(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /\r\n")
-                conn.sendall(b"Content-Length: 0\r\n\r\n")
+    def answer(number: int) -> bytes:
+        return b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /\r\nContent-Length: 0\r\n\r\n"
 
-    with _listener(serve) as found:
+    with _listener(_keep_alive_serve(answer)) as found:
         yield found
