@@ -113,9 +113,14 @@ def test_a_read_timeout_and_a_broken_connection_are_logged_in_words(
     )
     with caplog.at_level(logging.WARNING, logger="fastsse"):
         assert collect(kind, server.url, read_timeout=0.2).error is None
-    first, second = warnings_of(caplog)
-    assert "no data for 0.2 s (read_timeout)" in first
-    assert "the connection broke" in second
+    # A loaded machine may be slower than 0.2 s to answer a request too: that is one more
+    # timeout in the log, never a missing or misworded line.
+    lines = warnings_of(caplog)
+    timed_out = [i for i, line in enumerate(lines) if "no data for 0.2 s (read_timeout)" in line]
+    broke = [i for i, line in enumerate(lines) if "the connection broke" in line]
+    assert timed_out
+    assert len(broke) == 1
+    assert timed_out[0] < broke[0]
 
 
 def test_dns_and_other_connect_failures_are_classified() -> None:

@@ -20,6 +20,7 @@ from fastsse import (
     ContentTypeError,
     Event,
     EventStream,
+    Fault,
     InvalidRequestError,
     RetriesExhausted,
     Retry,
@@ -509,10 +510,23 @@ async def test_async_a_cancelled_read_leaves_a_stream_that_resumes(method: str) 
 async def test_async_timeouts_around_anext_do_not_cut_the_backoff_short() -> None:
     # Each read is given 0.05 s; the server answers 503 and the backoff waits 5 s: the
     # timeouts end the reads, not the wait, and the server is not asked again meanwhile.
+    # The first read is cut only once the 503 was handled (a request cut before its answer is
+    # an attempt abandoned, which reconnects at once by design).
     busy = Response(503, b"busy", content_type="text/plain")
+    first = anyio.CancelScope()
+    delays: list[float | None] = []
+
+    def on_fault(fault: Fault, delay: float | None) -> None:
+        delays.append(delay)
+        first.cancel()
+
     async with SSEServer(busy) as server:
-        async with AsyncEventStream(server.url, retry=Retry(initial=5.0, jitter=False)) as stream:
-            for _ in range(6):
+        retry = Retry(initial=5.0, jitter=False)
+        async with AsyncEventStream(server.url, retry=retry, on_fault=on_fault) as stream:
+            with anyio.fail_after(TIMEOUT), first:
+                await stream.__anext__()
+            assert delays == [5.0]
+            for _ in range(5):
                 with anyio.move_on_after(0.05) as scope:
                     await stream.__anext__()
                 assert scope.cancelled_caught
