@@ -11,7 +11,7 @@ import anyio
 import fastsse
 import pytest
 from fastsse import AsyncEventStream, Event, UnexpectedStatusError
-from fastsse.testing import Response, SSEServer, delay, event, stall
+from fastsse.testing import Delay, Response, SSEServer, delay, event, stall
 from support.streams import TIMEOUT, fast_retry
 
 pytestmark = pytest.mark.anyio
@@ -34,11 +34,14 @@ async def test_every_streams_events_come_tagged_with_their_stream(server: SSESer
     assert [stream.last_event_id for stream in streams] == ["2", "2", "2"]
 
 
-def flood() -> Iterator[bytes]:
-    """Events for ever, as fast as the client reads them."""
+def flood() -> Iterator[bytes | Delay]:
+    """Events for ever, as fast as the client reads them. (The loopback server writes from one
+    event loop: the pause of nothing after each block lets it serve the other connections too,
+    where a client that reads fast enough would otherwise keep it writing this one alone.)"""
     block = event("b") * 1000
     while True:
         yield block
+        yield delay(0)
 
 
 async def test_a_busy_stream_does_not_starve_a_quiet_one(server: SSEServer) -> None:
