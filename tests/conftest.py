@@ -7,21 +7,25 @@ from typing import Any
 
 import httpx
 import pytest
+from fastsse._io import pool as _pool
 from fastsse._io import transport as _transport
 from fastsse.testing import SSEServer
 from support.redis_server import RedisServer
 
 #: What the stream suite (tests/stream/test_stream_*.py) runs on: every test once per client library
 #: and transport. A stream made without ``client=`` gets the variant's client, and so does a
-#: test that builds one with ``_transport.async_client()`` / ``sync_client()``.
+#: test that builds one with ``_transport.async_client()`` / ``sync_client()``. (Without a
+#: client, an async stream of the "direct" and "uvloop" variants sends through aiohttp itself:
+#: ``fastsse._io.direct``; of the others, through the variant's httpx client.)
 CLIENT_VARIANTS = (
     "httpx",  # httpx's own transport (httpcore)
     "httpx2",  # pydantic's fork of httpx: its own classes and exceptions
     "aiohttp",  # fastsse.async_client(): httpx on httpx-aiohttp's transport (async only)
-    "uvloop",  # fastsse.async_client() on uvloop's event loop (async only)
+    "direct",  # a stream's own client on asyncio: aiohttp's session itself (async only)
+    "uvloop",  # the same ("direct", or async_client()'s) on uvloop's event loop (async only)
 )
 #: Variants that only exist for async streams.
-ASYNC_ONLY = ("aiohttp", "uvloop")
+ASYNC_ONLY = ("aiohttp", "direct", "uvloop")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -48,6 +52,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def http_client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The client variant of a stream test (see CLIENT_VARIANTS); "default" elsewhere."""
     variant: str = getattr(request, "param", "default")
+    if variant in ("httpx", "httpx2", "aiohttp"):
+        monkeypatch.setattr(_pool, "DIRECT", False)
     if variant == "httpx":
         monkeypatch.setattr(_transport, "async_client", lambda **kw: httpx.AsyncClient(**kw))
     elif variant == "httpx2":
@@ -55,7 +61,7 @@ def http_client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 
         monkeypatch.setattr(_transport, "async_client", lambda **kw: httpx2.AsyncClient(**kw))
         monkeypatch.setattr(_transport, "sync_client", lambda **kw: httpx2.Client(**kw))
-    elif variant in ("aiohttp", "uvloop"):
+    elif variant in ASYNC_ONLY:
         assert _transport.fast_transport_installed(), "the dev extra installs httpx-aiohttp"
     if variant != "uvloop":
         yield variant

@@ -647,9 +647,13 @@ class StreamMachine:
 
     # -- what happened -------------------------------------------------------------------------
 
-    def response(self, response: ResponseLike) -> Verdict:
-        """The response's headers arrived: what to do with its body."""
-        self.response_received = self._current = response
+    def response(self, response: ResponseLike, *, shown: Any = None) -> Verdict:
+        """The response's headers arrived: what to do with its body.
+
+        ``shown``, when given, is what the caller sees of the response instead of ``response``
+        (``response_received``, ``on_connect``, faults and errors): a driver that reads a light
+        view of a response may show it as its client library's response."""
+        self.response_received = self._current = response if shown is None else shown
         if self.closed:  # close() came while the request was on its way: nothing more.
             return Verdict.STOP
         status = response.status_code
@@ -663,7 +667,7 @@ class StreamMachine:
             self.backoff.connected()
             self.stats.connections += 1
             if self.on_connect is not None:
-                self._call_hook(self.on_connect, response)
+                self._call_hook(self.on_connect, self._current)
             return Verdict.STREAM
         retryable = status in (408, 429) or status >= 500
         if retryable and status in (429, 503):

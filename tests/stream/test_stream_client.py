@@ -204,7 +204,7 @@ def test_the_callers_trace_extension_is_called(
 
     extensions = {"trace": trace if kind == "sync" else atrace}
     assert collect(kind, server.url, extensions=extensions).data == ["a"]
-    if http_client in ("aiohttp", "uvloop"):
+    if http_client in ("aiohttp", "direct", "uvloop"):
         assert traced == []  # httpx-aiohttp's transport has no httpcore trace hooks to call
         return
     assert traced.count("connection.connect_tcp.complete") == 2  # one per request

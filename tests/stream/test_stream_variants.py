@@ -11,6 +11,7 @@ import pytest
 from fastsse import AsyncEventStream
 from fastsse._io import transport as _transport
 from fastsse._io.aiohttp import AiohttpClient
+from fastsse._io.direct import DirectClient
 from fastsse.testing import Response, SSEServer, event
 
 
@@ -30,16 +31,19 @@ async def test_the_variant_runs_on_the_loop_and_client_it_names(http_client: str
         "httpx": httpx.AsyncClient,
         "httpx2": httpx2.AsyncClient,
         "aiohttp": AiohttpClient,
+        "direct": AiohttpClient,
         "uvloop": AiohttpClient,
     }[http_client]
     async with _transport.async_client() as client:
         assert type(client) is expected_client
+    # A stream's own client: aiohttp's session itself where the variant says so.
+    own_client = DirectClient if http_client in ("direct", "uvloop") else expected_client
     with SSEServer(Response(body=[event("a")]), Response(204)) as server:
         seen = []
-        async with AsyncEventStream(server.url) as stream:  # the stream's own client
+        async with AsyncEventStream(server.url) as stream:
             async for e in stream:
                 seen.append((e.data, type(stream._client)))
-        assert seen == [("a", expected_client)]
+        assert seen == [("a", own_client)]
 
 
 async def _async_loop_module() -> str:

@@ -194,7 +194,7 @@ def test_clients_made_for_streams_share_one_tls_context(monkeypatch: pytest.Monk
         load(self, *args, **kwargs)
 
     monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting_load)
-    _transport._shared_ssl_context.cache_clear()
+    _transport.shared_ssl_context.cache_clear()
     clients = [_transport.async_client() for _ in range(3)]
     clients += [_transport.sync_client() for _ in range(3)]
     clients.append(httpx.AsyncClient(**_stream_client_options()))

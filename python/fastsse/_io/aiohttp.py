@@ -23,7 +23,15 @@ import httpx
 from httpx_aiohttp import AiohttpTransport, HttpxAiohttpClient
 from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
-__all__ = ["AiohttpClient", "body_of"]
+__all__ = [
+    "AiohttpClient",
+    "NetworkStream",
+    "as_httpx_error",
+    "body_of",
+    "check_scheme",
+    "chunks",
+    "new_session",
+]
 
 
 class AiohttpClient(HttpxAiohttpClient):
@@ -54,14 +62,7 @@ class _AsHttpx(httpx.AsyncBaseTransport):
         self._transport = transport
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        scheme = request.url.scheme
-        if scheme not in ("http", "https"):
-            raise httpx.UnsupportedProtocol(
-                f"Request URL has an unsupported protocol '{scheme}://'."
-                if scheme
-                else "Request URL is missing an 'http://' or 'https://' protocol.",
-                request=request,
-            )
+        check_scheme(request.url.scheme, request)
         if request.url.userinfo:
             # httpx sent the URL's credentials as an Authorization header already; aiohttp
             # refuses a URL that carries them as well (a ValueError, not httpx's words).
@@ -77,14 +78,26 @@ class _AsHttpx(httpx.AsyncBaseTransport):
         aiohttp_response = getattr(response.stream, "_aiohttp_response", None)
         connection = getattr(aiohttp_response, "connection", None)
         if connection is not None and connection.transport is not None:
-            response.extensions["network_stream"] = _NetworkStream(connection.transport)
+            response.extensions["network_stream"] = NetworkStream(connection.transport)
         return response
 
     async def aclose(self) -> None:
         await self._transport.aclose()
 
 
-class _NetworkStream:
+def check_scheme(scheme: str, request: httpx.Request | None = None) -> None:
+    """httpx's UnsupportedProtocol, in its words, for a scheme that is not HTTP's (aiohttp's
+    error names the URL only)."""
+    if scheme not in ("http", "https"):
+        raise httpx.UnsupportedProtocol(
+            f"Request URL has an unsupported protocol '{scheme}://'."
+            if scheme
+            else "Request URL is missing an 'http://' or 'https://' protocol.",
+            request=request,
+        )
+
+
+class NetworkStream:
     """httpcore's ``network_stream`` response extension, as much of it as tells the socket: a
     stream's ``aclose()`` from another task shuts the socket down to end a blocked read, where
     a cancel scope around every read would cost more than parsing the chunk."""
@@ -99,17 +112,42 @@ class _NetworkStream:
 
 
 def _session(transport: AiohttpTransport) -> aiohttp.ClientSession:
-    limits = transport.limits
+    return new_session(limits=transport.limits, ssl=transport.ssl_context)
+
+
+def new_session(
+    *, limits: httpx.Limits, ssl: Any, headers: dict[str, str] | None = None
+) -> aiohttp.ClientSession:
+    """An aiohttp session that sends each request once and names its failures as httpx does
+    (``async_client()``'s, and ``fastsse._io.direct``'s)."""
     connector = aiohttp.TCPConnector(
         keepalive_timeout=limits.keepalive_expiry,
-        ssl=transport.ssl_context,
+        ssl=ssl,
         limit=limits.max_connections or 0,  # 0: no limit, as httpx's None
     )
     # httpx keeps the client's cookies and sends them itself: a jar in aiohttp too would keep
     # (and send) a response's cookies behind httpx's back, to every stream of the client.
     return aiohttp.ClientSession(
-        connector=connector, middlewares=(_not_resent,), cookie_jar=aiohttp.DummyCookieJar()
+        connector=connector,
+        middlewares=(_not_resent,),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers=headers,
     )
+
+
+def as_httpx_error(error: Exception) -> Exception:
+    """The httpx error for what ``error``, raised by an aiohttp session of ``new_session()``
+    sending a request, says (one the middleware named already is returned as it is): what
+    the stream drivers classify."""
+    if isinstance(error, aiohttp.TooManyRedirects):
+        return httpx.TooManyRedirects(f"Exceeded maximum allowed redirects ({error.message}).")
+    if isinstance(error, (aiohttp.NonHttpUrlRedirectClientError, aiohttp.InvalidUrlClientError)):
+        return httpx.UnsupportedProtocol(f"{type(error).__name__}: {error}")
+    try:
+        with map_aiohttp_exceptions():
+            raise error
+    except Exception as mapped:  # noqa: BLE001 - the error to return
+        return mapped
 
 
 async def _not_resent(
@@ -164,15 +202,16 @@ def body_of(response: httpx.Response) -> AsyncIterator[bytes] | None:
     """The body of a response of our transport (``_AsHttpx``), read from aiohttp's own reader:
     httpx's and httpx-aiohttp's layers (three async generators and aiohttp's chunked iterator)
     cost more per chunk than parsing it. None for any other response."""
-    stream = getattr(response.stream, "_stream", None)  # httpx's BoundAsyncStream wraps it
+    # httpx's BoundAsyncStream wraps it (``fastsse._io.direct``'s responses have no stream)
+    stream = getattr(getattr(response, "stream", None), "_stream", None)
     aiohttp_response = getattr(stream, "_aiohttp_response", None)
     if type(stream) is not AiohttpResponseStream or aiohttp_response is None:
         return None
     response.is_stream_consumed = True
-    return _chunks(aiohttp_response.content)
+    return chunks(aiohttp_response.content)
 
 
-async def _chunks(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+async def chunks(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
     """What arrived, as it arrives; aiohttp's errors named as httpx-aiohttp names them (a
     try statement costs nothing until it catches, and keeps no object alive while the
     connection idles, unlike a context manager)."""

@@ -20,8 +20,16 @@ import httpx
 
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event
 from fastsse._io import transport as _transport
-from fastsse._io.clients import AsyncClient, SyncClient, library_of
-from fastsse._io.http import Socket, accepts, add_cookies, classes, classify, request_timeout
+from fastsse._io.clients import AsyncClient, SyncClient
+from fastsse._io.http import (
+    Socket,
+    accepts,
+    add_cookies,
+    classes,
+    classify,
+    request_timeout,
+    shown_of,
+)
 from fastsse._io.transport import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 from fastsse._policy import Retry
 from fastsse.protocol import (
@@ -351,8 +359,8 @@ class StreamBase(Generic[_Client, _Given]):
         reconnects, as a client of its own would (a load balancer's sticky session, say)."""
         if self._owns_client and "set-cookie" in response.headers:
             if self._jar is None:  # httpx's or httpx2's, as the client is
-                self._jar = library_of(self._client).Cookies()
-            self._jar.extract_cookies(response)
+                self._jar = type(cast(Any, self._client).cookies)()
+            self._jar.extract_cookies(shown_of(response) or response)
 
     def _loop_to_run(self, start: Callable[[], _Loop]) -> _Loop | None:
         """The connection loop to iterate: the one in progress (a ``break`` leaves it open),

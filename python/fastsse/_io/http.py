@@ -19,7 +19,6 @@ from fastsse._io.clients import (
     classes,
     classify,
     connection_pool,
-    library_of,
     pooled_socket,
     response_socket,
     shutdown,
@@ -43,6 +42,7 @@ __all__ = [
     "read_preview",
     "request_timeout",
     "response_socket",
+    "shown_of",
     "shutdown",
     "socket_of",
 ]
@@ -90,12 +90,17 @@ def abody(response: httpx.Response) -> AsyncIterator[bytes]:
     return response.aiter_raw()
 
 
-def add_cookies(
-    client: httpx.Client | httpx.AsyncClient, request: httpx.Request, cookies: Any
-) -> None:
+def shown_of(response: Any) -> Any:
+    """What the caller sees of ``response`` when it is not the response itself (``shown`` of
+    ``fastsse._io.direct``'s responses, an ``httpx.Response`` made when first used); None for
+    httpx's and httpx2's responses."""
+    return getattr(response, "shown", None)
+
+
+def add_cookies(client: Any, request: Any, cookies: Any) -> None:
     """Per-request cookies, merged over the client's as httpx does (whose own per-request
     ``cookies=`` is deprecated)."""
-    cookie_class = library_of(client).Cookies
+    cookie_class = type(client.cookies)  # httpx's or httpx2's, as the client is
     # A new jar, never the client's own (httpx2 would wrap that very jar, policy and all): the
     # request's cookies must not be stored into a client other streams share.
     merged = cookie_class()
@@ -111,11 +116,15 @@ def add_cookies(
 
 def _preview_timeout(response: httpx.Response) -> None:
     """Shortens the read timeout for the rest of ``response``'s body: httpcore reads it from
-    the request's extensions at each read."""
-    timeout = dict(response.request.extensions.get("timeout", {}))
+    the request's extensions at each read. (A transport that takes its timeouts once, with the
+    request, has no such request: ``aread_preview`` bounds it.)"""
+    request = getattr(response, "request", None)
+    if request is None:
+        return
+    timeout = dict(request.extensions.get("timeout", {}))
     read = timeout.get("read")
     timeout["read"] = BODY_PREVIEW_TIMEOUT if read is None else min(read, BODY_PREVIEW_TIMEOUT)
-    response.request.extensions["timeout"] = timeout
+    request.extensions["timeout"] = timeout
 
 
 async def aread_preview(response: httpx.Response) -> bytes:

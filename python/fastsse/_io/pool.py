@@ -40,6 +40,10 @@ __all__ = ["STREAMS_PER_CLIENT", "acquire_async", "acquire_sync", "release_async
 #: (its per-request pool scan is linear in the connections); on aiohttp's 0.9-1.0 s at 25-100
 #: and 1.2-1.4 s at 1,000. Memory per stream is the same at every size.
 STREAMS_PER_CLIENT = 100
+#: Whether streams made without a client on asyncio send through aiohttp's session itself
+#: (``fastsse._io.direct``) when the aiohttp extra is installed; off, they share
+#: ``async_client()``'s clients (httpx on httpx-aiohttp's transport): the stream suite runs both.
+DIRECT = True
 
 
 class _Shared:
@@ -112,8 +116,16 @@ def _loop_key() -> object:
 
 
 def acquire_async(options: dict[str, Any]) -> Any:
-    """A shared ``async_client(**options)`` for a stream of the running event loop."""
-    factory = _transport.async_client
+    """A shared ``async_client(**options)`` for a stream of the running event loop; with
+    ``direct=True`` among the options, aiohttp's session itself (``fastsse._io.direct``) when
+    the aiohttp extra is installed and the loop is asyncio's."""
+    options = dict(options)
+    factory: Callable[..., Any] = _transport.async_client
+    if options.pop("direct", False) and DIRECT and _transport.fast_transport_installed():
+        if not _transport.on_trio():
+            from fastsse._io.direct import DirectClient
+
+            factory = DirectClient
     key = ("async", _loop_key(), factory, _options_key(options))
     return _acquire(key, lambda: factory(**_pooled(options)))
 

@@ -14,6 +14,7 @@ import logging
 import ssl
 import sys
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -23,7 +24,15 @@ from fastsse.protocol import DEFAULT_READ_TIMEOUT
 #: The connect (and write and pool) timeout of the client a stream makes for itself.
 DEFAULT_CONNECT_TIMEOUT = 30.0
 
-__all__ = ["DEFAULT_READ_TIMEOUT", "async_client", "fast_transport_installed", "warn_if_resending"]
+__all__ = [
+    "DEFAULT_READ_TIMEOUT",
+    "async_client",
+    "fast_transport_installed",
+    "on_trio",
+    "sendable_directly",
+    "shared_ssl_context",
+    "warn_if_resending",
+]
 
 logger = logging.getLogger("fastsse")
 #: The clients warn_if_resending() has warned about: once each.
@@ -43,11 +52,23 @@ def async_client(**httpx_kwargs: Any) -> httpx.AsyncClient:
     backoff paces every attempt.
     """
     _stream_defaults(httpx_kwargs)
-    if "transport" in httpx_kwargs or not fast_transport_installed() or _on_trio():
+    if "transport" in httpx_kwargs or not fast_transport_installed() or on_trio():
         return httpx.AsyncClient(**httpx_kwargs)
     from fastsse._io.aiohttp import AiohttpClient
 
     return AiohttpClient(**httpx_kwargs)
+
+
+def sendable_directly(
+    url: object, request_options: Mapping[str, Any], send_options: Mapping[str, Any]
+) -> bool:
+    """Whether a stream's request goes as httpx would send it on ``fastsse._io.direct``'s
+    aiohttp path (when that is installed and the loop is asyncio's): no ``auth``
+    (httpx's auth flows answer challenges), no form ``data``, ``files`` or ``extensions``,
+    and no credentials in the URL (httpx turns them into an Authorization header)."""
+    if "auth" in send_options or not request_options.keys() <= {"params", "json", "content"}:
+        return False
+    return "@" not in str(url).partition("://")[2].partition("/")[0]
 
 
 def fast_transport_installed() -> bool:
@@ -79,7 +100,7 @@ def warn_if_resending(client: Any, what: str) -> None:
         )
 
 
-def _on_trio() -> bool:
+def on_trio() -> bool:
     """Whether the caller runs on trio, where aiohttp (asyncio only) cannot."""
     trio = sys.modules.get("trio")
     if trio is None:
@@ -105,11 +126,11 @@ def _stream_defaults(httpx_kwargs: dict[str, Any]) -> None:
     # One default, whether the stream makes its client or the caller passes one of ours.
     httpx_kwargs.setdefault("follow_redirects", True)
     if not {"verify", "cert", "trust_env"} & httpx_kwargs.keys():
-        httpx_kwargs["verify"] = _shared_ssl_context()
+        httpx_kwargs["verify"] = shared_ssl_context()
 
 
 @functools.lru_cache(maxsize=1)
-def _shared_ssl_context() -> ssl.SSLContext:
+def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 

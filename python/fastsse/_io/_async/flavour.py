@@ -20,6 +20,7 @@ from fastsse._fastsse import BatchIterator, Event
 from fastsse._io.base import StreamBase, Woken
 from fastsse._io.clients import AsyncClient
 from fastsse._io.http import Socket, abody, shutdown
+from fastsse._io.transport import sendable_directly
 from fastsse.protocol import StreamMachine
 
 __all__ = ["AsyncFlavour", "AsyncWaker", "Closing", "close_response", "threadsafe_scheduler"]
@@ -148,6 +149,15 @@ class AsyncFlavour(StreamBase[httpx.AsyncClient, AsyncClient]):
 
     def _new_waker(self) -> AsyncWaker:
         return AsyncWaker(self._machine)
+
+    def _new_client_options(self) -> dict[str, Any]:
+        """The shared client's options; ``direct``: whether it may be aiohttp's session itself
+        (``fastsse._io.direct``), when the aiohttp extra is installed and the loop is asyncio."""
+        options = super()._new_client_options()
+        options["direct"] = sendable_directly(
+            self._machine.url, self._request_options, self._send_options
+        )
+        return options
 
     def _connection_loop(self) -> AsyncGenerator[list[Event], None]:
         raise NotImplementedError  # stream.py's

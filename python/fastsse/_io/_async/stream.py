@@ -10,7 +10,7 @@ from fastsse._fastsse import Event
 from fastsse._io import pool as _pool
 from fastsse._io._async.flavour import AsyncFlavour, close_response
 from fastsse._io.base import JSON, failed, finished
-from fastsse._io.http import ASYNC_CLIENTS, aread_preview, response_socket
+from fastsse._io.http import ASYNC_CLIENTS, aread_preview, response_socket, shown_of
 from fastsse.protocol import NOT_JSON, STOP, JSONErrorHandler, Send, Verdict, Wait
 
 __all__ = ["AsyncEventStream"]
@@ -141,7 +141,7 @@ class AsyncEventStream(AsyncFlavour):
                 waker.socket = response_socket(response)
                 self._keep_cookies(response)
                 try:
-                    verdict = machine.response(response)
+                    verdict = machine.response(response, shown=shown_of(response))
                     if verdict is Verdict.STREAM:
                         async for chunk in waker.read(response):
                             if machine.closed:

@@ -11,7 +11,7 @@ from fastsse._fastsse import Event
 from fastsse._io import pool as _pool
 from fastsse._io._sync.flavour import SyncFlavour, close_response
 from fastsse._io.base import JSON, failed, finished
-from fastsse._io.http import SYNC_CLIENTS, read_preview, response_socket
+from fastsse._io.http import SYNC_CLIENTS, read_preview, response_socket, shown_of
 from fastsse.protocol import NOT_JSON, STOP, JSONErrorHandler, Send, Verdict, Wait
 
 __all__ = ["EventStream"]
@@ -142,7 +142,7 @@ class EventStream(SyncFlavour):
                 waker.socket = response_socket(response)
                 self._keep_cookies(response)
                 try:
-                    verdict = machine.response(response)
+                    verdict = machine.response(response, shown=shown_of(response))
                     if verdict is Verdict.STREAM:
                         for chunk in waker.read(response):
                             if machine.closed:
