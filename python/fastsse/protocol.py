@@ -319,6 +319,29 @@ class Fault:
     attempt: int = 0
 
 
+#: What a machine holds of a chunk it is not handing out (one list for all, never changed:
+#: thousands of idle streams need no list each).
+_EMPTY: list[Any] = []
+
+
+@functools.lru_cache(maxsize=64)
+def _parser_factory(
+    max_event_size: int,
+    on_oversize: Literal["error", "skip"],
+    comments: bool,
+    dataless_blocks: bool,
+) -> Callable[..., Parser]:
+    """How a machine makes its parser (at the start, and for each response): one for all the
+    machines with the same settings."""
+    return functools.partial(
+        Parser,
+        max_event_size=max_event_size,
+        on_oversize=on_oversize,
+        comments=comments,
+        dataless_blocks=dataless_blocks,
+    )
+
+
 @dataclass
 class StreamStats:
     """Counters of one stream, across its reconnections."""
@@ -340,6 +363,8 @@ class StreamStats:
 @dataclass(frozen=True)
 class Send:
     """Action: send this request (the driver adds the caller's request options)."""
+
+    __slots__ = ("headers", "method", "url")
 
     method: str
     url: Any
@@ -495,12 +520,8 @@ class StreamMachine:
         # GET reconnects unless the caller asks.
         self.reconnect = self.method == "GET" if reconnect is None else reconnect
         # Without a hook the parser drops comments as they arrive, at no cost.
-        self._new_parser = functools.partial(
-            Parser,
-            max_event_size=max_event_size,
-            on_oversize=on_oversize,
-            comments=on_comment is not None,
-            dataless_blocks=dataless_blocks,
+        self._new_parser = _parser_factory(
+            max_event_size, on_oversize, on_comment is not None, dataless_blocks
         )
         self.parser = self._new_parser(last_event_id=last_event_id)
         #: Oversized events are counted and skipped silently: read the count after each chunk.
@@ -522,8 +543,8 @@ class StreamMachine:
         self._rare_steps = self._wants_comments or self._skips_oversized
         #: The chunk being handed out in segments: its events, how many were handed out, its
         #: comments (each with the number of events before it) and how many were passed on.
-        self._chunk_events: list[Event] = []
-        self._chunk_comments: list[tuple[int, str]] = []
+        self._chunk_events: list[Event] = _EMPTY
+        self._chunk_comments: list[tuple[int, str]] = _EMPTY
         self._events_out = 0
         self._comments_out = 0
         #: The latest response (None before the first).
@@ -773,8 +794,8 @@ class StreamMachine:
         self._events_out = end
         if done < count:
             return run
-        self._chunk_events = []
-        self._chunk_comments = []
+        self._chunk_events = _EMPTY
+        self._chunk_comments = _EMPTY
         self.has_deferred_work = self._deferred is not None
         if run:
             return run
@@ -819,8 +840,8 @@ class StreamMachine:
         """Forgets what the chunk just fed had left to hand out: comments, events, error."""
         self._deferred = None
         self.has_deferred_work = False
-        self._chunk_events = []
-        self._chunk_comments = []
+        self._chunk_events = _EMPTY
+        self._chunk_comments = _EMPTY
 
     def end_response(self) -> None:
         """The response is over, whichever way (its end, a break, a close): an event it left

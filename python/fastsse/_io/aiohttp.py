@@ -25,11 +25,11 @@ from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exception
 
 __all__ = [
     "AiohttpClient",
+    "Chunks",
     "NetworkStream",
     "as_httpx_error",
     "body_of",
     "check_scheme",
-    "chunks",
     "new_session",
 ]
 
@@ -137,8 +137,8 @@ def new_session(
 
 def as_httpx_error(error: Exception) -> Exception:
     """The httpx error for what ``error``, raised by an aiohttp session of ``new_session()``
-    sending a request, says (one the middleware named already is returned as it is): what
-    the stream drivers classify."""
+    sending a request or reading its body, says (one the middleware named already is returned
+    as it is): what the stream drivers classify."""
     if isinstance(error, aiohttp.TooManyRedirects):
         return httpx.TooManyRedirects(f"Exceeded maximum allowed redirects ({error.message}).")
     if isinstance(error, (aiohttp.NonHttpUrlRedirectClientError, aiohttp.InvalidUrlClientError)):
@@ -146,7 +146,7 @@ def as_httpx_error(error: Exception) -> Exception:
     try:
         with map_aiohttp_exceptions():
             raise error
-    except Exception as mapped:  # noqa: BLE001 - the error to return
+    except Exception as mapped:
         return mapped
 
 
@@ -179,23 +179,31 @@ def _report_parse_errors_to_the_body(response: aiohttp.ClientResponse) -> None:
     ever. The protocol's error is handed to the body's reader too."""
     connection = response.connection
     protocol = connection.protocol if connection is not None else None
-    if protocol is None:
-        return
-    # The class's own method: a connection kept alive for the next response is wrapped anew,
-    # not wrapped again.
-    set_exception = type(protocol).set_exception.__get__(protocol)
-    body = response.content
+    if protocol is not None:
+        protocol.set_exception = _AlsoToTheBody(protocol, response.content)  # type: ignore[method-assign,assignment]
 
-    def also_to_the_body(error: BaseException, *cause: BaseException) -> None:
-        set_exception(error, *cause)
+
+class _AlsoToTheBody:
+    """A protocol's ``set_exception`` that also hands an HTTP parser error to the body's
+    reader. (An object of two slots: thousands of idle connections each keep one.)"""
+
+    __slots__ = ("_body", "_protocol")
+
+    def __init__(self, protocol: Any, body: aiohttp.StreamReader) -> None:
+        self._protocol = protocol
+        self._body = body
+
+    def __call__(self, error: BaseException, *cause: BaseException) -> None:
+        # The class's own method: a connection kept alive for the next response is wrapped
+        # anew, not wrapped again.
+        type(self._protocol).set_exception(self._protocol, error, *cause)
+        body = self._body
         if (
             isinstance(error, aiohttp.http_exceptions.HttpProcessingError)  # not a timeout
             and body.exception() is None
             and not body.is_eof()
         ):
             body.set_exception(aiohttp.ClientPayloadError(f"malformed response body: {error}"))
-
-    protocol.set_exception = also_to_the_body  # type: ignore[method-assign,assignment]
 
 
 def body_of(response: httpx.Response) -> AsyncIterator[bytes] | None:
@@ -208,20 +216,30 @@ def body_of(response: httpx.Response) -> AsyncIterator[bytes] | None:
     if type(stream) is not AiohttpResponseStream or aiohttp_response is None:
         return None
     response.is_stream_consumed = True
-    return chunks(aiohttp_response.content)
+    return Chunks(aiohttp_response.content)
 
 
-async def chunks(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """What arrived, as it arrives; aiohttp's errors named as httpx-aiohttp names them (a
-    try statement costs nothing until it catches, and keeps no object alive while the
-    connection idles, unlike a context manager)."""
-    readany = content.readany
-    try:
-        while True:
-            chunk = await readany()
-            if not chunk:
-                return
-            yield chunk
-    except Exception:
-        with map_aiohttp_exceptions():
-            raise
+class Chunks:
+    """A body's chunks, what arrived as it arrives; aiohttp's errors named as httpx names
+    them. Not an async generator: an idle stream keeps no frame of it, and the event loop
+    does not track it."""
+
+    __slots__ = ("_content",)
+
+    def __init__(self, content: aiohttp.StreamReader) -> None:
+        self._content = content
+
+    def __aiter__(self) -> Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self._content.readany()
+        except Exception as error:
+            mapped = as_httpx_error(error)
+            if mapped is error:
+                raise
+            raise mapped from error
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk

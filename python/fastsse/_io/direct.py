@@ -20,7 +20,7 @@ classifies as it does httpx's.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import aiohttp
@@ -35,6 +35,8 @@ __all__ = ["DirectClient", "DirectRequest", "DirectResponse", "ShownResponse"]
 
 #: httpx's default; aiohttp's is 10.
 MAX_REDIRECTS = 20
+#: The statuses httpx follows (with a Location).
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
 #: What httpx's client sends unless told otherwise: the server sees the same client whichever
 #: path a stream takes. (aiohttp adds Accept-Encoding for what it can decode, and decodes it.)
 _USER_AGENT = f"python-httpx/{httpx.__version__}"
@@ -130,15 +132,14 @@ class DirectClient:
                 ssl=_transport.shared_ssl_context(),
                 headers={"User-Agent": _USER_AGENT},
             )
+        follow = request.allow_redirects if follow_redirects is None else follow_redirects
         try:
             response = await session.request(
                 request.method,
                 url,
                 headers=request.headers,
                 data=request.body,
-                allow_redirects=(
-                    request.allow_redirects if follow_redirects is None else follow_redirects
-                ),
+                allow_redirects=follow,
                 max_redirects=MAX_REDIRECTS,
                 timeout=request.timeout.aiohttp,
             )
@@ -147,6 +148,14 @@ class DirectClient:
             if mapped is error:
                 raise
             raise mapped from error
+        if follow and response.status in _REDIRECTS and response.headers.get("Location") == "":
+            # httpx reads an empty Location as the same URL, again and again until its limit;
+            # aiohttp stops there, as if the client followed no redirect.
+            response.release()
+            raise httpx.TooManyRedirects(
+                f"Exceeded maximum allowed redirects: {response.status} to an empty Location, "
+                "which is the same URL"
+            )
         return DirectResponse(response, request.timeout)
 
     @property
@@ -208,7 +217,7 @@ class DirectResponse:
         return self._shown
 
     def aiter_raw(self) -> AsyncIterator[bytes]:
-        return _glue.chunks(self._response.content)
+        return _glue.Chunks(self._response.content)
 
     aiter_bytes = aiter_raw
 

@@ -121,11 +121,11 @@ def acquire_async(options: dict[str, Any]) -> Any:
     the aiohttp extra is installed and the loop is asyncio's."""
     options = dict(options)
     factory: Callable[..., Any] = _transport.async_client
-    if options.pop("direct", False) and DIRECT and _transport.fast_transport_installed():
-        if not _transport.on_trio():
-            from fastsse._io.direct import DirectClient
+    direct = options.pop("direct", False) and DIRECT
+    if direct and _transport.fast_transport_installed() and not _transport.on_trio():
+        from fastsse._io.direct import DirectClient
 
-            factory = DirectClient
+        factory = DirectClient
     key = ("async", _loop_key(), factory, _options_key(options))
     return _acquire(key, lambda: factory(**_pooled(options)))
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
+import httpx
+
 from fastsse._fastsse import Event
 from fastsse._io import pool as _pool
 from fastsse._io._async.flavour import AsyncFlavour, close_response
@@ -109,6 +111,16 @@ class AsyncEventStream(AsyncFlavour):
             client, self._client = self._client, None
             await _pool.release_async(client)
 
+    async def _send(self, client: httpx.AsyncClient, action: Send) -> httpx.Response:
+        """The response to ``action``'s request, its body left to read. (In a frame of its own:
+        the request is not kept while the body is read, for hours maybe.)"""
+        request = self._build_request(client, action)
+        self._waker.prepare(client, request)
+        response: httpx.Response = await self._waker.cancellable(
+            client.send(request, stream=True, **self._send_options)
+        )
+        return response
+
     async def _connection_loop(self) -> AsyncGenerator[list[Event], None]:
         machine = self._machine
         waker = self._waker
@@ -126,11 +138,7 @@ class AsyncEventStream(AsyncFlavour):
                     continue
                 assert isinstance(action, Send)
                 try:
-                    request = self._build_request(client, action)
-                    waker.prepare(client, request)
-                    response = await waker.cancellable(
-                        client.send(request, stream=True, **self._send_options)
-                    )
+                    response = await self._send(client, action)
                 except Exception as error:
                     # The socket the attempt found may be back in a pool that other streams
                     # share: close() must never shut it down.

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Generator
 
+import httpx
+
 from fastsse._fastsse import Event
 from fastsse._io import pool as _pool
 from fastsse._io._sync.flavour import SyncFlavour, close_response
@@ -110,6 +112,16 @@ class EventStream(SyncFlavour):
             client, self._client = self._client, None
             _pool.release_sync(client)
 
+    def _send(self, client: httpx.Client, action: Send) -> httpx.Response:
+        """The response to ``action``'s request, its body left to read. (In a frame of its own:
+        the request is not kept while the body is read, for hours maybe.)"""
+        request = self._build_request(client, action)
+        self._waker.prepare(client, request)
+        response: httpx.Response = self._waker.cancellable(
+            client.send(request, stream=True, **self._send_options)
+        )
+        return response
+
     def _connection_loop(self) -> Generator[list[Event], None, None]:
         machine = self._machine
         waker = self._waker
@@ -127,11 +139,7 @@ class EventStream(SyncFlavour):
                     continue
                 assert isinstance(action, Send)
                 try:
-                    request = self._build_request(client, action)
-                    waker.prepare(client, request)
-                    response = waker.cancellable(
-                        client.send(request, stream=True, **self._send_options)
-                    )
+                    response = self._send(client, action)
                 except Exception as error:
                     # The socket the attempt found may be back in a pool that other streams
                     # share: close() must never shut it down.
