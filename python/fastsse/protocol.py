@@ -242,6 +242,13 @@ def _secrets_of(url: object) -> tuple[str, ...]:
     return tuple(sorted(found, key=len, reverse=True))
 
 
+@functools.lru_cache(maxsize=1024)
+def _shown(url: object) -> tuple[str, tuple[str, ...]]:
+    """``url`` redacted, and its secrets: once for all the machines of the same URL (thousands
+    of streams often share a few)."""
+    return redact_url(url), _secrets_of(url)
+
+
 def body_text(body: bytes) -> str:
     """An error response's body as a message shows it: decoded (undecodable bytes replaced),
     its first line, cut to 200 characters; ``…`` marks what was left out."""
@@ -497,8 +504,7 @@ class StreamMachine:
         self.method = method.upper()
         self.url = url
         #: The URL as messages and logs show it (see ``redact_url``).
-        self.shown_url = redact_url(url)
-        self._secrets = _secrets_of(url)
+        self.shown_url, self._secrets = _shown(url)
         self.read_timeout = read_timeout
         # A Last-Event-ID header given by the caller is where the stream starts; from then on
         # the stream owns the header.

@@ -13,6 +13,7 @@ import http.cookiejar
 import math
 import re
 from collections import deque
+from types import MappingProxyType
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Generic, Literal, Protocol, TypeVar, Union, cast
 
@@ -72,6 +73,8 @@ _HTTPX_CLIENTS = (httpx.Client, httpx.AsyncClient)
 #: The client the caller may pass: httpx's or httpx2's (which the stream uses as httpx's).
 _Given = TypeVar("_Given", SyncClient, AsyncClient)
 _Loop = TypeVar("_Loop")
+#: The request or send options of a stream given none (never changed).
+_NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 
 
 class Woken(Exception):
@@ -228,11 +231,14 @@ class StreamBase(Generic[_Client, _Given]):
             on_comment=on_comment,
         )
         try:
-            raw_headers = httpx.Headers(headers).raw
-            httpx.QueryParams(cast(Any, params))
+            # Each checked only when given: thousands of streams are made with none of them.
+            raw_headers = httpx.Headers(headers).raw if headers is not None else []
+            if params is not None:
+                httpx.QueryParams(cast(Any, params))
             if not isinstance(cookies, (Mapping, Sequence, http.cookiejar.CookieJar, type(None))):
                 raise TypeError(f"got {cookies!r} as cookies")
-            httpx.Cookies(cast(Any, cookies))
+            if cookies is not None:
+                httpx.Cookies(cast(Any, cookies))
         except UnicodeEncodeError as error:
             raise ValueError(
                 f"headers: a str value must be ASCII; pass bytes for any other value ({error})"
@@ -258,7 +264,7 @@ class StreamBase(Generic[_Client, _Given]):
             on_fault=on_fault,
             on_comment=on_comment,
         )
-        self._request_options: dict[str, Any] = {
+        request_options = {
             key: value
             for key, value in (
                 ("params", params),
@@ -271,11 +277,14 @@ class StreamBase(Generic[_Client, _Given]):
             if value is not None
         }
         self._cookies = cookies
-        self._send_options: dict[str, Any] = {}
+        send_options: dict[str, Any] = {}
         if auth is not None:
-            self._send_options["auth"] = auth
+            send_options["auth"] = auth
         if follow_redirects is not None:
-            self._send_options["follow_redirects"] = follow_redirects
+            send_options["follow_redirects"] = follow_redirects
+        # Most streams have neither: those share one empty mapping.
+        self._request_options: Mapping[str, Any] = request_options or _NO_OPTIONS
+        self._send_options: Mapping[str, Any] = send_options or _NO_OPTIONS
         # A Timeout of the client's library (httpx2's too) is kept: only its fields are read.
         self._timeout: Any = timeout
         if timeout is not None and not isinstance(timeout, classes("Timeout")):

@@ -97,12 +97,7 @@ class DirectClient:
         content: str | bytes | None = None,
     ) -> DirectRequest:
         """The request ``httpx.AsyncClient.build_request`` would make of the same arguments."""
-        sent = CIMultiDict(
-            # aiohttp takes str, and encodes it as UTF-8 with surrogateescape: the bytes come
-            # back as they were (a Last-Event-ID that is not ASCII, say).
-            (name.decode("ascii"), value.decode("utf-8", "surrogateescape"))
-            for name, value in headers
-        )
+        sent = CIMultiDict(_as_str(name, value) for name, value in headers)
         body = None
         if params is not None or json is not None or content is not None:
             # Rare (a POST to an LLM API): httpx encodes them, so that the bytes are its own.
@@ -303,6 +298,14 @@ class _Timeout:
 
 #: One for all the streams with the same timeouts (thousands of streams share a few).
 _timeout = functools.lru_cache(maxsize=64)(_Timeout)
+
+
+@functools.lru_cache(maxsize=256)
+def _as_str(name: bytes, value: bytes) -> tuple[str, str]:
+    """A header as aiohttp takes it, str, which it encodes as UTF-8 with surrogateescape: the
+    bytes come back as they were (a Last-Event-ID that is not ASCII, say). The same strings
+    for every stream (an idle connection's request keeps its headers)."""
+    return name.decode("ascii"), value.decode("utf-8", "surrogateescape")
 
 
 @functools.lru_cache(maxsize=1024)

@@ -71,8 +71,10 @@ def _no_cookies() -> http.cookiejar.CookieJar:
 
 def _acquire(key: Hashable, make: Callable[[], Any]) -> Any:
     with _lock:
+        # Newest first: the client made last is the one with room, but for a stream that
+        # left an older one (a scan from the oldest would pass every full client first).
         shared = _pool.get(key)
-        entry = next((e for e in shared or () if e.users < STREAMS_PER_CLIENT), None)
+        entry = next((e for e in reversed(shared or ()) if e.users < STREAMS_PER_CLIENT), None)
         if entry is None:
             entry = _Shared(key, make())
             _pool.setdefault(key, []).append(entry)
