@@ -13,8 +13,8 @@ import http.cookiejar
 import math
 import re
 from collections import deque
-from types import MappingProxyType
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Callable, Generic, Literal, Protocol, TypeVar, Union, cast
 
 import httpx
