@@ -13,8 +13,10 @@ every stream has received all of its events. The work is the same for every cont
 same events, at the same pace), so a slower contender cannot look cheaper per event for being
 sent fewer of them.
 
-Contenders: ``fastsse`` (``AsyncEventStream(url)``, no client), ``fastsse-httpx`` (the same
-without the aiohttp extra: httpx's own transport), ``httpx-sse`` (``aconnect_sse`` on an
+Contenders: ``fastsse`` (``AsyncEventStream(url)``, no client: on aiohttp's session itself),
+``fastsse-client`` (``client=fastsse.async_client()``, one per 100 streams: httpx on
+httpx-aiohttp's transport), ``fastsse-httpx`` (no client, without the aiohttp extra: httpx's own
+transport), ``httpx-sse`` (``aconnect_sse`` on an
 ``httpx.AsyncClient`` per 100 streams), ``bare`` (one aiohttp session and a ``fastsse.Parser``
 per stream: the floor). Each counts events and does nothing else with them.
 """
@@ -83,6 +85,27 @@ async def contender(name: str, count: int) -> tuple[Opener, Callable[[], Awaitab
             pass
 
         return fastsse_stream, nothing
+
+    if name == "fastsse-client":
+        import fastsse
+
+        shared = [fastsse.async_client() for _ in range(-(-count // PER_CLIENT))]
+        handed = [0]
+
+        async def fastsse_client_stream(url: str, counters: Counters) -> None:
+            client = shared[handed[0] % len(shared)]
+            handed[0] += 1
+            async with fastsse.AsyncEventStream(
+                url, client=client, on_connect=lambda _: counters.connect()
+            ) as stream:
+                async for _ in stream:
+                    counters.events += 1
+
+        async def close_shared() -> None:
+            for client in shared:
+                await client.aclose()
+
+        return fastsse_client_stream, close_shared
 
     if name == "httpx-sse":
         import httpx

@@ -14,8 +14,10 @@ that the memory and the CPU time measured are the client's alone:
   events at a time), so a window of time, in which a slower contender receives fewer events,
   would not compare like with like.
 
-Contenders: fastsse's ``AsyncEventStream(url)`` with no client (the default: on the aiohttp
-extra when installed), the same on plain httpx (as without the extra), httpx-sse on an
+Contenders: fastsse's ``AsyncEventStream(url)`` with no client (the default: on aiohttp's
+session itself when the aiohttp extra is installed), the same given ``client=async_client()``
+(one per 100 streams: httpx on httpx-aiohttp's transport), the same on plain httpx (as without
+the extra), httpx-sse on an
 ``httpx.AsyncClient`` per 100 streams, and the bare loop (one aiohttp session, a
 ``fastsse.Parser`` per stream), which every ratio is against. They take turns, round after
 round (``MANY_STREAMS_ROUNDS``, default 2), and the median of each figure is printed.
@@ -37,7 +39,7 @@ from typing import Any
 import pytest
 from feed_server import serving
 
-CONTENDERS = ("fastsse", "fastsse-httpx", "httpx-sse", "bare")
+CONTENDERS = ("fastsse", "fastsse-client", "fastsse-httpx", "httpx-sse", "bare")
 BARE = "bare"
 ROUNDS = int(os.environ.get("MANY_STREAMS_ROUNDS", "2"))
 IDLE_COUNTS = [1000, 10_000] if os.environ.get("MANY_STREAMS_10K") else [1000]

@@ -91,7 +91,9 @@ async def test_a_client_carries_at_most_streams_per_client(
             await first(stream)
         clients = [client_of(stream) for stream in streams]
         assert [clients.index(client) for client in clients] == [0, 0, 2, 2, 4]
-        # A freed place is taken again before a client is made.
+        await streams[4].aclose()  # the newest client closes with its only stream
+        assert clients[4].is_closed
+        # Every client is full: a freed place is taken again before a client is made.
         await streams[0].aclose()
         again = AsyncEventStream(feed.url)
         streams.append(again)
