@@ -79,6 +79,16 @@ async def test_the_caller_sees_an_httpx_response_made_when_first_looked_at(
 
 
 @pytest.mark.anyio
+async def test_the_url_is_encoded_as_httpx_encodes_it(server: SSEServer) -> None:
+    server.respond(Response(body=[event("a"), stall()]))
+    url = server.url + "café/a b?q=x y&r=é"
+    async with AsyncEventStream(url) as stream:
+        assert (await first(stream)).data == "a"
+    (request,) = server.requests
+    assert request.target == httpx.URL(url).raw_path.decode("ascii")
+
+
+@pytest.mark.anyio
 async def test_redirects_are_followed_and_shown_in_the_history(server: SSEServer) -> None:
     server.route("/old", Response.redirect("/feed", 302))
     server.route("/feed", Response(body=[event("a"), stall()]))

@@ -10,8 +10,9 @@ Here the stream keeps aiohttp's response and a small view of it, ``DirectRespons
 driver and the machine read; what the caller sees of it (``stream.response``, ``on_connect``,
 a fault's or an error's ``response``) is an ``httpx.Response``, made at its first use.
 
-Only what this path does as httpx would comes here (``transport.sendable_directly``): a stream with
-``auth=``, ``data=``, ``files=``, ``extensions=`` or credentials in its URL goes through httpx.
+Only what this path does as httpx would comes here (``transport.sendable_directly``): a stream
+with ``auth=``, ``data=``, ``files=``, ``extensions=`` or credentials in its URL goes through
+httpx.
 The aiohttp session is ``fastsse._io.aiohttp``'s: a failed request is never sent again behind
 the stream's back, and aiohttp's errors are named as httpx names them, which the driver
 classifies as it does httpx's.
@@ -76,7 +77,7 @@ class DirectClient:
         timeout: httpx.Timeout | float = _transport.DEFAULT_CONNECT_TIMEOUT,
         follow_redirects: bool = True,
         limits: httpx.Limits | None = None,
-        cookies: object = None,
+        cookies: object = None,  # What the pool passes to a client that must keep none.
     ) -> None:
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.follow_redirects = follow_redirects
@@ -99,17 +100,16 @@ class DirectClient:
         """The request ``httpx.AsyncClient.build_request`` would make of the same arguments."""
         sent = CIMultiDict(_as_str(name, value) for name, value in headers)
         body = None
+        url = _encoded(url)
         if params is not None or json is not None or content is not None:
             # Rare (a POST to an LLM API): httpx encodes them, so that the bytes are its own.
             built = httpx.Request(method, url, params=params, json=json, content=content)
-            url = built.url
+            url = str(built.url)
             body = built.content or None
             for name in ("Content-Type", "Content-Length"):
                 if name in built.headers and name not in sent:
                     sent[name] = built.headers[name]
-        return DirectRequest(
-            method, str(url), sent, body, _timeout(*timeout), self.follow_redirects
-        )
+        return DirectRequest(method, url, sent, body, _timeout(*timeout), self.follow_redirects)
 
     async def send(
         self, request: DirectRequest, *, stream: bool = True, follow_redirects: bool | None = None
@@ -306,6 +306,12 @@ def _as_str(name: bytes, value: bytes) -> tuple[str, str]:
     bytes come back as they were (a Last-Event-ID that is not ASCII, say). The same strings
     for every stream (an idle connection's request keeps its headers)."""
     return name.decode("ascii"), value.decode("utf-8", "surrogateescape")
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded(url: str | httpx.URL) -> str:
+    """``url`` as httpx sends it (percent-encoded, IDNA host): what ``_yarl_url`` takes."""
+    return str(httpx.URL(url))
 
 
 @functools.lru_cache(maxsize=1024)
