@@ -146,3 +146,16 @@ async def test_what_only_httpx_does_goes_through_httpx(
             server.requests[0].header("authorization")
             == httpx.BasicAuth("user", "secret")._auth_header
         )
+
+
+@pytest.mark.anyio
+async def test_a_proxy_from_the_environment_is_left_to_httpx(
+    server: SSEServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpx's client honours HTTPS_PROXY and the like (here bypassed for the loopback server).
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    server.respond(Response(body=[event("a"), stall()]))
+    async with AsyncEventStream(server.url) as stream:
+        assert (await first(stream)).data == "a"
+        assert type(stream._client) is AiohttpClient
