@@ -121,21 +121,18 @@ class AsyncWaker:
             if isinstance(awaitable, Coroutine):
                 awaitable.close()  # Never awaited: close it so Python does not warn.
             raise Woken
-        if _TASK_CANCELLING and isinstance(self._loop, asyncio.AbstractEventLoop):
-            return await self._task_cancellable(awaitable)
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            try:
-                return await awaitable
-            finally:
-                self._scope = None
-        # Only reached when wake() cancelled the scope, which absorbed the cancellation.
-        raise Woken
-
-    async def _task_cancellable(self, awaitable: Awaitable[_T]) -> _T:
-        """``cancellable`` on asyncio: ``wake()`` cancels the task while it waits here, and the
-        cancellation is absorbed here, unless the task was cancelled from elsewhere too (then
-        it goes on, as asyncio.timeout() does)."""
+        if not (_TASK_CANCELLING and isinstance(self._loop, asyncio.AbstractEventLoop)):
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                try:
+                    return await awaitable
+                finally:
+                    self._scope = None
+            # Only reached when wake() cancelled the scope, which absorbed the cancellation.
+            raise Woken
+        # On asyncio: wake() cancels the task while it waits here, and the cancellation is
+        # absorbed here, unless the task was cancelled from elsewhere too (then it goes on, as
+        # asyncio.timeout() does).
         task = asyncio.current_task()
         assert task is not None
         self._scope = task
