@@ -282,17 +282,17 @@ _READ_BY_THE_STREAM = _ReadByTheStream()
 
 
 class _Timeout:
-    """A request's timeouts in aiohttp's terms (as httpx-aiohttp maps them) and in httpx's
-    (what the shown request's ``extensions`` say)."""
+    """A request's timeouts in aiohttp's terms and in httpx's (what the shown request's
+    ``extensions`` say). httpx's pool timeout bounds the wait for a free connection of the
+    client's pool, which a client made for at most as many streams as its pool holds never
+    waits for: it has no aiohttp timer (aiohttp's ``connect`` would arm one per request)."""
 
     __slots__ = ("aiohttp", "httpx")
 
     def __init__(
         self, connect: float | None, read: float | None, write: float | None, pool: float | None
     ) -> None:
-        self.aiohttp = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect, sock_read=read, connect=pool
-        )
+        self.aiohttp = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
         self.httpx = {"connect": connect, "read": read, "write": write, "pool": pool}
 
 
