@@ -48,38 +48,29 @@ async def waiting_for_headers(server: SSEServer) -> tuple[AsyncEventStream, asyn
 
 
 @pytest.mark.anyio
-async def test_close_ends_the_wait_for_the_headers(
+@pytest.mark.parametrize(
+    ("close", "cancel", "ending"),
+    [
+        (True, False, StopAsyncIteration),  # close() ends the wait, and the iteration
+        (False, True, asyncio.CancelledError),  # a cancellation from outside goes through...
+        (True, True, asyncio.CancelledError),  # ...also when close() cancelled the task too
+    ],
+    ids=["close", "cancel", "close-and-cancel"],
+)
+async def test_a_wait_for_the_headers_ends_as_it_was_told(
     held: tuple[SSEServer, threading.Event],
+    close: bool,
+    cancel: bool,
+    ending: type[BaseException],
 ) -> None:
     server, _ = held
     stream, task = await waiting_for_headers(server)
-    stream.close()
-    with pytest.raises(StopAsyncIteration):
+    if close:
+        stream.close()  # the waker cancels the task
+    if cancel:
+        task.cancel()  # someone else does: theirs must never be absorbed as the waker's
+    with pytest.raises(ending):
         await asyncio.wait_for(task, TIMEOUT)
-    assert task.cancelling() == 0  # the cancellation was the waker's, and taken back
-    await stream.aclose()
-
-
-@pytest.mark.anyio
-async def test_a_cancellation_from_outside_goes_through(
-    held: tuple[SSEServer, threading.Event],
-) -> None:
-    server, _ = held
-    stream, task = await waiting_for_headers(server)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await stream.aclose()
-
-
-@pytest.mark.anyio
-async def test_a_cancellation_from_outside_with_a_close_goes_through(
-    held: tuple[SSEServer, threading.Event],
-) -> None:
-    server, _ = held
-    stream, task = await waiting_for_headers(server)
-    stream.close()  # the waker cancels the task...
-    task.cancel()  # ...and so does someone else: theirs must not be absorbed
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    if not cancel:
+        assert task.cancelling() == 0  # the waker's cancellation was taken back
     await stream.aclose()
