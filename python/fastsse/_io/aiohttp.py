@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 import httpx
@@ -27,10 +27,10 @@ __all__ = [
     "AiohttpClient",
     "Chunks",
     "NetworkStream",
-    "as_httpx_error",
     "body_of",
     "check_scheme",
     "new_session",
+    "raise_as_httpx",
 ]
 
 
@@ -135,19 +135,18 @@ def new_session(
     )
 
 
-def as_httpx_error(error: Exception) -> Exception:
-    """The httpx error for what ``error``, raised by an aiohttp session of ``new_session()``
-    sending a request or reading its body, says (one the middleware named already is returned
-    as it is): what the stream drivers classify."""
+def raise_as_httpx(error: Exception) -> NoReturn:
+    """Raises the httpx error for what ``error``, raised by an aiohttp session of
+    ``new_session()`` sending a request or reading its body, says (from ``error``), or
+    ``error`` itself when the middleware named it already: what the stream drivers classify."""
     if isinstance(error, aiohttp.TooManyRedirects):
-        return httpx.TooManyRedirects(f"Exceeded maximum allowed redirects ({error.message}).")
+        raise httpx.TooManyRedirects(
+            f"Exceeded maximum allowed redirects ({error.message})."
+        ) from error
     if isinstance(error, (aiohttp.NonHttpUrlRedirectClientError, aiohttp.InvalidUrlClientError)):
-        return httpx.UnsupportedProtocol(f"{type(error).__name__}: {error}")
-    try:
-        with map_aiohttp_exceptions():
-            raise error
-    except Exception as mapped:
-        return mapped
+        raise httpx.UnsupportedProtocol(f"{type(error).__name__}: {error}") from error
+    with map_aiohttp_exceptions():
+        raise error
 
 
 async def _not_resent(
@@ -236,10 +235,7 @@ class Chunks:
         try:
             chunk = await self._content.readany()
         except Exception as error:
-            mapped = as_httpx_error(error)
-            if mapped is error:
-                raise
-            raise mapped from error
+            raise_as_httpx(error)
         if not chunk:
             raise StopAsyncIteration
         return chunk

@@ -115,7 +115,7 @@ class DirectClient:
         self, request: DirectRequest, *, stream: bool = True, follow_redirects: bool | None = None
     ) -> DirectResponse:
         """The response's head, its body left to read: the errors are httpx's (see
-        ``_glue.as_httpx_error``)."""
+        ``_glue.raise_as_httpx``)."""
         url = _yarl_url(request.url)
         _glue.check_scheme(url.scheme)
         if self._closed:
@@ -139,10 +139,7 @@ class DirectClient:
                 timeout=request.timeout.aiohttp,
             )
         except Exception as error:
-            mapped = _glue.as_httpx_error(error)
-            if mapped is error:
-                raise
-            raise mapped from error
+            _glue.raise_as_httpx(error)
         if follow and response.status in _REDIRECTS and response.headers.get("Location") == "":
             # httpx reads an empty Location as the same URL, again and again until its limit;
             # aiohttp stops there, as if the client followed no redirect.

@@ -112,9 +112,9 @@ class AsyncEventStream(AsyncFlavour):
             await _pool.release_async(client)
 
     async def _send(self, client: httpx.AsyncClient, action: Send) -> httpx.Response:
-        """The response to ``action``'s request, its body left to read (httpx's, or a
-        ``fastsse._io.direct`` response, which reads the same). In a frame of its own: the
-        request is not kept while the body is read, for hours maybe."""
+        """The response to ``action``'s request, its body left to read (the client's: httpx's,
+        or one that reads the same). In a frame of its own: the request is not kept while the
+        body is read, for hours maybe."""
         request = self._build_request(client, action)
         self._waker.prepare(client, request)
         response: httpx.Response = await self._waker.cancellable(

@@ -113,9 +113,9 @@ class EventStream(SyncFlavour):
             _pool.release_sync(client)
 
     def _send(self, client: httpx.Client, action: Send) -> httpx.Response:
-        """The response to ``action``'s request, its body left to read (httpx's, or a
-        ``fastsse._io.direct`` response, which reads the same). In a frame of its own: the
-        request is not kept while the body is read, for hours maybe."""
+        """The response to ``action``'s request, its body left to read (the client's: httpx's,
+        or one that reads the same). In a frame of its own: the request is not kept while the
+        body is read, for hours maybe."""
         request = self._build_request(client, action)
         self._waker.prepare(client, request)
         response: httpx.Response = self._waker.cancellable(
