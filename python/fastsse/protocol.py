@@ -329,6 +329,17 @@ class Fault:
 #: What a machine holds of a chunk it is not handing out (one list for all, never changed:
 #: thousands of idle streams need no list each).
 _EMPTY: list[Any] = []
+#: The headers every stream sends unless given others (see ``_request_headers``).
+_STANDARD_HEADERS = ((b"Accept", b"text/event-stream"), (b"Cache-Control", b"no-cache"))
+
+
+def _headers_to_send(given: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    """The caller's headers but Last-Event-ID (the stream's own), with Accept and Cache-Control
+    added unless given."""
+    headers = [(k, v) for k, v in given if k.lower() != b"last-event-id"]
+    names = {key.lower() for key, _ in headers}
+    headers += [standard for standard in _STANDARD_HEADERS if standard[0].lower() not in names]
+    return tuple(headers)
 
 
 @functools.lru_cache(maxsize=64)
@@ -515,13 +526,10 @@ class StreamMachine:
                     f"characters, which HTTP does not allow: {value!r}"
                 )
         given = [value for key, value in headers if key.lower() == b"last-event-id"]
-        self._headers = [(k, v) for k, v in headers if k.lower() != b"last-event-id"]
-        names = {key.lower() for key, _ in self._headers}
-        if b"accept" not in names:
-            self._headers.append((b"Accept", b"text/event-stream"))
-        if b"cache-control" not in names:
-            self._headers.append((b"Cache-Control", b"no-cache"))
         last_event_id = last_event_id or (given[0].decode(errors="replace") if given else "")
+        #: The request's headers but Last-Event-ID: a tuple, and the same one for every stream
+        #: given none (each request gets a list of its own).
+        self._headers = _headers_to_send(tuple(headers)) if headers else _STANDARD_HEADERS
         # Re-sending a POST can repeat its side effects (an LLM call is billed again), so only
         # GET reconnects unless the caller asks.
         self.reconnect = self.method == "GET" if reconnect is None else reconnect
@@ -661,7 +669,7 @@ class StreamMachine:
         # drops surrounding blanks from a header value, as browsers do before sending it.
         last_event_id = self.parser.last_event_id.encode().strip(b" \t")
         if not last_event_id:
-            return self._headers
+            return list(self._headers)
         if _LEGAL_HEADER_VALUE.fullmatch(last_event_id):
             return [*self._headers, (b"Last-Event-ID", last_event_id)]
         logger.warning(
@@ -670,7 +678,7 @@ class StreamMachine:
             last_event_id,
             self.shown_url,
         )
-        return self._headers
+        return list(self._headers)
 
     # -- what happened -------------------------------------------------------------------------
 
@@ -740,7 +748,8 @@ class StreamMachine:
                 self.backoff.progressed()
         if self._rare_steps:  # One test per chunk for all that most streams never need.
             return self._after_feed(events)
-        return events
+        # No events (a heartbeat): the shared empty list, not one an idle stream's driver keeps.
+        return events or _EMPTY
 
     def _after_feed(self, events: list[Event]) -> list[Event]:
         if self._skips_oversized:

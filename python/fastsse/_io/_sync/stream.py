@@ -147,6 +147,7 @@ class EventStream(SyncFlavour):
                     waker.socket = None
                     failed(machine, error)
                     continue
+                del action  # Not kept while the body is read.
                 # A reused keep-alive connection made no connect event.
                 waker.socket = response_socket(response)
                 self._keep_cookies(response)
