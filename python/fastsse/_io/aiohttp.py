@@ -15,11 +15,13 @@ nor remaps.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
 import aiohttp
 import httpx
+from aiohttp.client_proto import ResponseHandler
 from httpx_aiohttp import AiohttpTransport, HttpxAiohttpClient
 from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
@@ -120,7 +122,7 @@ def new_session(
 ) -> aiohttp.ClientSession:
     """An aiohttp session that sends each request once and names its failures as httpx does
     (``async_client()``'s, and ``fastsse._io.direct``'s)."""
-    connector = aiohttp.TCPConnector(
+    connector = _Connector(
         keepalive_timeout=limits.keepalive_expiry,
         ssl=ssl,
         limit=limits.max_connections or 0,  # 0: no limit, as httpx's None
@@ -168,41 +170,33 @@ async def _not_resent(
         # Raised here (no raise_for_status) only by aiohttp's parser, rejecting the response's
         # head or framing: what h11 reports as a protocol error, which a stream reconnects after.
         raise httpx.RemoteProtocolError(error.message or type(error).__name__) from error
-    _report_parse_errors_to_the_body(response)
     return response
 
 
-def _report_parse_errors_to_the_body(response: aiohttp.ClientResponse) -> None:
-    """aiohttp (3.14) reports an HTTP parser error met in the body (bad chunk framing) to the
-    connection's protocol only, and stops the read timeout: the body's reader would wait for
-    ever. The protocol's error is handed to the body's reader too."""
-    connection = response.connection
-    protocol = connection.protocol if connection is not None else None
-    if protocol is not None:
-        protocol.set_exception = _AlsoToTheBody(protocol, response.content)  # type: ignore[method-assign,assignment]
+class _Protocol(ResponseHandler):
+    """aiohttp's connection protocol, which also hands an HTTP parser error met in a body (bad
+    chunk framing) to the body's reader: aiohttp (3.14) reports it to the protocol only, and
+    stops the read timeout, so the reader would wait for ever. The protocol's own class, not a
+    wrapper per response: thousands of idle connections keep nothing more."""
 
-
-class _AlsoToTheBody:
-    """A protocol's ``set_exception`` that also hands an HTTP parser error to the body's
-    reader. (An object of two slots: thousands of idle connections each keep one.)"""
-
-    __slots__ = ("_body", "_protocol")
-
-    def __init__(self, protocol: Any, body: aiohttp.StreamReader) -> None:
-        self._protocol = protocol
-        self._body = body
-
-    def __call__(self, error: BaseException, *cause: BaseException) -> None:
-        # The class's own method: a connection kept alive for the next response is wrapped
-        # anew, not wrapped again.
-        type(self._protocol).set_exception(self._protocol, error, *cause)
-        body = self._body
+    def set_exception(self, exc: BaseException, *cause: BaseException) -> None:
+        super().set_exception(exc, *cause)
+        body = self._payload  # The body being read, whose head this protocol parsed.
         if (
-            isinstance(error, aiohttp.http_exceptions.HttpProcessingError)  # not a timeout
+            isinstance(exc, aiohttp.http_exceptions.HttpProcessingError)  # not a timeout
+            and body is not None
             and body.exception() is None
             and not body.is_eof()
         ):
-            body.set_exception(aiohttp.ClientPayloadError(f"malformed response body: {error}"))
+            body.set_exception(aiohttp.ClientPayloadError(f"malformed response body: {exc}"))
+
+
+class _Connector(aiohttp.TCPConnector):
+    """aiohttp's connector, whose connections speak ``_Protocol``."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._factory = functools.partial(_Protocol, loop=self._loop)  # type: ignore[assignment]
 
 
 def body_of(response: httpx.Response) -> AsyncIterator[bytes] | None:

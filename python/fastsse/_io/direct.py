@@ -161,9 +161,10 @@ class DirectClient:
             await self._session.close()
 
 
-class DirectResponse:
+class DirectResponse(_glue.Chunks):
     """What the driver and the machine read of an aiohttp response (``ResponseLike``, and the
-    body); ``shown`` is what the caller sees of it."""
+    body, whose chunks it reads itself: no object more per stream); ``shown`` is what the
+    caller sees of it."""
 
     __slots__ = ("_response", "_shown", "_timeout")
 
@@ -172,6 +173,7 @@ class DirectResponse:
     is_stream_consumed = False
 
     def __init__(self, response: aiohttp.ClientResponse, timeout: _Timeout) -> None:
+        super().__init__(response.content)
         self._response = response
         self._timeout = timeout
         self._shown: ShownResponse | None = None
@@ -209,7 +211,7 @@ class DirectResponse:
         return self._shown
 
     def aiter_raw(self) -> AsyncIterator[bytes]:
-        return _glue.Chunks(self._response.content)
+        return self
 
     aiter_bytes = aiter_raw
 
