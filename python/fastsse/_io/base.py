@@ -235,9 +235,9 @@ class StreamBase(Generic[_Client, _Given]):
             raw_headers = httpx.Headers(headers).raw if headers is not None else []
             if params is not None:
                 httpx.QueryParams(cast(Any, params))
-            if not isinstance(cookies, (Mapping, Sequence, http.cookiejar.CookieJar, type(None))):
-                raise TypeError(f"got {cookies!r} as cookies")
             if cookies is not None:
+                if not isinstance(cookies, (Mapping, Sequence, http.cookiejar.CookieJar)):
+                    raise TypeError(f"got {cookies!r} as cookies")
                 httpx.Cookies(cast(Any, cookies))
         except UnicodeEncodeError as error:
             raise ValueError(
@@ -469,14 +469,17 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
         if value is not None and not isinstance(value, Mapping):
             raise TypeError(f"{name} must be a mapping or None, got {value!r}")
     files = options["files"]
-    if files is not None and not isinstance(files, (Mapping, Sequence)):
-        raise TypeError(f"files must be a mapping or a sequence of pairs, got {files!r}")
-    for name, file in _items(files):
-        if not isinstance(file, (bytes, str, tuple)) and not hasattr(file, "read"):
-            raise TypeError(
-                f"files[{name!r}] must be bytes, str, a file opened in binary mode or a "
-                f"(filename, content[, content_type]) tuple, got {file!r}"
-            )
+    # Each check of an option that may be a mapping asks an ABC (a Python call): made only for
+    # the options given, as thousands of streams are made with none of them.
+    if files is not None:
+        if not isinstance(files, (Mapping, Sequence)):
+            raise TypeError(f"files must be a mapping or a sequence of pairs, got {files!r}")
+        for name, file in _items(files):
+            if not isinstance(file, (bytes, str, tuple)) and not hasattr(file, "read"):
+                raise TypeError(
+                    f"files[{name!r}] must be bytes, str, a file opened in binary mode or a "
+                    f"(filename, content[, content_type]) tuple, got {file!r}"
+                )
     auth = options["auth"]
     if isinstance(auth, tuple) and len(auth) != 2:
         raise ValueError(f"auth must be a (user, password) pair, got a tuple of {len(auth)}")
@@ -485,7 +488,7 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
             f"auth must be a (user, password) tuple, an httpx.Auth or None, got {auth!r}"
         )
     timeout = options["timeout"]
-    if not isinstance(timeout, classes("Timeout")) and timeout is not None:
+    if timeout is not None and not isinstance(timeout, classes("Timeout")):
         _check_seconds("timeout", timeout, zero=True)
     for name in ("follow_redirects", "reconnect"):
         value = options[name]

@@ -122,15 +122,15 @@ def acquire_async(options: dict[str, Any]) -> Any:
     """A shared ``async_client(**options)`` for a stream of the running event loop; with
     ``direct=True`` among the options, aiohttp's session itself (``fastsse._io.direct``) when
     the aiohttp extra is installed and the loop is asyncio's."""
-    options = dict(options)
-    direct = options.pop("direct", False) and DIRECT
+    direct = options.get("direct", False) and DIRECT
     direct = direct and _transport.fast_transport_installed() and not _transport.on_trio()
     factory = _transport.async_client
     key = ("async", _loop_key(), factory, direct, _options_key(options))
-    return _acquire(key, lambda: _new_async_client(factory, direct, _pooled(options)))
+    return _acquire(key, lambda: _new_async_client(factory, direct, options))
 
 
 def _new_async_client(factory: Callable[..., Any], direct: bool, options: dict[str, Any]) -> Any:
+    options = _pooled({name: value for name, value in options.items() if name != "direct"})
     # A proxy from the environment (HTTPS_PROXY...) is httpx's to honour, as it would for the
     # stream's own client. Read when a client is made (as httpx reads it): it costs ~100 µs.
     if direct and not urllib.request.getproxies():
