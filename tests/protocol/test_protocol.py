@@ -76,6 +76,22 @@ def test_the_first_request_has_the_sse_headers_and_the_callers() -> None:
     ]
 
 
+@pytest.mark.parametrize("given", [[], [(b"X-Token", b"t")]])
+def test_each_request_has_headers_of_its_own(given: list[tuple[bytes, bytes]]) -> None:
+    # Machines given no headers share their standard ones: a driver that changes the list a
+    # request came with changes nothing for the next request, nor for another machine's.
+    first, other = machine(headers=given), machine(headers=given)
+    sent = send(first)
+    expected = list(sent.headers)
+    sent.headers.append((b"X-Added", b"by a driver"))
+    sent.headers[0] = (b"Accept", b"text/plain")
+    first.failed("refused", ConnectionRefusedError("refused"))
+    assert isinstance(first.next_action(), Wait)
+    first.interrupt()  # no wait: the next action is the request again
+    assert send(first).headers == expected
+    assert send(other).headers == expected
+
+
 def test_a_stream_then_a_clean_end_then_a_resumed_request() -> None:
     clock = FakeClock()
     m = machine(clock=clock)
