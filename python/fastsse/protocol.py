@@ -517,19 +517,22 @@ class StreamMachine:
         #: The URL as messages and logs show it (see ``redact_url``).
         self.shown_url, self._secrets = _shown(url)
         self.read_timeout = read_timeout
-        # A Last-Event-ID header given by the caller is where the stream starts; from then on
-        # the stream owns the header.
-        for key, value in headers:
-            if not _LEGAL_HEADER_VALUE.fullmatch(value):
-                raise ValueError(
-                    f"headers: the value of {key.decode(errors='replace')} has control "
-                    f"characters, which HTTP does not allow: {value!r}"
-                )
-        given = [value for key, value in headers if key.lower() == b"last-event-id"]
-        last_event_id = last_event_id or (given[0].decode(errors="replace") if given else "")
         #: The request's headers but Last-Event-ID: a tuple, and the same one for every stream
         #: given none (each request gets a list of its own).
-        self._headers = _headers_to_send(tuple(headers)) if headers else _STANDARD_HEADERS
+        self._headers: tuple[tuple[bytes, bytes], ...] = _STANDARD_HEADERS
+        if headers:
+            for key, value in headers:
+                if not _LEGAL_HEADER_VALUE.fullmatch(value):
+                    raise ValueError(
+                        f"headers: the value of {key.decode(errors='replace')} has control "
+                        f"characters, which HTTP does not allow: {value!r}"
+                    )
+            # A Last-Event-ID header given by the caller is where the stream starts; from then
+            # on the stream owns the header.
+            given = [value for key, value in headers if key.lower() == b"last-event-id"]
+            if given and not last_event_id:
+                last_event_id = given[0].decode(errors="replace")
+            self._headers = _headers_to_send(tuple(headers))
         # Re-sending a POST can repeat its side effects (an LLM call is billed again), so only
         # GET reconnects unless the caller asks.
         self.reconnect = self.method == "GET" if reconnect is None else reconnect

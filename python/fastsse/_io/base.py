@@ -208,28 +208,38 @@ class StreamBase(Generic[_Client, _Given]):
         later.
         """
         _validate(
-            self._client_classes,
-            url=url,
-            client=client,
-            method=method,
-            json=json,
-            content=content,
-            data=data,
-            files=files,
-            auth=auth,
-            timeout=timeout,
-            follow_redirects=follow_redirects,
-            extensions=extensions,
-            last_event_id=last_event_id,
-            retry=retry,
-            reconnect=reconnect,
-            read_timeout=read_timeout,
-            connect_timeout=connect_timeout,
-            on_oversize=on_oversize,
-            on_connect=on_connect,
-            on_fault=on_fault,
-            on_comment=on_comment,
+            url, method, last_event_id, read_timeout, on_oversize, on_connect, on_fault, on_comment
         )
+        if not (
+            client is None
+            and json is None
+            and content is None
+            and data is None
+            and files is None
+            and auth is None
+            and timeout is None
+            and follow_redirects is None
+            and extensions is None
+            and retry is None
+            and reconnect is None
+            and connect_timeout is None
+        ):
+            # Checked only when one is given: thousands of streams are made with none of them.
+            _validate_options(
+                self._client_classes,
+                client=client,
+                json=json,
+                content=content,
+                data=data,
+                files=files,
+                auth=auth,
+                timeout=timeout,
+                follow_redirects=follow_redirects,
+                extensions=extensions,
+                retry=retry,
+                reconnect=reconnect,
+                connect_timeout=connect_timeout,
+            )
         try:
             # Each checked only when given: thousands of streams are made with none of them.
             raw_headers = httpx.Headers(headers).raw if headers is not None else []
@@ -431,9 +441,16 @@ def finished(generator: object) -> bool:
     return frame is None
 
 
-def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
-    """TypeError or ValueError for a constructor argument that cannot work."""
-    url = options["url"]
+def _validate(
+    url: object,
+    method: object,
+    last_event_id: object,
+    read_timeout: object,
+    on_oversize: object,
+    *hooks: object,
+) -> None:
+    """TypeError or ValueError for a constructor argument that every stream has and that
+    cannot work (the others: ``_validate_options``)."""
     if not isinstance(url, (str, httpx.URL)):
         raise TypeError(f"url must be a str or an httpx.URL, got {url!r}")
     if not str(url).strip():
@@ -443,16 +460,29 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
     except httpx.InvalidURL as error:
         shown = redact(str(error), url)  # A URL's secrets never in a message.
         raise ValueError(f"url {redact_url(url)!r} is not a valid URL: {shown}") from None
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a str such as 'GET' or 'POST', got {method!r}")
+    if not method or not _TOKEN.fullmatch(method):
+        raise ValueError(f"method must be an HTTP method such as 'GET' or 'POST', got {method!r}")
+    if not isinstance(last_event_id, str):
+        raise TypeError(f"last_event_id must be a str, got {last_event_id!r}")
+    if read_timeout is not None:
+        _check_seconds("read_timeout", read_timeout, zero=False)
+    if on_oversize not in ("error", "skip"):
+        raise ValueError(f"on_oversize must be 'error' or 'skip', got {on_oversize!r}")
+    for name, hook in zip(("on_connect", "on_fault", "on_comment"), hooks):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"{name} must be callable or None, got {hook!r}")
+
+
+def _validate_options(client_classes: tuple[type, ...], **options: Any) -> None:
+    """TypeError or ValueError for one of the constructor's other arguments that cannot work
+    (called when one of them is given: None is valid for each)."""
     client = options["client"]
     if client is not None and not accepts(client, client_classes):
         names = " or ".join(f"{c.__module__}.{c.__qualname__}" for c in client_classes)
         names += " (or httpx2's)"
         raise TypeError(f"client must be an {names} (or None), got {client!r}")
-    method = options["method"]
-    if not isinstance(method, str):
-        raise TypeError(f"method must be a str such as 'GET' or 'POST', got {method!r}")
-    if not method or not _TOKEN.fullmatch(method):
-        raise ValueError(f"method must be an HTTP method such as 'GET' or 'POST', got {method!r}")
     if options["json"] is not None:
         try:
             httpx.Request("POST", "http://localhost/", json=options["json"])
@@ -469,8 +499,6 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
         if value is not None and not isinstance(value, Mapping):
             raise TypeError(f"{name} must be a mapping or None, got {value!r}")
     files = options["files"]
-    # Each check of an option that may be a mapping asks an ABC (a Python call): made only for
-    # the options given, as thousands of streams are made with none of them.
     if files is not None:
         if not isinstance(files, (Mapping, Sequence)):
             raise TypeError(f"files must be a mapping or a sequence of pairs, got {files!r}")
@@ -494,22 +522,11 @@ def _validate(client_classes: tuple[type, ...], **options: Any) -> None:
         value = options[name]
         if value is not None and not isinstance(value, bool):
             raise TypeError(f"{name} must be True, False or None, got {value!r}")
-    last_event_id = options["last_event_id"]
-    if not isinstance(last_event_id, str):
-        raise TypeError(f"last_event_id must be a str, got {last_event_id!r}")
     retry = options["retry"]
     if retry is not None and not isinstance(retry, Retry):
         raise TypeError(f"retry must be a fastsse.Retry or None, got {retry!r}")
-    for name in ("read_timeout", "connect_timeout"):
-        if options[name] is not None:
-            _check_seconds(name, options[name], zero=False)
-    on_oversize = options["on_oversize"]
-    if on_oversize not in ("error", "skip"):
-        raise ValueError(f"on_oversize must be 'error' or 'skip', got {on_oversize!r}")
-    for name in ("on_connect", "on_fault", "on_comment"):
-        value = options[name]
-        if value is not None and not callable(value):
-            raise TypeError(f"{name} must be callable or None, got {value!r}")
+    if options["connect_timeout"] is not None:
+        _check_seconds("connect_timeout", options["connect_timeout"], zero=False)
 
 
 @functools.lru_cache(maxsize=1024)
