@@ -97,7 +97,7 @@ from fastsse._errors import (
     UnexpectedStatusError,
 )
 from fastsse._fastsse import DEFAULT_MAX_EVENT_SIZE, Event, Parser
-from fastsse._policy import Retry, parse_retry_after
+from fastsse._policy import Backoff, Retry, parse_retry_after
 
 __all__ = [
     "BODY_PREVIEW",
@@ -451,6 +451,7 @@ class StreamMachine:
     # (more than 30 attributes, too many for a dict whose keys the instances share).
     __slots__ = (
         "_attempt_open",
+        "_backoff",
         "_chunk_comments",
         "_chunk_events",
         "_clock",
@@ -473,7 +474,6 @@ class StreamMachine:
         "_skips_oversized",
         "_verdict",
         "_wants_comments",
-        "backoff",
         "closed",
         "done",
         "error",
@@ -545,7 +545,7 @@ class StreamMachine:
         self._skips_oversized = on_oversize == "skip"
         self.retry = retry or _DEFAULT_RETRY
         self._clock = clock
-        self.backoff = self.retry.start(clock=clock)
+        self._backoff: Backoff | None = None  # see ``backoff``
         self.stats = StreamStats()
         self.on_connect = on_connect
         self.on_fault = on_fault
@@ -599,6 +599,16 @@ class StreamMachine:
         #: sent: a wait cut short (a cancelled task, a timeout around anext()) goes on at the
         #: next action instead of letting the request go at once.
         self._resume_at: float | None = None
+
+    @property
+    def backoff(self) -> Backoff:
+        """The reconnect delays' state under ``retry``: made when first needed (at the first
+        reconnect or ``retry:`` field), as most streams never need one and thousands of idle
+        streams would each keep one."""
+        backoff = self._backoff
+        if backoff is None:
+            backoff = self._backoff = self.retry.start(clock=self._clock)
+        return backoff
 
     # -- what to do next ---------------------------------------------------------------------
 
@@ -702,7 +712,8 @@ class StreamMachine:
             self.done = True
             return Verdict.STOP
         if status == 200 and _media_type(response) == "text/event-stream":
-            self.backoff.connected()
+            if self._backoff is not None:  # A fresh one has no failures a long connection resets.
+                self._backoff.connected()
             self.stats.connections += 1
             if self.on_connect is not None:
                 self._call_hook(self.on_connect, self._current)
@@ -748,7 +759,8 @@ class StreamMachine:
             if self._no_event_yet:
                 self._no_event_yet = False
                 self._delivered = True
-                self.backoff.progressed()
+                if self._backoff is not None:  # A fresh one has no failures to forget.
+                    self._backoff.progressed()
         if self._rare_steps:  # One test per chunk for all that most streams never need.
             return self._after_feed(events)
         # No events (a heartbeat): the shared empty list, not one an idle stream's driver keeps.
