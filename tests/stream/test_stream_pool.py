@@ -213,3 +213,32 @@ async def test_a_stream_on_a_shared_client_sends_its_own_cookies_back_when_it_re
     assert sticky_requests[0].header("cookie") is None
     assert sticky_requests[1].header("cookie") == "node=7"
     assert [r.header("cookie") for r in requests if r.path == "/other"] == [None]
+
+
+def test_clients_are_shared_by_equal_options_only() -> None:
+    # All held at once: equal options (hashable or not) share one client, others get their own.
+    made: list[dict[str, Any]] = []
+
+    def make(options: dict[str, Any]) -> Any:
+        def new() -> object:
+            made.append(options)
+            return object()
+
+        return new
+
+    same = {"timeout": 5.0, "follow_redirects": True}
+    other = {"timeout": 6.0, "follow_redirects": True}
+    unhashable = {"timeout": 5.0, "headers": {"x": "1"}}
+    held = [
+        pool._acquire(("test", pool._options_key(options)), make(options))
+        for options in (same, dict(same), other, unhashable, dict(unhashable))
+    ]
+    try:
+        assert made == [same, other, unhashable]
+        assert held[0] is held[1]
+        assert held[3] is held[4]
+        assert len({id(client) for client in held}) == 3
+    finally:
+        for client in held:
+            pool._release(client)
+    assert pool.lent() == 0

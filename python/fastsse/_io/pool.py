@@ -23,6 +23,7 @@ another stream's request. (Each stream keeps the cookies of its own responses: s
 
 from __future__ import annotations
 
+import functools
 import http.cookiejar
 import os
 import sys
@@ -74,8 +75,11 @@ def _acquire(key: Hashable, make: Callable[[], Any]) -> Any:
     with _lock:
         # Newest first: the client made last is the one with room, but for a stream that
         # left an older one (a scan from the oldest would pass every full client first).
-        shared = _pool.get(key)
-        entry = next((e for e in reversed(shared or ()) if e.users < STREAMS_PER_CLIENT), None)
+        entry = None
+        for candidate in reversed(_pool.get(key, ())):
+            if candidate.users < STREAMS_PER_CLIENT:
+                entry = candidate
+                break
         if entry is None:
             entry = _Shared(key, make())
             _pool.setdefault(key, []).append(entry)
@@ -102,7 +106,22 @@ def _release(client: Any) -> Any | None:
 
 
 def _options_key(options: dict[str, Any]) -> Hashable:
-    return tuple(sorted((name, repr(value)) for name, value in options.items()))
+    items = tuple(options.items())
+    try:
+        return _items_key(items)
+    except TypeError:  # A value that cannot be hashed: its repr tells it apart.
+        return _repr_key(items)
+
+
+@functools.lru_cache(maxsize=64)
+def _items_key(items: tuple[tuple[str, Any], ...]) -> Hashable:
+    """The key of options that can be hashed: once for all the streams made with the same ones
+    (a stream's are a few constants, so thousands of streams share a handful)."""
+    return _repr_key(items)
+
+
+def _repr_key(items: tuple[tuple[str, Any], ...]) -> Hashable:
+    return tuple(sorted((name, repr(value)) for name, value in items))
 
 
 def _loop_key() -> object:

@@ -59,6 +59,10 @@ def async_client(**httpx_kwargs: Any) -> httpx.AsyncClient:
     return AiohttpClient(**httpx_kwargs)
 
 
+#: The request options that ``fastsse._io.direct`` encodes as httpx does (through httpx).
+_SENT_DIRECTLY = frozenset(("params", "json", "content"))
+
+
 def sendable_directly(
     url: object, request_options: Mapping[str, Any], send_options: Mapping[str, Any]
 ) -> bool:
@@ -66,7 +70,7 @@ def sendable_directly(
     aiohttp path (when that is installed and the loop is asyncio's): no ``auth``
     (httpx's auth flows answer challenges), no form ``data``, ``files`` or ``extensions``,
     and no credentials in the URL (httpx turns them into an Authorization header)."""
-    if "auth" in send_options or not request_options.keys() <= {"params", "json", "content"}:
+    if "auth" in send_options or not request_options.keys() <= _SENT_DIRECTLY:
         return False
     return "@" not in str(url).partition("://")[2].partition("/")[0]
 
