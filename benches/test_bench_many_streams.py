@@ -20,9 +20,10 @@ session itself when the aiohttp extra is installed), the same given ``client=asy
 the extra), httpx-sse on an
 ``httpx.AsyncClient`` per 100 streams, and the bare loop (one aiohttp session, a
 ``fastsse.Parser`` per stream), which every ratio is against. They take turns, round after
-round (``MANY_STREAMS_ROUNDS``, default 2), and the median of each figure is printed.
+round (``MANY_STREAMS_ROUNDS``, default 3: a run moves 20-30% on a loaded machine), and the
+median of each figure is printed.
 
-Run: ``python -m pytest benches/test_bench_many_streams.py -s`` (3-10 minutes, by the load).
+Run: ``python -m pytest benches/test_bench_many_streams.py -s`` (5-15 minutes, by the load).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ pytestmark = pytest.mark.timeout(3600)
 
 CONTENDERS = ("fastsse", "fastsse-client", "fastsse-httpx", "httpx-sse", "bare")
 BARE = "bare"
-ROUNDS = int(os.environ.get("MANY_STREAMS_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("MANY_STREAMS_ROUNDS", "3"))
 IDLE_COUNTS = [1000, 10_000] if os.environ.get("MANY_STREAMS_10K") else [1000]
 HEARTBEAT = 5.0
 ACTIVE_STREAMS = 1000
