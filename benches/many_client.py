@@ -52,7 +52,8 @@ class Counters:
         self.reached = asyncio.Event()
         self.error: BaseException | None = None
         #: The ``on_connect`` hook of every fastsse stream of the run: one object for all (a
-        #: lambda per stream would be two more objects per stream than the bare loop keeps).
+        #: lambda per stream would be three more objects per stream than the bare loop keeps:
+        #: the function, its cell and the tuple of its closure).
         self.on_connect: Callable[[object], None] = self._on_connect
 
     def _on_connect(self, _response: object) -> None:

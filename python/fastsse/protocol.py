@@ -333,7 +333,7 @@ _EMPTY: list[Any] = []
 _STANDARD_HEADERS = ((b"Accept", b"text/event-stream"), (b"Cache-Control", b"no-cache"))
 
 
-def _headers_to_send(given: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[bytes, bytes], ...]:
+def _headers_to_send(given: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[bytes, bytes], ...]:
     """The caller's headers but Last-Event-ID (the stream's own), with Accept and Cache-Control
     added unless given."""
     headers = [(k, v) for k, v in given if k.lower() != b"last-event-id"]
@@ -532,7 +532,7 @@ class StreamMachine:
             given = [value for key, value in headers if key.lower() == b"last-event-id"]
             if given and not last_event_id:
                 last_event_id = given[0].decode(errors="replace")
-            self._headers = _headers_to_send(tuple(headers))
+            self._headers = _headers_to_send(headers)
         # Re-sending a POST can repeat its side effects (an LLM call is billed again), so only
         # GET reconnects unless the caller asks.
         self.reconnect = self.method == "GET" if reconnect is None else reconnect
